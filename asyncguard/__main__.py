@@ -1,0 +1,3 @@
+from asyncguard.cli import main
+
+raise SystemExit(main())

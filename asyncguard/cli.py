@@ -1,0 +1,117 @@
+"""The `asyncguard` command line.
+
+Exit status of `asyncguard check`: 0 no findings, 1 findings, 2 usage, configuration or internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from asyncguard import __version__
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Reported as `asyncguard: error: <message>` with exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asyncguard", description="Prove whether a FastAPI service is really async.")
+    parser.add_argument("--version", action="version", version=f"asyncguard {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    check = commands.add_parser("check", help="find blocking calls that run on the event loop",
+                                description="Find blocking calls that run on the event loop. Exit status: 0 clean, "
+                                            "1 findings, 2 usage, configuration or internal error.")
+    check.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or directories (default: .)")
+    check.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text",
+                       help="output format (default: text)")
+    check.add_argument("--select", help="comma-separated rule codes or prefixes to enable (default: all)")
+    check.add_argument("--extend-select", help="rule codes or prefixes to enable in addition")
+    check.add_argument("--ignore", help="rule codes or prefixes to disable")
+    check.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                       help="glob of files or directories to skip (repeatable)")
+    check.add_argument("--config", metavar="FILE", help="pyproject.toml to read instead of the nearest one")
+    check.add_argument("--output-file", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    check.add_argument("--statistics", action="store_true", help="print the number of findings per rule")
+    check.add_argument("--no-cache", action="store_true", help="neither read nor write the findings cache")
+    check.add_argument("-q", "--quiet", action="store_true", help="print findings only, no summary")
+
+    commands.add_parser("rules", help="list every rule")
+    rule = commands.add_parser("rule", help="explain one rule: what it does, why it is bad, example, use instead")
+    rule.add_argument("code", help="a rule code (AG101) or name (blocking-sleep-in-async-function)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "check":
+            return run_check(args)
+        if args.command == "rules":
+            from asyncguard.lint.docs import rules_listing
+            sys.stdout.write(rules_listing())
+            return EXIT_CLEAN
+        if args.command == "rule":
+            return run_rule(args.code)
+    except UsageError as error:
+        print(f"asyncguard: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("asyncguard: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_ERROR
+
+
+def run_rule(code: str) -> int:
+    from asyncguard.lint.docs import rule_doc
+    from asyncguard.lint.rule import lookup
+
+    rule = lookup(code)
+    if rule is None:
+        raise UsageError(f"no rule {code!r}; `asyncguard rules` lists them")
+    sys.stdout.write(rule_doc(rule))
+    return EXIT_CLEAN
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from asyncguard.lint.config import ConfigError, load_settings, parse_codes
+    from asyncguard.lint.files import DEFAULT_EXCLUDES, discover
+    from asyncguard.lint.output import FORMATTERS, format_statistics
+    from asyncguard.lint.runner import run
+
+    missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
+    if missing:
+        raise UsageError(f"path does not exist: {missing[0]}")
+    try:
+        settings = load_settings(args.paths, args.config)
+        if args.select is not None:
+            settings.select = parse_codes(args.select)
+        settings.extend_select += parse_codes(args.extend_select)
+        settings.ignore += parse_codes(args.ignore)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    excludes = [*(settings.exclude or DEFAULT_EXCLUDES), *settings.extend_exclude, *args.exclude]
+    files = discover(args.paths, settings.project_root, excludes)
+    result = run(files, settings, use_cache=not args.no_cache)
+
+    if args.statistics:
+        report = format_statistics(result.findings)
+    else:
+        report = FORMATTERS[args.format](result.findings, result.files_checked, quiet=args.quiet)
+    if args.output_file:
+        try:
+            Path(args.output_file).write_text(report, encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"cannot write {args.output_file}: {error.strerror}") from None
+    else:
+        sys.stdout.write(report)
+    if any(f.code == "AG002" for f in result.findings):
+        return EXIT_ERROR
+    return EXIT_FINDINGS if result.findings else EXIT_CLEAN

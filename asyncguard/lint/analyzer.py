@@ -1,0 +1,562 @@
+"""The per-file analysis: which calls run on the event loop, and which of them block.
+
+It works on libcst's syntax tree and resolves names itself (imports, aliases, assignments, annotations) instead of
+libcst's QualifiedNameProvider, which costs about nine times the parse. Positions are computed only for files
+that have a finding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from asyncguard.lint.context import FastApiFacts, FunctionFrame
+from asyncguard.lint.knowledge import BlockingApi, Knowledge
+from asyncguard.lint.syntax import dotted_name, keyword, positional, string_value
+
+BUILTINS = frozenset({"open", "input"})
+UNKNOWN = "<unknown>"
+
+
+@dataclass(frozen=True)
+class Value:
+    """What a name or expression refers to: a qualified path, and whether it is an instance of that path."""
+
+    path: str
+    instance: bool = False
+
+    def attribute(self, name: str) -> "Value":
+        return Value(f"{self.path}.{name}")
+
+
+@dataclass
+class RawFinding:
+    """A finding before positions are known: the node, what it calls and where it runs."""
+
+    node: cst.CSTNode
+    api: BlockingApi
+    call: str
+    frame: FunctionFrame
+
+
+class Scope:
+    """Names bound in one module, class or function body. Class scopes are skipped by nested functions."""
+
+    def __init__(self, parent: "Scope | None", kind: str, class_path: str | None = None):
+        self.parent = parent
+        self.kind = kind
+        self.names: dict[str, Value | None] = {}
+        self.class_path = class_path
+
+    def lookup(self, name: str) -> Value | None:
+        scope: Scope | None = self
+        first = True
+        while scope is not None:
+            if (first or scope.kind != "class") and name in scope.names:
+                return scope.names[name]
+            first = False
+            scope = scope.parent
+        return Value(f"builtins.{name}") if name in BUILTINS else None
+
+    def bind(self, name: str, value: Value | None) -> None:
+        self.names[name] = value
+
+
+def is_main_guard(node: cst.If) -> bool:
+    test = node.test
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return False
+    sides = {dotted_name(test.left), string_value(test.comparisons[0].comparator),
+             dotted_name(test.comparisons[0].comparator), string_value(test.left)}
+    return "__name__" in sides and "__main__" in sides
+
+
+class Resolver:
+    """Infers what expressions refer to, from a scope chain and the knowledge base's return types."""
+
+    def __init__(self, knowledge: Knowledge, module: str, local_returns: dict[str, Value], class_attrs: dict):
+        self.knowledge = knowledge
+        self.module = module
+        self.local_returns = local_returns
+        """Return annotations of the module's own functions, by qualified path."""
+        self.class_attrs: dict[str, dict[str, Value]] = class_attrs
+        """`self.x` types of the module's own classes, by class path."""
+
+    def infer(self, node: cst.BaseExpression, scope: Scope) -> Value | None:
+        if isinstance(node, cst.Name):
+            return scope.lookup(node.value)
+        if isinstance(node, cst.Attribute):
+            base = self.infer(node.value, scope)
+            if base is None:
+                return None
+            own = self.class_attrs.get(base.path)
+            if base.instance and own is not None and node.attr.value in own:
+                return own[node.attr.value]
+            name = self.knowledge.canonical(f"{base.path}.{node.attr.value}")
+            typed = self.knowledge.attribute_type(name) if base.instance else None
+            return Value(typed, instance=True) if typed else Value(name)
+        if isinstance(node, cst.Call):
+            return self.call_result(node, scope)
+        if isinstance(node, cst.Subscript):
+            base = self.infer(node.value, scope)
+            return base.attribute("__getitem__") if base is not None else None
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+            left = self.infer(node.left, scope)  # `directory / name` is a Path when `directory` is one
+            return left if left is not None and left.instance and left.path == "pathlib.Path" else None
+        return None
+
+    def callee(self, call: cst.Call, scope: Scope) -> str | None:
+        """The qualified name a call invokes (`requests.Session.get`, `sqlalchemy.orm.sessionmaker.__call__`)."""
+        value = self.infer(call.func, scope)
+        if value is None:
+            if isinstance(call.func, cst.Attribute):
+                return f"{UNKNOWN}.{call.func.attr.value}"
+            return None
+        return f"{value.path}.__call__" if value.instance else value.path
+
+    def call_result(self, call: cst.Call, scope: Scope) -> Value | None:
+        value = self.infer(call.func, scope)
+        if value is None:
+            return None
+        name = f"{value.path}.__call__" if value.instance else value.path
+        returned = self.knowledge.result_type(name)
+        if returned is not None:
+            return Value(self.knowledge.canonical(returned), instance=True)
+        if value.instance:
+            return None
+        if value.path in self.local_returns:
+            return self.local_returns[value.path]
+        if value.path.rsplit(".", 1)[-1][:1].isupper():
+            return Value(value.path, instance=True)  # calling a class builds an instance of it
+        return None
+
+    def annotation(self, node: cst.BaseExpression | None, scope: Scope) -> Value | None:
+        """The instance type an annotation declares; `Optional`, `Annotated`, `X | None` and strings unwrapped."""
+        if node is None:
+            return None
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
+            left = self.annotation(node.left, scope)
+            return left if left is not None else self.annotation(node.right, scope)
+        if isinstance(node, cst.Subscript):
+            base = self.infer(node.value, scope)
+            wrapper = base.path.rsplit(".", 1)[-1] if base else ""
+            if wrapper in {"Optional", "Annotated", "Union"} and node.slice:
+                for element in node.slice:
+                    if isinstance(element.slice, cst.Index):
+                        found = self.annotation(element.slice.value, scope)
+                        if found is not None:
+                            return found
+            return None
+        if isinstance(node, cst.SimpleString):
+            text = string_value(node)
+            if text is None:
+                return None
+            try:
+                return self.annotation(cst.parse_expression(text), scope)
+            except cst.ParserSyntaxError:
+                return None
+        if isinstance(node, cst.Name) and node.value == "None":
+            return None
+        value = self.infer(node, scope)
+        if value is None or value.instance:
+            return None
+        return Value(value.path, instance=True)
+
+
+class ModuleIndex:
+    """What a module binds at its top level, and the FastAPI facts of its decorators and calls.
+
+    Built before functions are analysed: a function body sees the module as it is after import, whatever the
+    order of definitions.
+    """
+
+    def __init__(self, module: cst.Module, module_name: str, knowledge: Knowledge, facts: FastApiFacts):
+        self.module_name = module_name
+        self.facts = facts
+        self.scope = Scope(None, "module")
+        self.local_returns: dict[str, Value] = {}
+        self.class_attrs: dict[str, dict[str, Value]] = {}
+        self.resolver = Resolver(knowledge, module_name, self.local_returns, self.class_attrs)
+        self._index_block(module.body, self.scope, prefix=module_name)
+
+    def _index_block(self, body: Sequence[cst.CSTNode], scope: Scope, prefix: str) -> None:
+        for statement in body:
+            self._note_router(statement)
+            for binding in bindings_of(statement, scope, self.resolver, self.module_name):
+                name, value = binding
+                if value is None and scope.names.get(name) is not None:
+                    continue  # `except ImportError: requests = None` keeps the import
+                scope.bind(name, value)
+            if isinstance(statement, cst.FunctionDef):
+                path = f"{prefix}.{statement.name.value}"
+                scope.bind(statement.name.value, Value(path))
+                returned = self.resolver.annotation(statement.returns.annotation if statement.returns else None,
+                                                    scope)
+                if returned is not None:
+                    self.local_returns[path] = returned
+            elif isinstance(statement, cst.ClassDef):
+                path = f"{prefix}.{statement.name.value}"
+                scope.bind(statement.name.value, Value(path))
+                self.class_attrs[path] = self._class_attributes(statement, scope, path)
+            elif isinstance(statement, cst.If) and is_main_guard(statement):
+                continue
+            else:
+                for block in nested_blocks(statement):
+                    self._index_block(block, scope, prefix)
+
+    def _note_router(self, statement: cst.CSTNode) -> None:
+        """`router = APIRouter(prefix="/users")`: the prefix of the router's path operations."""
+        if not isinstance(statement, cst.SimpleStatementLine):
+            return
+        for small in statement.body:
+            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call):
+                for target in small.targets:
+                    if isinstance(target.target, cst.Name):
+                        self.facts.note_router(target.target.value, small.value)
+
+    def _class_attributes(self, node: cst.ClassDef, outer: Scope, path: str) -> dict[str, Value]:
+        """Types of `self.x` from class-level annotations and assignments in any method."""
+        attrs: dict[str, Value] = {}
+        class_scope = Scope(outer, "class", class_path=path)
+        self.class_attrs[path] = attrs  # visible while methods are read, for `self.a.b` chains
+        for statement in node.body.body:
+            if isinstance(statement, cst.SimpleStatementLine):
+                for name, value in bindings_of(statement, class_scope, self.resolver, self.module_name):
+                    if value is not None:
+                        attrs[name] = value
+                        class_scope.bind(name, value)
+            elif isinstance(statement, cst.FunctionDef):
+                method_scope = Scope(outer, "function")
+                bind_parameters(statement, method_scope, self.resolver, path)
+                for target, value_node, annotation in self_assignments(statement.body):
+                    value = self.resolver.annotation(annotation, method_scope) if annotation else None
+                    if value is None and value_node is not None:
+                        value = self.resolver.infer(value_node, method_scope)
+                    if value is not None:
+                        attrs.setdefault(target, value)
+                returned = self.resolver.annotation(statement.returns.annotation if statement.returns else None,
+                                                    outer)
+                if returned is not None:
+                    self.local_returns[f"{path}.{statement.name.value}"] = returned
+        return attrs
+
+
+def nested_blocks(statement: cst.CSTNode) -> Iterator[Sequence[cst.CSTNode]]:
+    """Statement blocks inside `if`/`try`/`with`/`for`/`while` at the same scope level."""
+    if isinstance(statement, (cst.If, cst.For, cst.While, cst.With, cst.Try, cst.TryStar)):
+        yield statement.body.body
+        orelse = getattr(statement, "orelse", None)
+        while orelse is not None:
+            yield orelse.body.body
+            orelse = getattr(orelse, "orelse", None)
+        for handler in getattr(statement, "handlers", ()):
+            yield handler.body.body
+        final = getattr(statement, "finalbody", None)
+        if final is not None:
+            yield final.body.body
+
+
+def import_bindings(statement: cst.CSTNode, module_name: str) -> Iterator[tuple[str, Value]]:
+    if isinstance(statement, cst.Import):
+        for alias in statement.names:
+            full = dotted_name(alias.name) or ""
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                yield alias.asname.name.value, Value(full)
+            else:
+                root = full.split(".")[0]
+                yield root, Value(root)
+    elif isinstance(statement, cst.ImportFrom):
+        base = dotted_name(statement.module) if statement.module else ""
+        if statement.relative:
+            package = module_name.split(".")
+            package = package[: max(len(package) - len(statement.relative), 0)]
+            base = ".".join([*package, base] if base else package)
+        if isinstance(statement.names, cst.ImportStar):
+            return
+        for alias in statement.names:
+            name = dotted_name(alias.name) or ""
+            bound = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else name
+            yield bound, Value(f"{base}.{name}" if base else name)
+
+
+def bindings_of(statement: cst.CSTNode, scope: Scope, resolver: Resolver, module_name: str
+                ) -> Iterator[tuple[str, Value | None]]:
+    """Names a simple statement binds, with what they refer to."""
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return
+    for small in statement.body:
+        if isinstance(small, (cst.Import, cst.ImportFrom)):
+            for name, value in import_bindings(small, module_name):
+                yield name, Value(resolver.knowledge.canonical(value.path))
+        elif isinstance(small, cst.Assign):
+            value = resolver.infer(small.value, scope)
+            for target in small.targets:
+                if isinstance(target.target, cst.Name):
+                    yield target.target.value, value
+        elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
+            value = resolver.annotation(small.annotation.annotation, scope)
+            if value is None and small.value is not None:
+                value = resolver.infer(small.value, scope)
+            yield small.target.value, value
+
+
+def self_assignments(body: cst.BaseSuite) -> Iterator[tuple[str, cst.BaseExpression | None,
+                                                              cst.BaseExpression | None]]:
+    """`self.x = value` and `self.x: T = value` anywhere in a method body, not inside nested functions."""
+    stack: list[cst.CSTNode] = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        if isinstance(node, cst.Assign):
+            for target in node.targets:
+                name = self_attribute(target.target)
+                if name:
+                    yield name, node.value, None
+        elif isinstance(node, cst.AnnAssign):
+            name = self_attribute(node.target)
+            if name:
+                yield name, node.value, node.annotation.annotation
+        stack.extend(node.children)
+
+
+def self_attribute(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value in {"self", "cls"}:
+        return node.attr.value
+    return None
+
+
+def bind_parameters(node: cst.FunctionDef | cst.Lambda, scope: Scope, resolver: Resolver,
+                    class_path: str | None) -> None:
+    params = node.params
+    ordered = [*params.posonly_params, *params.params, *params.kwonly_params]
+    for index, param in enumerate(ordered):
+        value = resolver.annotation(param.annotation.annotation if param.annotation else None, scope)
+        if value is None and index == 0 and class_path is not None and not is_staticmethod(node):
+            value = Value(class_path, instance=param.name.value != "cls")
+        scope.bind(param.name.value, value)
+    for star in (params.star_arg, params.star_kwarg):
+        if isinstance(star, cst.Param):
+            scope.bind(star.name.value, None)
+
+
+def is_staticmethod(node: cst.FunctionDef | cst.Lambda) -> bool:
+    return isinstance(node, cst.FunctionDef) and any(
+        dotted_name(d.decorator) == "staticmethod" for d in node.decorators
+    )
+
+
+class BlockingCallVisitor(cst.CSTVisitor):
+    """Walks a module with a stack of function frames and reports blocking calls made on the event loop."""
+
+    def __init__(self, index: ModuleIndex, facts: FastApiFacts):
+        self.index = index
+        self.resolver = index.resolver
+        self.knowledge = index.resolver.knowledge
+        self.facts = facts
+        self.scopes: list[Scope] = [index.scope]
+        self.frames: list[FunctionFrame] = []
+        self.classes: list[tuple[str, cst.ClassDef]] = []
+        self.awaited: set[int] = set()
+        self.offloaded: set[int] = set()
+        self.flagged: set[int] = set()
+        self.findings: list[RawFinding] = []
+
+    # -- scopes ------------------------------------------------------------------------------------------
+    @property
+    def scope(self) -> Scope:
+        return self.scopes[-1]
+
+    @property
+    def frame(self) -> FunctionFrame | None:
+        return self.frames[-1] if self.frames else None
+
+    def visit_If(self, node: cst.If) -> bool:
+        return not (not self.frames and is_main_guard(node))
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        prefix = self.classes[-1][0] if self.classes else self.index.module_name
+        path = f"{prefix}.{node.name.value}"
+        self.facts.note_class(node, path, self.resolver, self.scope)
+        self.classes.append((path, node))
+        self.scopes.append(Scope(self.scope, "class", class_path=path))
+        return True
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.classes.pop()
+        self.scopes.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        enclosing_class = self.scope.class_path if self.scope.kind == "class" else None
+        if self.frames:
+            self.scope.bind(node.name.value, None)
+        self.facts.note_decorators(node, self.resolver, self.scope)
+        frame = FunctionFrame(
+            node=node,
+            name=node.name.value,
+            is_async=node.asynchronous is not None,
+            class_path=enclosing_class,
+            parent=self.frame,
+            on_loop=self._runs_on_loop(node),
+        )
+        self.frames.append(frame)
+        scope = Scope(self.scope, "function")
+        bind_parameters(node, scope, self.resolver, enclosing_class)
+        self.scopes.append(scope)
+        return True
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.frames.pop()
+        self.scopes.pop()
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        parent = self.frame
+        on_loop = bool(parent and parent.on_loop and id(node) not in self.offloaded)
+        self.frames.append(FunctionFrame(node=node, name="<lambda>", is_async=False, class_path=None,
+                                         parent=parent, on_loop=on_loop))
+        scope = Scope(self.scope, "function")
+        bind_parameters(node, scope, self.resolver, None)
+        self.scopes.append(scope)
+        return True
+
+    def leave_Lambda(self, original_node: cst.Lambda) -> None:
+        self.frames.pop()
+        self.scopes.pop()
+
+    def _runs_on_loop(self, node: cst.FunctionDef) -> bool:
+        """An `async def` runs on the loop; a nested `def` only when its on-loop parent calls it directly."""
+        if node.asynchronous is not None:
+            return True
+        parent = self.frame
+        if parent is None or not parent.on_loop:
+            return False
+        return node.name.value in parent.direct_calls()
+
+    # -- bindings inside functions ----------------------------------------------------------------------------
+    def leave_SimpleStatementLine(self, original_node: cst.SimpleStatementLine) -> None:
+        if not self.frames or self.scope.kind != "function":
+            return
+        for name, value in bindings_of(original_node, self.scope, self.resolver, self.index.module_name):
+            self.scope.bind(name, value)
+
+    def visit_With(self, node: cst.With) -> bool:
+        if not self.frames:
+            return True
+        for item in node.items:
+            if node.asynchronous is None:
+                self._check_with_item(item)
+            if item.asname is not None and isinstance(item.asname.name, cst.Name):
+                value = self.resolver.infer(item.item, self.scope)
+                self.scope.bind(item.asname.name.value, value if value and value.instance else None)
+        return True
+
+    def visit_For(self, node: cst.For) -> bool:
+        if self.frames:
+            for name in target_names(node.target):
+                self.scope.bind(name, None)
+        return True
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
+        if self.frames and isinstance(node.target, cst.Name):
+            self.scope.bind(node.target.value, self.resolver.infer(node.value, self.scope))
+        return True
+
+    # -- calls --------------------------------------------------------------------------------------------------
+    def visit_Await(self, node: cst.Await) -> bool:
+        self.awaited.add(id(node.expression))
+        return True
+
+    def visit_Call(self, node: cst.Call) -> bool:
+        self.facts.note_call(node, self.resolver, self.scope)
+        frame = self.frame
+        if frame is None:
+            return True
+        callee = self.resolver.callee(node, self.scope)
+        if callee is None:
+            return True
+        if self.knowledge.is_offloader(callee):
+            for arg in node.args:
+                self.offloaded.add(id(arg.value))
+            frame.offloaded_names.update(
+                arg.value.value for arg in node.args if isinstance(arg.value, cst.Name)
+            )
+        if not frame.on_loop or id(node) in self.awaited:
+            return True
+        api = self.knowledge.blocking_api(callee)
+        if api is None or api.with_statement or is_nonblocking(node, api):
+            return True
+        if self._receiver_already_flagged(node):
+            self.flagged.add(id(node))
+            return True
+        self.flagged.add(id(node))
+        self.findings.append(RawFinding(node=node, api=api, call=callee, frame=frame))
+        return True
+
+    def _receiver_already_flagged(self, node: cst.Call) -> bool:
+        """`conn.execute(q).fetchone()` is one blocking statement: report its first call only."""
+        receiver = node.func.value if isinstance(node.func, cst.Attribute) else None
+        while receiver is not None:
+            if isinstance(receiver, cst.Call):
+                if id(receiver) in self.flagged:
+                    return True
+                receiver = receiver.func
+            elif isinstance(receiver, (cst.Attribute, cst.Subscript)):
+                receiver = receiver.value
+            else:
+                return False
+        return False
+
+    def _check_with_item(self, item: cst.WithItem) -> None:
+        frame = self.frame
+        if frame is None or not frame.on_loop or isinstance(item.item, cst.Call):
+            return
+        value = self.resolver.infer(item.item, self.scope)
+        if value is None or not value.instance:
+            return
+        api = self.knowledge.blocking_api(value.path)
+        if api is not None and api.with_statement:
+            self.findings.append(RawFinding(node=item.item, api=api, call=f"{value.path}.__enter__", frame=frame))
+
+
+def target_names(node: cst.BaseExpression) -> Iterator[str]:
+    if isinstance(node, cst.Name):
+        yield node.value
+    elif isinstance(node, (cst.Tuple, cst.List)):
+        for element in node.elements:
+            yield from target_names(element.value)
+
+
+def is_nonblocking(call: cst.Call, api: BlockingApi) -> bool:
+    """True when an argument selects the call's non-blocking form (`get(block=False)`, `acquire(timeout=0)`)."""
+    for condition in api.unless:
+        given = keyword(call, condition.arg)
+        if given is None and condition.position is not None:
+            given = positional(call, condition.position)
+        if given is not None and cst.Module([]).code_for_node(given).strip() == condition.value:
+            return True
+    return False
+
+
+@dataclass
+class AnalysisResult:
+    findings: list[tuple[RawFinding, tuple[int, int, int, int]]] = field(default_factory=list)
+    facts: FastApiFacts | None = None
+
+
+def analyze(module: cst.Module, module_name: str, knowledge: Knowledge) -> AnalysisResult:
+    """Blocking calls on the event loop in one parsed module, with their positions."""
+    facts = FastApiFacts()
+    index = ModuleIndex(module, module_name, knowledge, facts)
+    visitor = BlockingCallVisitor(index, facts)
+    module.visit(visitor)
+    if not visitor.findings:
+        return AnalysisResult(facts=facts)
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    located = []
+    for raw in visitor.findings:
+        span = positions[raw.node]
+        located.append((raw, (span.start.line, span.start.column + 1, span.end.line, span.end.column + 1)))
+    return AnalysisResult(findings=located, facts=facts)

@@ -1,0 +1,84 @@
+"""The on-disk cache of findings: one JSON file per tool version and configuration, entries keyed by path.
+
+An entry is reused when the file's size and mtime are unchanged (no read at all), or when its content digest
+matches; anything else is checked again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from asyncguard import __version__
+
+CACHE_DIR = ".asyncguard_cache"
+
+
+def digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+@dataclass
+class CacheEntry:
+    mtime_ns: int
+    size: int
+    digest: str
+    findings: list[dict]
+
+
+class FindingsCache:
+    def __init__(self, project_root: Path, fingerprint: str, enabled: bool = True):
+        self.enabled = enabled
+        self.directory = project_root / CACHE_DIR
+        self.file = self.directory / f"findings-{__version__}-{fingerprint}.json"
+        self.entries: dict[str, CacheEntry] = {}
+        self.dirty = False
+        if enabled:
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            raw = json.loads(self.file.read_text(encoding="utf-8"))
+            self.entries = {path: CacheEntry(**entry) for path, entry in raw.items()}
+        except (OSError, ValueError, TypeError):
+            self.entries = {}  # a missing or corrupt cache is an empty one
+
+    def lookup(self, key: str, stat: os.stat_result) -> list[dict] | None:
+        entry = self.entries.get(key)
+        if entry is not None and entry.mtime_ns == stat.st_mtime_ns and entry.size == stat.st_size:
+            return entry.findings
+        return None
+
+    def lookup_content(self, key: str, stat: os.stat_result, content_digest: str) -> list[dict] | None:
+        entry = self.entries.get(key)
+        if entry is not None and entry.digest == content_digest:
+            entry.mtime_ns, entry.size = stat.st_mtime_ns, stat.st_size
+            self.dirty = True
+            return entry.findings
+        return None
+
+    def store(self, key: str, stat: os.stat_result, content_digest: str, findings: list[dict]) -> None:
+        if self.enabled:
+            self.entries[key] = CacheEntry(stat.st_mtime_ns, stat.st_size, content_digest, findings)
+            self.dirty = True
+
+    def save(self) -> None:
+        """Atomic write; a cache that cannot be written (read-only checkout) is skipped silently."""
+        if not (self.enabled and self.dirty):
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            gitignore = self.directory / ".gitignore"
+            if not gitignore.exists():
+                gitignore.write_text("*\n", encoding="utf-8")
+            payload = {path: vars(entry) for path, entry in self.entries.items()}
+            handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(payload, out, separators=(",", ":"))
+            os.replace(temporary, self.file)
+        except OSError:
+            pass

@@ -1,0 +1,169 @@
+"""Where a function runs, in FastAPI's words: "path operation GET /users/{user_id}", "dependency get_db".
+
+The facts are collected while the module is walked (decorators, `Depends(...)`, `FastAPI(lifespan=...)`,
+`add_task(...)`, `StreamingResponse(...)`, middleware classes) and read once the walk is over, so a dependency
+declared after its use is still named as one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from asyncguard.lint.syntax import keyword, positional, string_value
+
+if TYPE_CHECKING:
+    from asyncguard.lint.analyzer import Resolver, Scope
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "trace")
+ROUTE_HOLDERS = ("FastAPI", "APIRouter", "Starlette", "Router")
+
+
+@dataclass(eq=False)
+class FunctionFrame:
+    """A function (or lambda) being walked, and whether its body runs on the event loop."""
+
+    node: cst.FunctionDef | cst.Lambda
+    name: str
+    is_async: bool
+    class_path: str | None
+    parent: "FunctionFrame | None"
+    on_loop: bool
+    offloaded_names: set[str] = field(default_factory=set)
+
+    @property
+    def qualname(self) -> str:
+        own = f"{self.class_path.rsplit('.', 1)[-1]}.{self.name}" if self.class_path else self.name
+        return f"{self.parent.qualname}.{own}" if self.parent else own
+
+    def direct_calls(self) -> set[str]:
+        return self._direct_calls
+
+    @cached_property
+    def _direct_calls(self) -> set[str]:
+        """Names called in this body itself (not in nested functions): `helper()` runs where we run."""
+        found: set[str] = set()
+        body = self.node.body
+        stack: list[cst.CSTNode] = [body]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (cst.FunctionDef, cst.Lambda, cst.ClassDef)):
+                continue
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
+                found.add(node.func.value)
+            stack.extend(node.children)
+        return found
+
+
+@dataclass
+class FastApiFacts:
+    """Roles the module gives its functions, by name or by the function node itself."""
+
+    roles: dict[int, str] = field(default_factory=dict)
+    """Role of a decorated function, by `id(node)`."""
+    named_roles: dict[str, str] = field(default_factory=dict)
+    """Role of a function referred to by name (`Depends(get_db)`, `lifespan=lifespan`)."""
+    middleware_classes: set[str] = field(default_factory=set)
+    router_prefixes: dict[str, str] = field(default_factory=dict)
+
+    def note_class(self, node: cst.ClassDef, path: str, resolver: "Resolver", scope: "Scope") -> None:
+        for base in node.bases:
+            value = resolver.infer(base.value, scope)
+            name = value.path if value else ""
+            if name.endswith("BaseHTTPMiddleware"):
+                self.middleware_classes.add(path)
+
+    def note_decorators(self, node: cst.FunctionDef, resolver: "Resolver", scope: "Scope") -> None:
+        for decorator in node.decorators:
+            expr = decorator.decorator
+            if not isinstance(expr, cst.Call) or not isinstance(expr.func, cst.Attribute):
+                continue
+            method = expr.func.attr.value
+            holder = expr.func.value
+            prefix = self.router_prefixes.get(holder.value, "") if isinstance(holder, cst.Name) else ""
+            path = _firststring_value(expr)
+            role = None
+            if method in HTTP_METHODS:
+                role = f"path operation {method.upper()} {prefix}{path or ''}".rstrip()
+            elif method in {"api_route", "route"}:
+                methods = _string_list(keyword(expr, "methods")) or ["GET"]
+                role = f"path operation {','.join(m.upper() for m in methods)} {prefix}{path or ''}".rstrip()
+            elif method in {"websocket", "websocket_route"}:
+                role = f"websocket handler {prefix}{path or ''}".rstrip()
+            elif method == "middleware":
+                role = "middleware"
+            elif method == "exception_handler":
+                role = "exception handler"
+            elif method == "on_event":
+                role = f"{path or 'event'} handler"
+            if role:
+                self.roles[id(node)] = role
+
+    def note_call(self, call: cst.Call, resolver: "Resolver", scope: "Scope") -> None:
+        func = call.func
+        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        if name in {"Depends", "Security"}:
+            target = positional(call, 0) or keyword(call, "dependency")
+            self._name_role(target, "dependency {}")
+        elif name in ROUTE_HOLDERS:
+            self._name_role(keyword(call, "lifespan"), "lifespan")
+        elif name == "add_task":
+            self._name_role(positional(call, 0), "background task {}")
+        elif name in {"StreamingResponse", "EventSourceResponse"}:
+            content = positional(call, 0) or keyword(call, "content")
+            if isinstance(content, cst.Call):
+                content = content.func
+            self._name_role(content, "streaming response generator {}")
+        elif name == "add_exception_handler":
+            self._name_role(positional(call, 1), "exception handler")
+        elif name in {"add_api_route", "add_route", "add_websocket_route"}:
+            path = _firststring_value(call) or ""
+            methods = _string_list(keyword(call, "methods")) or ["GET"]
+            kind = "websocket handler" if "websocket" in name else f"path operation {','.join(methods).upper()}"
+            self._name_role(positional(call, 1) or keyword(call, "endpoint"), f"{kind} {path}")
+        elif name == "add_middleware":
+            target = positional(call, 0)
+            value = resolver.infer(target, scope) if target is not None else None
+            if value is not None:
+                self.middleware_classes.add(value.path)
+
+    def note_router(self, name: str, call: cst.Call) -> None:
+        prefix = string_value(keyword(call, "prefix"))
+        if prefix:
+            self.router_prefixes[name] = prefix
+
+    def _name_role(self, target: cst.BaseExpression | None, template: str) -> None:
+        if isinstance(target, cst.Name):
+            self.named_roles.setdefault(target.value, template.format(target.value))
+        elif isinstance(target, cst.Attribute):
+            self.named_roles.setdefault(target.attr.value, template.format(target.attr.value))
+
+    def describe(self, frame: "FunctionFrame") -> str:
+        """ "in path operation GET /x", "in dependency get_db", "in nested function f (in middleware)"."""
+        if not frame.is_async and frame.parent is not None:
+            kind = "lambda" if isinstance(frame.node, cst.Lambda) else f"nested function {frame.name}"
+            return f"in {kind} ({self.describe(frame.parent)})"
+        role = self.roles.get(id(frame.node))
+        if role is None and frame.class_path is not None:
+            if frame.class_path in self.middleware_classes and frame.name in {"dispatch", "__call__"}:
+                role = f"middleware {frame.class_path.rsplit('.', 1)[-1]}"
+        if role is None and frame.parent is None:
+            role = self.named_roles.get(frame.name)
+        if role is None and "lifespan" in frame.name and frame.parent is None:
+            role = "lifespan"
+        if role is None:
+            role = f"{'method' if frame.class_path else 'async function'} {frame.qualname}"
+        return f"in {role}"
+
+
+def _firststring_value(call: cst.Call) -> str | None:
+    return string_value(positional(call, 0)) or string_value(keyword(call, "path"))
+
+
+def _string_list(node: cst.BaseExpression | None) -> list[str]:
+    if isinstance(node, (cst.List, cst.Tuple, cst.Set)):
+        return [s for s in (string_value(e.value) for e in node.elements) if s]
+    return []

@@ -1,0 +1,188 @@
+"""The blocking-call knowledge base: `blocking_calls.toml` compiled into fast look-ups.
+
+Patterns without wildcards go into dicts (one hash look-up per call); the few with wildcards are compiled into
+regular expressions and tried only when the exact look-up fails.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Iterable, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+# Calls whose *arguments* are handed to a worker thread, process or later task, uncalled. A lambda or nested
+# function given to one of these does not run on the event loop.
+OFFLOADERS = (
+    "asyncio.to_thread",
+    "**.run_in_executor",
+    "starlette.concurrency.run_in_threadpool",
+    "fastapi.concurrency.run_in_threadpool",
+    "anyio.to_thread.run_sync",
+    "trio.to_thread.run_sync",
+    "asgiref.sync.sync_to_async",
+    "**.add_task",
+    "**.submit",
+)
+
+
+@dataclass(frozen=True)
+class NonBlockingWhen:
+    """An argument value that makes an otherwise blocking call return at once (`q.get(block=False)`)."""
+
+    arg: str
+    position: int | None
+    value: str
+
+
+@dataclass(frozen=True)
+class BlockingApi:
+    """One family of blocking calls: what they are and what to use instead."""
+
+    category: str
+    """Selects the rule that reports the call (`Rule.category`)."""
+    use: str
+    """The async alternative, shown as the finding's suggestion."""
+    unless: tuple[NonBlockingWhen, ...] = ()
+    with_statement: bool = False
+    """Also flag `with obj:` on an instance (locks block in `__enter__`)."""
+    message: str | None = None
+    """A project's own wording for a configured call (`extra-blocking-calls`)."""
+
+
+def glob_to_regex(pattern: str) -> str:
+    """Translate a dotted-name glob (`*` one segment, `**` any number of segments) into a regex."""
+    out: list[str] = []
+    parts = pattern.split(".")
+    for index, part in enumerate(parts):
+        if part == "**":
+            out.append(r"(?:[^.]+\.)*" if index == 0 else r"(?:\.[^.]+)*")
+            continue
+        if index > 0 and not (index == 1 and parts[0] == "**"):
+            out.append(r"\.")
+        segment = re.sub(r"\[[^\]]*\]|\*|[^*\[]+", _translate_glob_piece, part)
+        out.append(segment)
+    return "".join(out)
+
+
+def _translate_glob_piece(match: re.Match[str]) -> str:
+    piece = match.group(0)
+    if piece == "*":
+        return r"[^.]*"
+    if piece.startswith("["):
+        return piece
+    return re.escape(piece)
+
+
+class PatternTable:
+    """Maps qualified names to values by exact name first, then by the first matching wildcard pattern."""
+
+    def __init__(self, entries: Iterable[tuple[str, object]]):
+        self.exact: dict[str, object] = {}
+        wildcards: list[tuple[str, object]] = []
+        for pattern, value in entries:
+            if any(ch in pattern for ch in "*["):
+                wildcards.append((pattern, value))
+            else:
+                self.exact.setdefault(pattern, value)
+        self.wildcards = [(re.compile(glob_to_regex(p)), v) for p, v in wildcards]
+
+    def get(self, name: str) -> object | None:
+        found = self.exact.get(name)
+        if found is not None:
+            return found
+        for regex, value in self.wildcards:
+            if regex.fullmatch(name):
+                return value
+        return None
+
+
+@dataclass
+class Knowledge:
+    """Everything the analyzer needs to know about third-party and standard-library APIs."""
+
+    blocking: PatternTable
+    safe: PatternTable
+    returns: PatternTable
+    attributes: dict[str, str]
+    aliases: list[tuple[str, str]]
+    offloaders: PatternTable = field(default_factory=lambda: PatternTable((p, True) for p in OFFLOADERS))
+
+    def canonical(self, name: str) -> str:
+        """Rewrite re-exported spellings (`sqlalchemy.orm.session.Session`) to the one the patterns use."""
+        for prefix, replacement in self.aliases:
+            if name.startswith(prefix) and (
+                len(name) == len(prefix) or prefix.endswith(".") or name[len(prefix)] == "."
+            ):
+                return replacement + name[len(prefix):]
+        return name
+
+    def blocking_api(self, name: str) -> BlockingApi | None:
+        if self.safe.get(name) is not None:
+            return None
+        found = self.blocking.get(name)
+        return found if isinstance(found, BlockingApi) else None
+
+    def result_type(self, name: str) -> str | None:
+        found = self.returns.get(name)
+        return found if isinstance(found, str) else None
+
+    def attribute_type(self, name: str) -> str | None:
+        return self.attributes.get(name)
+
+    def is_offloader(self, name: str) -> bool:
+        return self.offloaders.get(name) is not None
+
+
+def _blocking_entries(data: Mapping) -> Iterable[tuple[str, BlockingApi]]:
+    for entry in data.get("blocking", []):
+        api = BlockingApi(
+            category=entry["category"],
+            use=entry["use"],
+            unless=tuple(NonBlockingWhen(u["arg"], u.get("position"), u["value"]) for u in entry.get("unless", [])),
+            with_statement=entry.get("with", False),
+        )
+        for pattern in entry["calls"]:
+            yield pattern, api
+
+
+def build_knowledge(
+    extra_blocking: Mapping[str, Mapping[str, str]] | None = None,
+    allowed: Iterable[str] = (),
+) -> Knowledge:
+    """The shipped knowledge plus the project's `extra-blocking-calls` and `allowed-calls`."""
+    data = _shipped_data()
+    extra = [
+        (
+            pattern,
+            BlockingApi(
+                category="configured",
+                use=spec.get("suggestion", "an async alternative"),
+                message=spec.get("message"),
+            ),
+        )
+        for pattern, spec in (extra_blocking or {}).items()
+    ]
+    safe = [(p, True) for entry in data.get("safe", []) for p in entry["calls"]]
+    return Knowledge(
+        # The project's own patterns come first so they win over the shipped ones.
+        blocking=PatternTable([*extra, *_blocking_entries(data)]),
+        safe=PatternTable([*((p, True) for p in allowed), *safe]),
+        returns=PatternTable(data.get("returns", {}).items()),
+        attributes=dict(data.get("attributes", {})),
+        aliases=sorted(data.get("aliases", {}).items(), key=lambda kv: -len(kv[0])),
+    )
+
+
+@lru_cache(maxsize=1)
+def _shipped_data() -> dict:
+    text = resources.files("asyncguard.lint").joinpath("blocking_calls.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+

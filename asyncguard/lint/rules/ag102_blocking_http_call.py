@@ -1,0 +1,67 @@
+from asyncguard.lint.rule import Rule
+
+
+class BlockingHttpCall(Rule):
+    """Finds synchronous HTTP clients used on the event loop: `requests` (functions and `Session` methods),
+    `httpx`'s sync API and `httpx.Client`, `urllib.request`, `http.client`, `urllib3`, and the sync clients of
+    HTTP SDKs (OpenAI, Anthropic, Stripe).
+    """
+
+    code = "AG102"
+    name = "blocking-http-call-in-async-function"
+    category = "http"
+    message = "blocking HTTP call `{call}()` {context}"
+    why = (
+        "A synchronous HTTP request holds the event loop for the whole round trip to the other service: every "
+        "other request on this worker waits, and one slow upstream stalls the service."
+    )
+    flagged = [
+        """\
+import requests
+from fastapi import FastAPI
+
+app = FastAPI()
+
+@app.get("/users/{user_id}")
+async def get_user(user_id: int):
+    return requests.get(f"http://users.local/{user_id}").json()  # AG102
+""",
+        """\
+import requests as r
+
+class Gateway:
+    def __init__(self):
+        self.session = r.Session()
+
+    async def charge(self, amount):
+        return self.session.post("http://pay.local", json={"amount": amount})  # AG102
+""",
+        """\
+import httpx
+
+async def fetch(url):
+    with httpx.Client() as client:
+        return client.get(url)  # AG102
+""",
+    ]
+    accepted = [
+        """\
+import httpx
+from fastapi import FastAPI, Request
+
+app = FastAPI()
+
+@app.get("/users/{user_id}")
+async def get_user(user_id: int, request: Request):
+    client: httpx.AsyncClient = request.app.state.http
+    response = await client.get(f"http://users.local/{user_id}")
+    return response.json()
+""",
+        """\
+import asyncio
+import requests
+
+async def fetch(url):
+    return await asyncio.to_thread(requests.get, url)
+""",
+    ]

@@ -1,0 +1,50 @@
+from asyncguard.lint.rule import Rule
+
+
+class BlockingFileIo(Rule):
+    """Finds blocking file-system calls on the event loop: `open`, `io.open`, `pathlib.Path` reads, writes and
+    listings, `os` and `os.path` calls that touch the disk, `shutil`, `tempfile`, `glob`.
+
+    Pure path arithmetic (`os.path.join`, `os.path.relpath`, `Path.name`) does no I/O and is not reported.
+    """
+
+    code = "AG104"
+    name = "blocking-file-io-in-async-function"
+    category = "file"
+    message = "blocking file I/O `{call}()` {context}"
+    why = (
+        "Disk access is blocking in Python: a large export, a slow network file system or a cold cache holds the "
+        "event loop for milliseconds to seconds."
+    )
+    flagged = [
+        """\
+from pathlib import Path
+from fastapi import FastAPI
+
+app = FastAPI()
+EXPORTS = Path("/var/exports")
+
+@app.post("/export")
+async def export(name: str, body: str):
+    (EXPORTS / name).write_text(body)  # AG104
+    with open(EXPORTS / "index.log", "a") as log:  # AG104
+        log.write(name)
+""",
+    ]
+    accepted = [
+        """\
+import asyncio
+import os.path
+from pathlib import Path
+
+async def export(name: str, body: str):
+    target = os.path.join("/var/exports", name)
+    await asyncio.to_thread(Path(target).write_text, body)
+""",
+        """\
+import asyncio
+
+async def read(path):
+    return await asyncio.to_thread(lambda: open(path).read())
+""",
+    ]

@@ -1,0 +1,30 @@
+from asyncguard.lint.rule import Rule
+
+
+class BlockingSubprocess(Rule):
+    """Finds processes started or waited for synchronously on the event loop: `subprocess.run`, `check_output`,
+    `Popen` and its `wait`/`communicate`, `os.system`, `os.popen`.
+    """
+
+    code = "AG105"
+    name = "blocking-subprocess-in-async-function"
+    category = "subprocess"
+    message = "blocking subprocess call `{call}()` {context}"
+    why = "Waiting for a child process holds the event loop for the child's whole run time."
+    flagged = [
+        """\
+import subprocess
+
+async def thumbnail(path):
+    subprocess.run(["convert", path, "thumb.png"], check=True)  # AG105
+""",
+    ]
+    accepted = [
+        """\
+import asyncio
+
+async def thumbnail(path):
+    process = await asyncio.create_subprocess_exec("convert", path, "thumb.png")
+    await process.wait()
+""",
+    ]

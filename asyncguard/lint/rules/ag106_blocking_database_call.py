@@ -1,0 +1,81 @@
+from asyncguard.lint.rule import Rule
+
+
+class BlockingDatabaseCall(Rule):
+    """Finds synchronous database and data-store drivers used on the event loop: `sqlite3`, `psycopg2`, psycopg's
+    sync `Connection`, `pymysql`, `pymongo`, a sync SQLAlchemy `Session`/`Engine`/`Connection` (also through a
+    `db: Session` parameter), sync `redis`, Elasticsearch.
+    """
+
+    code = "AG106"
+    name = "blocking-database-call-in-async-function"
+    category = "database"
+    message = "blocking database call `{call}()` {context}"
+    why = (
+        "A synchronous driver waits for the database with the event loop held: every query's latency is added to "
+        "every concurrent request, and a slow query stops the service."
+    )
+    flagged = [
+        """\
+from fastapi import Depends, FastAPI
+from sqlalchemy.orm import Session
+
+app = FastAPI()
+
+def get_db():
+    ...
+
+@app.get("/items/{item_id}")
+async def read_item(item_id: int, db: Session = Depends(get_db)):
+    return db.get(Item, item_id)  # AG106
+""",
+        """\
+import sqlite3
+
+async def count_notes():
+    conn = sqlite3.connect("notes.db")  # AG106
+    return conn.execute("select count(*) from notes").fetchone()  # AG106
+""",
+        """\
+import redis
+
+cache = redis.Redis()
+
+async def hits():
+    return cache.incr("hits")  # AG106
+""",
+    ]
+    accepted = [
+        """\
+from fastapi import Depends, FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+app = FastAPI()
+
+async def get_db():
+    ...
+
+@app.get("/items/{item_id}")
+async def read_item(item_id: int, db: AsyncSession = Depends(get_db)):
+    return await db.get(Item, item_id)
+""",
+        """\
+import redis.asyncio as redis
+
+cache = redis.Redis()
+
+async def hits():
+    return await cache.incr("hits")
+""",
+        """\
+import sqlite3
+from fastapi import FastAPI
+
+app = FastAPI()
+
+@app.get("/notes/count")
+def count_notes():  # a plain def runs in FastAPI's threadpool
+    with sqlite3.connect("notes.db") as conn:
+        return conn.execute("select count(*) from notes").fetchone()
+""",
+    ]

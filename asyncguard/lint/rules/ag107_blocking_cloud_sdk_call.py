@@ -1,0 +1,42 @@
+from asyncguard.lint.rule import Rule
+
+
+class BlockingCloudSdkCall(Rule):
+    """Finds synchronous cloud SDK calls on the event loop: boto3 clients and resources, Google Cloud Storage,
+    Azure Blob Storage.
+    """
+
+    code = "AG107"
+    name = "blocking-cloud-sdk-call-in-async-function"
+    category = "cloud"
+    message = "blocking cloud SDK call `{call}()` {context}"
+    why = "Cloud SDK calls are HTTP requests made with a blocking client: each one holds the event loop for a round trip."
+    flagged = [
+        """\
+import boto3
+from fastapi import FastAPI
+
+app = FastAPI()
+s3 = boto3.client("s3")
+
+@app.get("/files/{key}")
+async def download(key: str):
+    return s3.get_object(Bucket="files", Key=key)["Body"].read()  # AG107
+""",
+    ]
+    accepted = [
+        """\
+import asyncio
+import boto3
+from fastapi import FastAPI
+
+app = FastAPI()
+s3 = boto3.client("s3")
+
+@app.get("/files/{key}")
+async def download(key: str):
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "files", "Key": key})
+    obj = await asyncio.to_thread(s3.get_object, Bucket="files", Key=key)
+    return {"url": url, "size": obj["ContentLength"]}
+""",
+    ]

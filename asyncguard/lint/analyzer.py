@@ -8,7 +8,7 @@ that have a finding.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -17,7 +17,15 @@ from asyncguard.lint.context import FastApiFacts, FunctionFrame
 from asyncguard.lint.knowledge import BlockingApi, Knowledge
 from asyncguard.lint.syntax import dotted_name, keyword, positional, string_value
 
+if TYPE_CHECKING:
+    from asyncguard.lint.project import Project
+
 BUILTINS = frozenset({"open", "input"})
+DEPENDS = frozenset({"Depends", "fastapi.Depends", "Security", "fastapi.Security", "fastapi.params.Depends"})
+UNWRAPPED_ANNOTATIONS = frozenset({
+    "Optional", "Annotated", "Union", "Iterator", "Iterable", "Generator", "AsyncIterator", "AsyncIterable",
+    "AsyncGenerator",
+})
 UNKNOWN = "<unknown>"
 
 
@@ -75,29 +83,47 @@ def is_main_guard(node: cst.If) -> bool:
 
 
 class Resolver:
-    """Infers what expressions refer to, from a scope chain and the knowledge base's return types."""
+    """Infers what expressions refer to, from a scope chain, the knowledge base and the project's modules."""
 
-    def __init__(self, knowledge: Knowledge, module: str, local_returns: dict[str, Value], class_attrs: dict):
+    def __init__(self, knowledge: Knowledge, home: "ModuleIndex", project: "Project | None"):
         self.knowledge = knowledge
-        self.module = module
-        self.local_returns = local_returns
-        """Return annotations of the module's own functions, by qualified path."""
-        self.class_attrs: dict[str, dict[str, Value]] = class_attrs
-        """`self.x` types of the module's own classes, by class path."""
+        self.home = home
+        self.project = project
+
+    def owner(self, path: str) -> "ModuleIndex | None":
+        """The module index that defines `path`: this module, or another of the project."""
+        if path.startswith(self.home.prefix):
+            return self.home
+        if self.project is not None:
+            return self.project.index_for(path)[0]
+        return None
+
+    def through_project(self, value: Value | None) -> Value | None:
+        """Follow a name imported from a project module to what that module binds (re-exports included)."""
+        for _ in range(4):
+            if value is None or value.instance or self.project is None or value.path.startswith(self.home.prefix):
+                return value
+            found = self.project.lookup(value.path)
+            if found is None or found == value:
+                return value
+            value = found
+        return value
 
     def infer(self, node: cst.BaseExpression, scope: Scope) -> Value | None:
         if isinstance(node, cst.Name):
-            return scope.lookup(node.value)
+            return self.through_project(scope.lookup(node.value))
         if isinstance(node, cst.Attribute):
             base = self.infer(node.value, scope)
             if base is None:
                 return None
-            own = self.class_attrs.get(base.path)
-            if base.instance and own is not None and node.attr.value in own:
-                return own[node.attr.value]
+            if base.instance:
+                owner = self.owner(base.path)
+                own = owner.class_attrs.get(base.path) if owner else None
+                if own is not None and node.attr.value in own:
+                    return own[node.attr.value]
             name = self.knowledge.canonical(f"{base.path}.{node.attr.value}")
             typed = self.knowledge.attribute_type(name) if base.instance else None
-            return Value(typed, instance=True) if typed else Value(name)
+            return Value(typed, instance=True) if typed else self.through_project(Value(name))
         if isinstance(node, cst.Call):
             return self.call_result(node, scope)
         if isinstance(node, cst.Subscript):
@@ -119,22 +145,26 @@ class Resolver:
 
     def call_result(self, call: cst.Call, scope: Scope) -> Value | None:
         value = self.infer(call.func, scope)
-        if value is None:
-            return None
+        return self.result_of(value) if value is not None else None
+
+    def result_of(self, value: Value) -> Value | None:
+        """What calling `value` produces: a known return type, a class's instance, a project function's result."""
         name = f"{value.path}.__call__" if value.instance else value.path
         returned = self.knowledge.result_type(name)
         if returned is not None:
             return Value(self.knowledge.canonical(returned), instance=True)
         if value.instance:
             return None
-        if value.path in self.local_returns:
-            return self.local_returns[value.path]
+        owner = self.owner(value.path)
+        if owner is not None and value.path in owner.functions:
+            return owner.function_result(value.path)
         if value.path.rsplit(".", 1)[-1][:1].isupper():
             return Value(value.path, instance=True)  # calling a class builds an instance of it
         return None
 
     def annotation(self, node: cst.BaseExpression | None, scope: Scope) -> Value | None:
-        """The instance type an annotation declares; `Optional`, `Annotated`, `X | None` and strings unwrapped."""
+        """The instance type an annotation declares; `Optional`, `Annotated`, `X | None`, generators' item
+        types and string annotations unwrapped."""
         if node is None:
             return None
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
@@ -143,7 +173,7 @@ class Resolver:
         if isinstance(node, cst.Subscript):
             base = self.infer(node.value, scope)
             wrapper = base.path.rsplit(".", 1)[-1] if base else ""
-            if wrapper in {"Optional", "Annotated", "Union"} and node.slice:
+            if wrapper in UNWRAPPED_ANNOTATIONS and node.slice:
                 for element in node.slice:
                     if isinstance(element.slice, cst.Index):
                         found = self.annotation(element.slice.value, scope)
@@ -156,7 +186,7 @@ class Resolver:
                 return None
             try:
                 return self.annotation(cst.parse_expression(text), scope)
-            except cst.ParserSyntaxError:
+            except (cst.ParserSyntaxError, RecursionError):
                 return None
         if isinstance(node, cst.Name) and node.value == "None":
             return None
@@ -165,38 +195,57 @@ class Resolver:
             return None
         return Value(value.path, instance=True)
 
+    def dependency(self, default: cst.BaseExpression | None, scope: Scope) -> Value | None:
+        """`db=Depends(get_db)`: what FastAPI injects, inferred from `get_db`'s return or yield."""
+        if not isinstance(default, cst.Call) or dotted_name(default.func) not in DEPENDS:
+            return None
+        target = positional(default, 0) or keyword(default, "dependency")
+        value = self.infer(target, scope) if target is not None else None
+        return self.result_of(value) if value is not None else None
+
 
 class ModuleIndex:
-    """What a module binds at its top level, and the FastAPI facts of its decorators and calls.
+    """What a module binds at its top level, its functions and classes, and its routers' prefixes.
 
     Built before functions are analysed: a function body sees the module as it is after import, whatever the
     order of definitions.
     """
 
-    def __init__(self, module: cst.Module, module_name: str, knowledge: Knowledge, facts: FastApiFacts):
+    def __init__(self, module: cst.Module, module_name: str, knowledge: Knowledge, facts: FastApiFacts,
+                 project: "Project | None" = None):
         self.module_name = module_name
+        self.prefix = f"{module_name}."
         self.facts = facts
         self.scope = Scope(None, "module")
-        self.local_returns: dict[str, Value] = {}
+        self.functions: dict[str, cst.FunctionDef] = {}
+        self._results: dict[str, Value | None] = {}
         self.class_attrs: dict[str, dict[str, Value]] = {}
-        self.resolver = Resolver(knowledge, module_name, self.local_returns, self.class_attrs)
+        self.resolver = Resolver(knowledge, self, project)
         self._index_block(module.body, self.scope, prefix=module_name)
+
+    def function_result(self, path: str) -> Value | None:
+        """What a module-level function or method returns (or yields): its annotation, else its `return`s."""
+        if path not in self._results:
+            self._results[path] = None  # recursion guard
+            node = self.functions[path]
+            scope = Scope(self.scope, "function")
+            result = self.resolver.annotation(node.returns.annotation if node.returns else None, self.scope)
+            if result is None:
+                result = returned_value(node, scope, self.resolver, self.module_name)
+            self._results[path] = result
+        return self._results[path]
 
     def _index_block(self, body: Sequence[cst.CSTNode], scope: Scope, prefix: str) -> None:
         for statement in body:
             self._note_router(statement)
-            for binding in bindings_of(statement, scope, self.resolver, self.module_name):
-                name, value = binding
+            for name, value in bindings_of(statement, scope, self.resolver, self.module_name):
                 if value is None and scope.names.get(name) is not None:
                     continue  # `except ImportError: requests = None` keeps the import
                 scope.bind(name, value)
             if isinstance(statement, cst.FunctionDef):
                 path = f"{prefix}.{statement.name.value}"
                 scope.bind(statement.name.value, Value(path))
-                returned = self.resolver.annotation(statement.returns.annotation if statement.returns else None,
-                                                    scope)
-                if returned is not None:
-                    self.local_returns[path] = returned
+                self.functions[path] = statement
             elif isinstance(statement, cst.ClassDef):
                 path = f"{prefix}.{statement.name.value}"
                 scope.bind(statement.name.value, Value(path))
@@ -229,6 +278,7 @@ class ModuleIndex:
                         attrs[name] = value
                         class_scope.bind(name, value)
             elif isinstance(statement, cst.FunctionDef):
+                self.functions[f"{path}.{statement.name.value}"] = statement
                 method_scope = Scope(outer, "function")
                 bind_parameters(statement, method_scope, self.resolver, path)
                 for target, value_node, annotation in self_assignments(statement.body):
@@ -237,11 +287,31 @@ class ModuleIndex:
                         value = self.resolver.infer(value_node, method_scope)
                     if value is not None:
                         attrs.setdefault(target, value)
-                returned = self.resolver.annotation(statement.returns.annotation if statement.returns else None,
-                                                    outer)
-                if returned is not None:
-                    self.local_returns[f"{path}.{statement.name.value}"] = returned
         return attrs
+
+
+def returned_value(node: cst.FunctionDef, scope: Scope, resolver: Resolver, module_name: str) -> Value | None:
+    """The first inferable `return x` / `yield x` of a function body, its simple assignments followed."""
+    bind_parameters(node, scope, resolver, None)
+    stack: list[cst.CSTNode] = [node.body]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        if isinstance(current, cst.SimpleStatementLine):
+            for name, value in bindings_of(current, scope, resolver, module_name):
+                scope.bind(name, value)
+        if isinstance(current, (cst.Return, cst.Yield)) and isinstance(current.value, cst.BaseExpression):
+            found = resolver.infer(current.value, scope)
+            if found is not None and found.instance:
+                return found
+        if isinstance(current, cst.With):
+            for item in current.items:
+                if item.asname is not None and isinstance(item.asname.name, cst.Name):
+                    value = resolver.infer(item.item, scope)
+                    scope.bind(item.asname.name.value, value if value and value.instance else None)
+        stack.extend(reversed(current.children))
+    return None
 
 
 def nested_blocks(statement: cst.CSTNode) -> Iterator[Sequence[cst.CSTNode]]:
@@ -292,10 +362,18 @@ def bindings_of(statement: cst.CSTNode, scope: Scope, resolver: Resolver, module
             for name, value in import_bindings(small, module_name):
                 yield name, Value(resolver.knowledge.canonical(value.path))
         elif isinstance(small, cst.Assign):
-            value = resolver.infer(small.value, scope)
+            value = None
+            if isinstance(small.value, cst.Subscript):  # a type alias: `SessionDep = Annotated[Session, ...]`
+                alias = resolver.annotation(small.value, scope)
+                value = Value(alias.path) if alias is not None else None
+            if value is None:
+                value = resolver.infer(small.value, scope)
             for target in small.targets:
                 if isinstance(target.target, cst.Name):
                     yield target.target.value, value
+        elif isinstance(small, cst.TypeAlias):
+            alias = resolver.annotation(small.value, scope)
+            yield small.name.value, Value(alias.path) if alias is not None else None
         elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
             value = resolver.annotation(small.annotation.annotation, scope)
             if value is None and small.value is not None:
@@ -335,6 +413,8 @@ def bind_parameters(node: cst.FunctionDef | cst.Lambda, scope: Scope, resolver: 
     ordered = [*params.posonly_params, *params.params, *params.kwonly_params]
     for index, param in enumerate(ordered):
         value = resolver.annotation(param.annotation.annotation if param.annotation else None, scope)
+        if value is None and param.default is not None:
+            value = resolver.dependency(param.default, scope)
         if value is None and index == 0 and class_path is not None and not is_staticmethod(node):
             value = Value(class_path, instance=param.name.value != "cls")
         scope.bind(param.name.value, value)
@@ -518,7 +598,8 @@ class BlockingCallVisitor(cst.CSTVisitor):
             return
         api = self.knowledge.blocking_api(value.path)
         if api is not None and api.with_statement:
-            self.findings.append(RawFinding(node=item.item, api=api, call=f"{value.path}.__enter__", frame=frame))
+            # `with lock:` is `lock.acquire()` in disguise
+            self.findings.append(RawFinding(node=item.item, api=api, call=f"{value.path}.acquire", frame=frame))
 
 
 def target_names(node: cst.BaseExpression) -> Iterator[str]:
@@ -546,10 +627,15 @@ class AnalysisResult:
     facts: FastApiFacts | None = None
 
 
-def analyze(module: cst.Module, module_name: str, knowledge: Knowledge) -> AnalysisResult:
+def analyze(module: cst.Module, module_name: str, knowledge: Knowledge,
+            project: "Project | None" = None) -> AnalysisResult:
     """Blocking calls on the event loop in one parsed module, with their positions."""
     facts = FastApiFacts()
-    index = ModuleIndex(module, module_name, knowledge, facts)
+    if project is not None:
+        project.indexes.setdefault(module_name, None)  # imports of this module from its imports: a cycle
+    index = ModuleIndex(module, module_name, knowledge, facts, project)
+    if project is not None:
+        project.begin_file(module_name, index)
     visitor = BlockingCallVisitor(index, facts)
     module.visit(visitor)
     if not visitor.findings:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from asyncguard import __version__
@@ -28,6 +28,18 @@ class CacheEntry:
     size: int
     digest: str
     findings: list[dict]
+    dependencies: list[list] = field(default_factory=list)
+    """[path, mtime_ns, size] of each project module whose bindings the findings depend on."""
+
+    def dependencies_unchanged(self) -> bool:
+        for path, mtime_ns, size in self.dependencies:
+            try:
+                stat = os.stat(path)
+            except OSError:
+                return False
+            if stat.st_mtime_ns != mtime_ns or stat.st_size != size:
+                return False
+        return True
 
 
 class FindingsCache:
@@ -49,22 +61,32 @@ class FindingsCache:
 
     def lookup(self, key: str, stat: os.stat_result) -> list[dict] | None:
         entry = self.entries.get(key)
-        if entry is not None and entry.mtime_ns == stat.st_mtime_ns and entry.size == stat.st_size:
+        if (entry is not None and entry.mtime_ns == stat.st_mtime_ns and entry.size == stat.st_size
+                and entry.dependencies_unchanged()):
             return entry.findings
         return None
 
     def lookup_content(self, key: str, stat: os.stat_result, content_digest: str) -> list[dict] | None:
         entry = self.entries.get(key)
-        if entry is not None and entry.digest == content_digest:
+        if entry is not None and entry.digest == content_digest and entry.dependencies_unchanged():
             entry.mtime_ns, entry.size = stat.st_mtime_ns, stat.st_size
             self.dirty = True
             return entry.findings
         return None
 
-    def store(self, key: str, stat: os.stat_result, content_digest: str, findings: list[dict]) -> None:
-        if self.enabled:
-            self.entries[key] = CacheEntry(stat.st_mtime_ns, stat.st_size, content_digest, findings)
-            self.dirty = True
+    def store(self, key: str, stat: os.stat_result, content_digest: str, findings: list[dict],
+              dependencies: list[str] = ()) -> None:
+        if not self.enabled:
+            return
+        stamped = []
+        for path in dependencies:
+            try:
+                dependency = os.stat(path)
+            except OSError:
+                continue
+            stamped.append([path, dependency.st_mtime_ns, dependency.st_size])
+        self.entries[key] = CacheEntry(stat.st_mtime_ns, stat.st_size, content_digest, findings, stamped)
+        self.dirty = True
 
     def save(self) -> None:
         """Atomic write; a cache that cannot be written (read-only checkout) is skipped silently."""

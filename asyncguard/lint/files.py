@@ -100,7 +100,10 @@ def is_ignored(path: Path, is_dir: bool, rules: Iterable[IgnoreRule]) -> bool:
 
 
 def matches_exclude(path: Path, root: Path, patterns: Iterable[str]) -> bool:
-    """ruff-style excludes: a pattern matches the file or directory name, or its path relative to the root."""
+    """ruff-style excludes: a pattern matches the file or directory name, or its path relative to the root.
+
+    Only entries found while walking are matched, so a directory given explicitly is always checked.
+    """
     name = path.name
     try:
         relative = path.relative_to(root).as_posix()
@@ -110,17 +113,25 @@ def matches_exclude(path: Path, root: Path, patterns: Iterable[str]) -> bool:
         pattern = pattern.rstrip("/")
         if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(relative, pattern):
             return True
-        if relative.startswith(pattern + "/"):
-            return True
     return False
 
 
 def module_name(path: Path, root: Path) -> str:
-    try:
-        parts = list(path.relative_to(root).with_suffix("").parts)
-    except ValueError:
+    """The dotted name Python imports the file by: its package chain (`__init__.py` files) where it has one,
+    else its path relative to the checked root (namespace packages, scripts)."""
+    if (path.parent / "__init__.py").exists():
         parts = [path.stem]
-    if parts and parts[-1] == "__init__":
+        directory = path.parent
+        while (directory / "__init__.py").exists() and directory.parent != directory:
+            parts.append(directory.name)
+            directory = directory.parent
+        parts.reverse()
+    else:
+        try:
+            parts = list(path.relative_to(root).with_suffix("").parts)
+        except ValueError:
+            parts = [path.stem]
+    if len(parts) > 1 and parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts) or path.stem
 

@@ -24,6 +24,7 @@ from asyncguard.lint.config import Settings
 from asyncguard.lint.files import SourceFile
 from asyncguard.lint.findings import Finding
 from asyncguard.lint.knowledge import Knowledge, build_knowledge
+from asyncguard.lint.project import Project, module_keys, search_roots
 from asyncguard.lint.rule import rules_by_category, rules_by_code
 
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
@@ -94,7 +95,8 @@ def is_suppressed(finding: Finding, lines: Sequence[str]) -> bool:
 
 
 def check_source(text: str, path: str = "<string>", module: str = "module",
-                 knowledge: Knowledge | None = None, enabled: frozenset[str] | None = None) -> list[Finding]:
+                 knowledge: Knowledge | None = None, enabled: frozenset[str] | None = None,
+                 project: Project | None = None) -> list[Finding]:
     """Findings for one module's source text, suppressions applied, sorted by position."""
     knowledge = knowledge or build_knowledge()
     if "async" not in text:  # no coroutine, nothing can run on the loop: only the syntax is checked
@@ -112,7 +114,7 @@ def check_source(text: str, path: str = "<string>", module: str = "module",
         return [not_checked(path, *syntax_error_reason(text, error))]
     except (RecursionError, MemoryError, ValueError) as error:
         return [not_checked(path, f"cannot parse: {type(error).__name__}", 1, 1)]
-    result = analyze(module_node, module, knowledge)
+    result = analyze(module_node, module, knowledge, project)
     by_category = rules_by_category()
     lines = text.splitlines()
     findings = []
@@ -120,7 +122,7 @@ def check_source(text: str, path: str = "<string>", module: str = "module",
         rule = by_category[raw.api.category]
         if enabled is not None and rule.code not in enabled:
             continue
-        shown = raw.call.replace("builtins.", "").replace(".__call__", "").replace(".__enter__", "")
+        shown = raw.call.replace("builtins.", "").replace(".__call__", "")
         if shown.startswith("<unknown>."):
             shown = shown[len("<unknown>."):]
         context = result.facts.describe(raw.frame)
@@ -150,14 +152,15 @@ def internal_error(path: str, error: BaseException) -> Finding:
                    message=rule.message.format(call=reason), category="internal", call=reason)
 
 
-def check_bytes(data: bytes, source: SourceFile, knowledge: Knowledge, enabled: frozenset[str]) -> list[Finding]:
+def check_bytes(data: bytes, source: SourceFile, knowledge: Knowledge, enabled: frozenset[str],
+                project: Project | None = None) -> list[Finding]:
     """Never raises: every failure becomes an AG001 (the input) or AG002 (the checker) finding."""
     try:
         text = decode(data)
     except SourceError as error:
         return [not_checked(source.display, str(error))]
     try:
-        return check_source(text, source.display, source.module, knowledge, enabled)
+        return check_source(text, source.display, source.module, knowledge, enabled, project)
     except RecursionError:
         return [not_checked(source.display, "too deeply nested to analyse")]
     except Exception as error:  # a bug in asyncguard: report it, keep going
@@ -168,20 +171,24 @@ def check_bytes(data: bytes, source: SourceFile, knowledge: Knowledge, enabled: 
 _worker_state: dict = {}
 
 
-def _init_worker(settings: Settings, enabled: frozenset[str]) -> None:
-    _worker_state["knowledge"] = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls)
-    _worker_state["enabled"] = enabled
+def _init_worker(settings: Settings, enabled: frozenset[str], modules: dict[str, Path], roots: list[Path]) -> None:
+    knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls)
+    project = Project(modules, knowledge, search_roots=roots)
+    _worker_state.update(knowledge=knowledge, enabled=enabled, project=project)
 
 
-def _check_in_worker(source: SourceFile, data: bytes | None) -> tuple[str | None, list[dict]]:
-    """(content digest, findings as JSON); reads the file itself unless the caller already has its bytes."""
+def _check_in_worker(source: SourceFile, data: bytes | None) -> tuple[str | None, list[dict], list[str]]:
+    """(content digest, findings as JSON, project files consulted); reads the file unless given its bytes."""
     if data is None:
         try:
             data = source.path.read_bytes()
         except OSError as error:
-            return None, [not_checked(source.display, f"cannot read: {error.strerror or error}").to_json()]
-    findings = check_bytes(data, source, _worker_state["knowledge"], _worker_state["enabled"])
-    return digest(data), [f.to_json() for f in findings]
+            return None, [not_checked(source.display, f"cannot read: {error.strerror or error}").to_json()], []
+    project: Project = _worker_state["project"]
+    findings = check_bytes(data, source, _worker_state["knowledge"], _worker_state["enabled"], project)
+    dependencies = sorted(str(p) for p in project.consulted if p != source.path)
+    project.consulted = set()
+    return digest(data), [f.to_json() for f in findings], dependencies
 
 
 def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
@@ -191,6 +198,9 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
     cache = FindingsCache(settings.project_root, settings.fingerprint(), enabled=use_cache)
     result = RunResult()
     pending: list[tuple[SourceFile, os.stat_result, bytes | None]] = []
+    files = list(files)
+    named = [(source.module, source.path) for source in files]
+    modules, roots = module_keys(named), search_roots(named)
     for source in files:
         result.files_checked += 1
         key = str(source.path)
@@ -212,9 +222,11 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
             continue
         pending.append((source, stat, data))
 
-    for (source, stat, _), (content_digest, findings) in zip(pending, _analyse_all(pending, settings, enabled)):
+    analysed = _analyse_all(pending, settings, enabled, modules, roots)
+    for (source, stat, _), (content_digest, findings, dependencies) in zip(pending, analysed):
         if content_digest is not None and not any(f["code"] == "AG002" for f in findings):
-            cache.store(str(source.path), stat, content_digest, [{**f, "path": ""} for f in findings])
+            cache.store(str(source.path), stat, content_digest, [{**f, "path": ""} for f in findings],
+                        dependencies)
         result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in findings)
         if progress:
             progress(1)
@@ -223,14 +235,15 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
     return result
 
 
-def _analyse_all(pending: list, settings: Settings, enabled: frozenset[str]) -> Iterator[tuple[str | None, list]]:
+def _analyse_all(pending: list, settings: Settings, enabled: frozenset[str], modules: dict[str, Path],
+                 roots: list[Path]) -> Iterator[tuple[str | None, list, list[str]]]:
     workers = min(os.cpu_count() or 1, 8)
     if len(pending) < PARALLEL_THRESHOLD or workers < 2:
-        _init_worker(settings, enabled)
+        _init_worker(settings, enabled, modules, roots)
         yield from (_check_in_worker(source, data) for source, _, data in pending)
         return
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                             initargs=(settings, enabled)) as executor:
+                             initargs=(settings, enabled, modules, roots)) as executor:
         chunk = max(1, min(64, len(pending) // (workers * 8)))
         yield from executor.map(_check_in_worker, [p[0] for p in pending], [p[2] for p in pending],
                                 chunksize=chunk)

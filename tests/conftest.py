@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from asyncguard.lint.knowledge import build_knowledge
-from asyncguard.lint.runner import check_source
+from asyncguard.lint.checker import check_source
 
 EXPECTATION = re.compile(r"#\s*(AG\d{3})\b")
 ROOT = Path(__file__).resolve().parent.parent

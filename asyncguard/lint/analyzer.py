@@ -15,7 +15,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from asyncguard.lint.context import FastApiFacts, FunctionFrame
 from asyncguard.lint.knowledge import BlockingApi, Knowledge
-from asyncguard.lint.syntax import dotted_name, keyword, positional, string_value
+from asyncguard.lint.syntax import absolute_module, child_nodes, dotted_name, keyword, positional, string_value
 
 if TYPE_CHECKING:
     from asyncguard.lint.project import Project
@@ -90,13 +90,16 @@ class Resolver:
         self.home = home
         self.project = project
 
-    def owner(self, path: str) -> "ModuleIndex | None":
-        """The module index that defines `path`: this module, or another of the project."""
+    def instance_attribute(self, class_path: str, attribute: str) -> Value | None:
+        """The type of `obj.attribute` where `obj` is an instance of a class of the project."""
+        if class_path.startswith(self.home.prefix):
+            return (self.home.class_attributes(class_path) or {}).get(attribute)
+        return self.project.instance_attribute(class_path, attribute) if self.project is not None else None
+
+    def function_result(self, path: str) -> Value | None:
         if path.startswith(self.home.prefix):
-            return self.home
-        if self.project is not None:
-            return self.project.index_for(path)[0]
-        return None
+            return self.home.function_result(path) if path in self.home.functions else None
+        return self.project.function_result(path) if self.project is not None else None
 
     def through_project(self, value: Value | None) -> Value | None:
         """Follow a name imported from a project module to what that module binds (re-exports included)."""
@@ -117,10 +120,9 @@ class Resolver:
             if base is None:
                 return None
             if base.instance:
-                owner = self.owner(base.path)
-                own = owner.class_attrs.get(base.path) if owner else None
-                if own is not None and node.attr.value in own:
-                    return own[node.attr.value]
+                own = self.instance_attribute(base.path, node.attr.value)
+                if own is not None:
+                    return own
             name = self.knowledge.canonical(f"{base.path}.{node.attr.value}")
             typed = self.knowledge.attribute_type(name) if base.instance else None
             return Value(typed, instance=True) if typed else self.through_project(Value(name))
@@ -155,9 +157,9 @@ class Resolver:
             return Value(self.knowledge.canonical(returned), instance=True)
         if value.instance:
             return None
-        owner = self.owner(value.path)
-        if owner is not None and value.path in owner.functions:
-            return owner.function_result(value.path)
+        produced = self.function_result(value.path)
+        if produced is not None:
+            return produced
         if value.path.rsplit(".", 1)[-1][:1].isupper():
             return Value(value.path, instance=True)  # calling a class builds an instance of it
         return None
@@ -219,6 +221,7 @@ class ModuleIndex:
         self.scope = Scope(None, "module")
         self.functions: dict[str, cst.FunctionDef] = {}
         self._results: dict[str, Value | None] = {}
+        self.classes: dict[str, tuple[cst.ClassDef, Scope]] = {}
         self.class_attrs: dict[str, dict[str, Value]] = {}
         self.resolver = Resolver(knowledge, self, project)
         self._index_block(module.body, self.scope, prefix=module_name)
@@ -249,7 +252,10 @@ class ModuleIndex:
             elif isinstance(statement, cst.ClassDef):
                 path = f"{prefix}.{statement.name.value}"
                 scope.bind(statement.name.value, Value(path))
-                self.class_attrs[path] = self._class_attributes(statement, scope, path)
+                self.classes[path] = (statement, scope)
+                for member in statement.body.body:
+                    if isinstance(member, cst.FunctionDef):
+                        self.functions[f"{path}.{member.name.value}"] = member
             elif isinstance(statement, cst.If) and is_main_guard(statement):
                 continue
             else:
@@ -266,8 +272,16 @@ class ModuleIndex:
                     if isinstance(target.target, cst.Name):
                         self.facts.note_router(target.target.value, small.value)
 
-    def _class_attributes(self, node: cst.ClassDef, outer: Scope, path: str) -> dict[str, Value]:
-        """Types of `self.x` from class-level annotations and assignments in any method."""
+    def class_attributes(self, path: str) -> dict[str, Value] | None:
+        """Types of `self.x` of a class of this module, computed on first use."""
+        if path not in self.class_attrs:
+            if path not in self.classes:
+                return None
+            self._class_attributes(*self.classes[path], path)
+        return self.class_attrs[path]
+
+    def _class_attributes(self, node: cst.ClassDef, outer: Scope, path: str) -> None:
+        """From class-level annotations and assignments, and `self.x = ...` in any method."""
         attrs: dict[str, Value] = {}
         class_scope = Scope(outer, "class", class_path=path)
         self.class_attrs[path] = attrs  # visible while methods are read, for `self.a.b` chains
@@ -278,7 +292,6 @@ class ModuleIndex:
                         attrs[name] = value
                         class_scope.bind(name, value)
             elif isinstance(statement, cst.FunctionDef):
-                self.functions[f"{path}.{statement.name.value}"] = statement
                 method_scope = Scope(outer, "function")
                 bind_parameters(statement, method_scope, self.resolver, path)
                 for target, value_node, annotation in self_assignments(statement.body):
@@ -287,7 +300,6 @@ class ModuleIndex:
                         value = self.resolver.infer(value_node, method_scope)
                     if value is not None:
                         attrs.setdefault(target, value)
-        return attrs
 
 
 def returned_value(node: cst.FunctionDef, scope: Scope, resolver: Resolver, module_name: str) -> Value | None:
@@ -310,7 +322,7 @@ def returned_value(node: cst.FunctionDef, scope: Scope, resolver: Resolver, modu
                 if item.asname is not None and isinstance(item.asname.name, cst.Name):
                     value = resolver.infer(item.item, scope)
                     scope.bind(item.asname.name.value, value if value and value.instance else None)
-        stack.extend(reversed(current.children))
+        stack.extend(reversed(child_nodes(current)))
     return None
 
 
@@ -339,11 +351,8 @@ def import_bindings(statement: cst.CSTNode, module_name: str) -> Iterator[tuple[
                 root = full.split(".")[0]
                 yield root, Value(root)
     elif isinstance(statement, cst.ImportFrom):
-        base = dotted_name(statement.module) if statement.module else ""
-        if statement.relative:
-            package = module_name.split(".")
-            package = package[: max(len(package) - len(statement.relative), 0)]
-            base = ".".join([*package, base] if base else package)
+        base = absolute_module(module_name, len(statement.relative),
+                               dotted_name(statement.module) if statement.module else "")
         if isinstance(statement.names, cst.ImportStar):
             return
         for alias in statement.names:
@@ -398,7 +407,7 @@ def self_assignments(body: cst.BaseSuite) -> Iterator[tuple[str, cst.BaseExpress
             name = self_attribute(node.target)
             if name:
                 yield name, node.value, node.annotation.annotation
-        stack.extend(node.children)
+        stack.extend(child_nodes(node))
 
 
 def self_attribute(node: cst.BaseExpression) -> str | None:
@@ -429,8 +438,11 @@ def is_staticmethod(node: cst.FunctionDef | cst.Lambda) -> bool:
     )
 
 
-class BlockingCallVisitor(cst.CSTVisitor):
-    """Walks a module with a stack of function frames and reports blocking calls made on the event loop."""
+class BlockingCallWalker:
+    """Walks a module with a stack of function frames and reports blocking calls made on the event loop.
+
+    Decorators, default values and annotations are walked in the enclosing frame, where Python evaluates them.
+    """
 
     def __init__(self, index: ModuleIndex, facts: FastApiFacts):
         self.index = index
@@ -439,13 +451,18 @@ class BlockingCallVisitor(cst.CSTVisitor):
         self.facts = facts
         self.scopes: list[Scope] = [index.scope]
         self.frames: list[FunctionFrame] = []
-        self.classes: list[tuple[str, cst.ClassDef]] = []
+        self.classes: list[str] = []
         self.awaited: set[int] = set()
         self.offloaded: set[int] = set()
         self.flagged: set[int] = set()
         self.findings: list[RawFinding] = []
+        self.handlers = {
+            cst.FunctionDef: self.walk_function, cst.Lambda: self.walk_lambda, cst.ClassDef: self.walk_class,
+            cst.If: self.walk_if, cst.SimpleStatementLine: self.walk_simple_statement, cst.With: self.walk_with,
+            cst.For: self.walk_for, cst.NamedExpr: self.walk_named_expr, cst.Await: self.walk_await,
+            cst.Call: self.walk_call,
+        }
 
-    # -- scopes ------------------------------------------------------------------------------------------
     @property
     def scope(self) -> Scope:
         return self.scopes[-1]
@@ -454,57 +471,63 @@ class BlockingCallVisitor(cst.CSTVisitor):
     def frame(self) -> FunctionFrame | None:
         return self.frames[-1] if self.frames else None
 
-    def visit_If(self, node: cst.If) -> bool:
-        return not (not self.frames and is_main_guard(node))
+    def walk(self, node: cst.CSTNode) -> None:
+        handler = self.handlers.get(type(node))
+        if handler is not None:
+            handler(node)
+        else:
+            self.walk_all(child_nodes(node))
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        prefix = self.classes[-1][0] if self.classes else self.index.module_name
+    def walk_all(self, nodes: Sequence[cst.CSTNode | None]) -> None:
+        for node in nodes:
+            if node is not None:
+                self.walk(node)
+
+    # -- scopes --------------------------------------------------------------------------------------------
+    def walk_if(self, node: cst.If) -> None:
+        if self.frames or not is_main_guard(node):  # module code under `if __name__ == "__main__":` is skipped
+            self.walk_all(child_nodes(node))
+
+    def walk_class(self, node: cst.ClassDef) -> None:
+        prefix = self.classes[-1] if self.classes else self.index.module_name
         path = f"{prefix}.{node.name.value}"
         self.facts.note_class(node, path, self.resolver, self.scope)
-        self.classes.append((path, node))
+        self.walk_all([d.decorator for d in node.decorators] + [b.value for b in node.bases])
+        self.classes.append(path)
         self.scopes.append(Scope(self.scope, "class", class_path=path))
-        return True
-
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
-        self.classes.pop()
+        self.walk(node.body)
         self.scopes.pop()
+        self.classes.pop()
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+    def walk_function(self, node: cst.FunctionDef) -> None:
         enclosing_class = self.scope.class_path if self.scope.kind == "class" else None
+        self.facts.note_decorators(node, self.resolver, self.scope)
+        self.walk_all([d.decorator for d in node.decorators])
+        self.walk_all([p.default for p in all_params(node.params)])
         if self.frames:
             self.scope.bind(node.name.value, None)
-        self.facts.note_decorators(node, self.resolver, self.scope)
-        frame = FunctionFrame(
-            node=node,
-            name=node.name.value,
-            is_async=node.asynchronous is not None,
-            class_path=enclosing_class,
-            parent=self.frame,
-            on_loop=self._runs_on_loop(node),
-        )
-        self.frames.append(frame)
+        frame = FunctionFrame(node=node, name=node.name.value, is_async=node.asynchronous is not None,
+                              class_path=enclosing_class, parent=self.frame, on_loop=self._runs_on_loop(node))
         scope = Scope(self.scope, "function")
         bind_parameters(node, scope, self.resolver, enclosing_class)
+        self.frames.append(frame)
         self.scopes.append(scope)
-        return True
-
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self.frames.pop()
+        self.walk(node.body)
         self.scopes.pop()
+        self.frames.pop()
 
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
+    def walk_lambda(self, node: cst.Lambda) -> None:
         parent = self.frame
+        self.walk_all([p.default for p in all_params(node.params)])
         on_loop = bool(parent and parent.on_loop and id(node) not in self.offloaded)
-        self.frames.append(FunctionFrame(node=node, name="<lambda>", is_async=False, class_path=None,
-                                         parent=parent, on_loop=on_loop))
         scope = Scope(self.scope, "function")
         bind_parameters(node, scope, self.resolver, None)
+        self.frames.append(FunctionFrame(node=node, name="<lambda>", is_async=False, class_path=None,
+                                         parent=parent, on_loop=on_loop))
         self.scopes.append(scope)
-        return True
-
-    def leave_Lambda(self, original_node: cst.Lambda) -> None:
-        self.frames.pop()
+        self.walk(node.body)
         self.scopes.pop()
+        self.frames.pop()
 
     def _runs_on_loop(self, node: cst.FunctionDef) -> bool:
         """An `async def` runs on the loop; a nested `def` only when its on-loop parent calls it directly."""
@@ -516,64 +539,62 @@ class BlockingCallVisitor(cst.CSTVisitor):
         return node.name.value in parent.direct_calls()
 
     # -- bindings inside functions ----------------------------------------------------------------------------
-    def leave_SimpleStatementLine(self, original_node: cst.SimpleStatementLine) -> None:
-        if not self.frames or self.scope.kind != "function":
-            return
-        for name, value in bindings_of(original_node, self.scope, self.resolver, self.index.module_name):
-            self.scope.bind(name, value)
+    def walk_simple_statement(self, node: cst.SimpleStatementLine) -> None:
+        self.walk_all(child_nodes(node))
+        if self.frames and self.scope.kind == "function":
+            for name, value in bindings_of(node, self.scope, self.resolver, self.index.module_name):
+                self.scope.bind(name, value)
 
-    def visit_With(self, node: cst.With) -> bool:
-        if not self.frames:
-            return True
-        for item in node.items:
-            if node.asynchronous is None:
-                self._check_with_item(item)
-            if item.asname is not None and isinstance(item.asname.name, cst.Name):
-                value = self.resolver.infer(item.item, self.scope)
-                self.scope.bind(item.asname.name.value, value if value and value.instance else None)
-        return True
+    def walk_with(self, node: cst.With) -> None:
+        if self.frames:
+            for item in node.items:
+                if node.asynchronous is None:
+                    self._check_with_item(item)
+                if item.asname is not None and isinstance(item.asname.name, cst.Name):
+                    value = self.resolver.infer(item.item, self.scope)
+                    self.scope.bind(item.asname.name.value, value if value and value.instance else None)
+        self.walk_all(child_nodes(node))
 
-    def visit_For(self, node: cst.For) -> bool:
+    def walk_for(self, node: cst.For) -> None:
         if self.frames:
             for name in target_names(node.target):
                 self.scope.bind(name, None)
-        return True
+        self.walk_all(child_nodes(node))
 
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
+    def walk_named_expr(self, node: cst.NamedExpr) -> None:
         if self.frames and isinstance(node.target, cst.Name):
             self.scope.bind(node.target.value, self.resolver.infer(node.value, self.scope))
-        return True
+        self.walk_all(child_nodes(node))
 
     # -- calls --------------------------------------------------------------------------------------------------
-    def visit_Await(self, node: cst.Await) -> bool:
+    def walk_await(self, node: cst.Await) -> None:
         self.awaited.add(id(node.expression))
-        return True
+        self.walk(node.expression)
 
-    def visit_Call(self, node: cst.Call) -> bool:
+    def walk_call(self, node: cst.Call) -> None:
+        self._check_call(node)
+        self.walk_all(child_nodes(node))
+
+    def _check_call(self, node: cst.Call) -> None:
         self.facts.note_call(node, self.resolver, self.scope)
         frame = self.frame
         if frame is None:
-            return True
+            return
         callee = self.resolver.callee(node, self.scope)
         if callee is None:
-            return True
+            return
         if self.knowledge.is_offloader(callee):
             for arg in node.args:
                 self.offloaded.add(id(arg.value))
-            frame.offloaded_names.update(
-                arg.value.value for arg in node.args if isinstance(arg.value, cst.Name)
-            )
         if not frame.on_loop or id(node) in self.awaited:
-            return True
+            return
         api = self.knowledge.blocking_api(callee)
         if api is None or api.with_statement or is_nonblocking(node, api):
-            return True
-        if self._receiver_already_flagged(node):
-            self.flagged.add(id(node))
-            return True
+            return
+        already = self._receiver_already_flagged(node)
         self.flagged.add(id(node))
-        self.findings.append(RawFinding(node=node, api=api, call=callee, frame=frame))
-        return True
+        if not already:
+            self.findings.append(RawFinding(node=node, api=api, call=callee, frame=frame))
 
     def _receiver_already_flagged(self, node: cst.Call) -> bool:
         """`conn.execute(q).fetchone()` is one blocking statement: report its first call only."""
@@ -600,6 +621,11 @@ class BlockingCallVisitor(cst.CSTVisitor):
         if api is not None and api.with_statement:
             # `with lock:` is `lock.acquire()` in disguise
             self.findings.append(RawFinding(node=item.item, api=api, call=f"{value.path}.acquire", frame=frame))
+
+
+def all_params(params: cst.Parameters) -> list[cst.Param]:
+    stars = [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
+    return [*params.posonly_params, *params.params, *params.kwonly_params, *stars]
 
 
 def target_names(node: cst.BaseExpression) -> Iterator[str]:
@@ -636,13 +662,13 @@ def analyze(module: cst.Module, module_name: str, knowledge: Knowledge,
     index = ModuleIndex(module, module_name, knowledge, facts, project)
     if project is not None:
         project.begin_file(module_name, index)
-    visitor = BlockingCallVisitor(index, facts)
-    module.visit(visitor)
-    if not visitor.findings:
+    walker = BlockingCallWalker(index, facts)
+    walker.walk(module)
+    if not walker.findings:
         return AnalysisResult(facts=facts)
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     located = []
-    for raw in visitor.findings:
+    for raw in walker.findings:
         span = positions[raw.node]
         located.append((raw, (span.start.line, span.start.column + 1, span.end.line, span.end.column + 1)))
     return AnalysisResult(findings=located, facts=facts)

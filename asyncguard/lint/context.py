@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from asyncguard.lint.syntax import keyword, positional, string_value
+from asyncguard.lint.syntax import child_nodes, keyword, positional, string_value
 
 if TYPE_CHECKING:
     from asyncguard.lint.analyzer import Resolver, Scope
@@ -54,7 +54,7 @@ class FunctionFrame:
                 continue
             if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
                 found.add(node.func.value)
-            stack.extend(node.children)
+            stack.extend(child_nodes(node))
         return found
 
 

@@ -1,6 +1,7 @@
 """Which files to check: walk the given paths, honour `.gitignore` and the configured excludes.
 
 Symbolic links to directories are not followed (no loops); a path given explicitly is always checked, as in ruff.
+Paths are handled as strings here: on a warm run, walking the tree is most of the work.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import fnmatch
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -19,18 +21,37 @@ DEFAULT_EXCLUDES = (
 )
 
 
-@dataclass(frozen=True)
 class SourceFile:
-    path: Path
-    display: str
-    """The path as the user sees it in findings, relative to the working directory where possible."""
-    module: str
-    """Dotted module name relative to the checked root (`app.routers.users`)."""
+    """A file to check: where it is, how to show it, and (computed on first use) its module name."""
+
+    __slots__ = ("path", "display", "root", "_module")
+
+    def __init__(self, path: Path, display: str, root: str, module: str | None = None):
+        self.path = path
+        self.display = display
+        """The path as the user sees it in findings, relative to the working directory where possible."""
+        self.root = root
+        """The checked directory the file was found under."""
+        self._module = module
+
+    @property
+    def module(self) -> str:
+        """Dotted module name (`app.routers.users`)."""
+        if self._module is None:
+            self._module = module_name(str(self.path), self.root)
+        return self._module
+
+    def __getstate__(self):
+        return (self.path, self.display, self.root, self.module)
+
+    def __setstate__(self, state):
+        self.path, self.display, self.root, self._module = state
 
 
 @dataclass(frozen=True)
 class IgnoreRule:
-    base: Path
+    base: str
+    """The directory of the `.gitignore`, with a trailing separator."""
     regex: re.Pattern[str]
     negate: bool
     dir_only: bool
@@ -68,9 +89,10 @@ def gitignore_regex(pattern: str) -> str:
     return body if anchored else f"(?:.*/)?{body}"
 
 
-def read_gitignore(directory: Path) -> list[IgnoreRule]:
+def read_gitignore(directory: str) -> list[IgnoreRule]:
     try:
-        text = (directory / ".gitignore").read_text(encoding="utf-8", errors="replace")
+        with open(os.path.join(directory, ".gitignore"), encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
     except OSError:
         return []
     rules = []
@@ -81,90 +103,77 @@ def read_gitignore(directory: Path) -> list[IgnoreRule]:
         negate = line.startswith("!")
         line = line[1:] if negate else line
         dir_only = line.endswith("/")
-        rules.append(IgnoreRule(directory, re.compile(gitignore_regex(line)), negate, dir_only))
+        rules.append(IgnoreRule(os.path.join(directory, ""), re.compile(gitignore_regex(line)), negate, dir_only))
     return rules
 
 
-def is_ignored(path: Path, is_dir: bool, rules: Iterable[IgnoreRule]) -> bool:
+def is_ignored(path: str, is_dir: bool, rules: Iterable[IgnoreRule]) -> bool:
     ignored = False
     for rule in rules:
-        if rule.dir_only and not is_dir:
+        if (rule.dir_only and not is_dir) or not path.startswith(rule.base):
             continue
-        try:
-            relative = path.relative_to(rule.base).as_posix()
-        except ValueError:
-            continue
-        if rule.regex.fullmatch(relative):
+        if rule.regex.fullmatch(path[len(rule.base):]):
             ignored = not rule.negate
     return ignored
 
 
-def matches_exclude(path: Path, root: Path, patterns: Iterable[str]) -> bool:
+def matches_exclude(path: str, name: str, root: str, patterns: tuple[str, ...]) -> bool:
     """ruff-style excludes: a pattern matches the file or directory name, or its path relative to the root.
 
     Only entries found while walking are matched, so a directory given explicitly is always checked.
     """
-    name = path.name
-    try:
-        relative = path.relative_to(root).as_posix()
-    except ValueError:
-        relative = path.as_posix()
-    for pattern in patterns:
-        pattern = pattern.rstrip("/")
-        if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(relative, pattern):
-            return True
-    return False
+    relative = path[len(root):] if path.startswith(root) else path
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(relative, p) for p in patterns)
 
 
-def module_name(path: Path, root: Path) -> str:
+@lru_cache(maxsize=4096)
+def is_package(directory: str) -> bool:
+    return os.path.isfile(os.path.join(directory, "__init__.py"))
+
+
+def module_name(path: str, root: str) -> str:
     """The dotted name Python imports the file by: its package chain (`__init__.py` files) where it has one,
     else its path relative to the checked root (namespace packages, scripts)."""
-    if (path.parent / "__init__.py").exists():
-        parts = [path.stem]
-        directory = path.parent
-        while (directory / "__init__.py").exists() and directory.parent != directory:
-            parts.append(directory.name)
-            directory = directory.parent
+    directory, filename = os.path.split(path)
+    parts = [filename[:-3] if filename.endswith(".py") else filename]
+    if is_package(directory):
+        while is_package(directory) and os.path.dirname(directory) != directory:
+            directory, package = os.path.split(directory)
+            parts.append(package)
         parts.reverse()
-    else:
-        try:
-            parts = list(path.relative_to(root).with_suffix("").parts)
-        except ValueError:
-            parts = [path.stem]
+    elif path.startswith(os.path.join(root, "")):
+        parts = path[len(os.path.join(root, "")):-3].split(os.sep)
     if len(parts) > 1 and parts[-1] == "__init__":
         parts.pop()
-    return ".".join(parts) or path.stem
+    return ".".join(parts)
 
 
-def display_path(path: Path, cwd: Path) -> str:
-    try:
-        return path.relative_to(cwd).as_posix()
-    except ValueError:
-        return path.as_posix()
+def display_path(path: str, cwd: str) -> str:
+    shown = path[len(cwd):] if path.startswith(cwd) else path
+    return shown.replace(os.sep, "/")
 
 
 def discover(paths: Iterable[str], project_root: Path, excludes: Iterable[str]) -> Iterator[SourceFile]:
     """Python files under the given paths, in a stable order, each once."""
-    cwd = Path.cwd()
-    excludes = tuple(excludes)
-    seen: set[Path] = set()
+    cwd = os.path.join(os.getcwd(), "")
+    excludes = tuple(p.rstrip("/") for p in excludes)
+    seen: set[str] = set()
+    root_prefix = os.path.join(str(project_root.resolve()), "")
     inherited = [rule for directory in repository_dirs(project_root.resolve()) for rule in read_gitignore(directory)]
     for given in paths:
-        start = Path(given)
-        absolute = Path(os.path.abspath(start))
-        if absolute.is_file() or (absolute.is_symlink() and not absolute.is_dir()):
-            if absolute not in seen:
-                seen.add(absolute)
-                root = absolute.parent
-                yield SourceFile(absolute, display_path(absolute, cwd), module_name(absolute, root))
-            continue
-        for file in _walk(absolute, project_root, excludes, inherited):
+        absolute = os.path.abspath(given)
+        if os.path.isdir(absolute):
+            files = _walk(absolute, root_prefix, excludes, inherited)
+            root = absolute
+        else:
+            files, root = iter([absolute]), os.path.dirname(absolute)
+        for file in files:
             if file not in seen:
                 seen.add(file)
-                yield SourceFile(file, display_path(file, cwd), module_name(file, absolute))
+                yield SourceFile(Path(file), display_path(file, cwd), root)
 
 
-def repository_dirs(project_root: Path) -> list[Path]:
+def repository_dirs(project_root: Path) -> list[str]:
     """The project root and its parents up to the repository's top, outermost first: their `.gitignore`s apply."""
     chain = [project_root]
     for parent in project_root.parents:
@@ -173,24 +182,24 @@ def repository_dirs(project_root: Path) -> list[Path]:
         chain.append(parent)
     if not (chain[-1] / ".git").exists():
         chain = [project_root]
-    return list(reversed(chain))
+    return [str(directory) for directory in reversed(chain)]
 
 
-def _walk(root: Path, project_root: Path, excludes: tuple[str, ...], inherited: list[IgnoreRule]) -> Iterator[Path]:
+def _walk(root: str, project_root: str, excludes: tuple[str, ...], inherited: list[IgnoreRule]) -> Iterator[str]:
     rules_by_dir: dict[str, list[IgnoreRule]] = {}
     for directory, dirnames, filenames in os.walk(root, followlinks=False, onerror=lambda error: None):
-        here = Path(directory)
         parent_rules = rules_by_dir.get(os.path.dirname(directory), inherited)
-        rules = parent_rules + read_gitignore(here) if ".gitignore" in filenames else parent_rules
+        rules = parent_rules + read_gitignore(directory) if ".gitignore" in filenames else parent_rules
         rules_by_dir[directory] = rules
+        prefix = os.path.join(directory, "")
         dirnames[:] = sorted(
             d for d in dirnames
-            if not matches_exclude(here / d, project_root, excludes) and not is_ignored(here / d, True, rules)
+            if not matches_exclude(prefix + d, d, project_root, excludes) and not is_ignored(prefix + d, True, rules)
         )
         for filename in sorted(filenames):
             if not filename.endswith(".py"):
                 continue
-            file = here / filename
-            if matches_exclude(file, project_root, excludes) or is_ignored(file, False, rules):
+            file = prefix + filename
+            if matches_exclude(file, filename, project_root, excludes) or (rules and is_ignored(file, False, rules)):
                 continue
             yield file

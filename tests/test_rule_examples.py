@@ -37,3 +37,10 @@ def test_codes_and_names_are_unique():
     rules = all_rules()
     assert len({r.code for r in rules}) == len(rules)
     assert len({r.name for r in rules}) == len(rules)
+
+
+def test_readme_rule_table_is_current():
+    from asyncguard.lint.docs import readme_table
+    from conftest import ROOT
+
+    assert readme_table() in (ROOT / "README.md").read_text(encoding="utf-8"), "run `make docs`"

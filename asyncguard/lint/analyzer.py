@@ -242,7 +242,7 @@ class ModuleIndex:
         for statement in body:
             self._note_router(statement)
             for name, value in bindings_of(statement, scope, self.resolver, self.module_name):
-                if value is None and scope.names.get(name) is not None:
+                if value is None and scope.names.get(name) is not None and assigns_none(statement):
                     continue  # `except ImportError: requests = None` keeps the import
                 scope.bind(name, value)
             if isinstance(statement, cst.FunctionDef):
@@ -324,6 +324,13 @@ def returned_value(node: cst.FunctionDef, scope: Scope, resolver: Resolver, modu
                     scope.bind(item.asname.name.value, value if value and value.instance else None)
         stack.extend(reversed(child_nodes(current)))
     return None
+
+
+def assigns_none(statement: cst.CSTNode) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and any(
+        isinstance(small, cst.Assign) and isinstance(small.value, cst.Name) and small.value.value == "None"
+        for small in statement.body
+    )
 
 
 def nested_blocks(statement: cst.CSTNode) -> Iterator[Sequence[cst.CSTNode]]:
@@ -454,7 +461,6 @@ class BlockingCallWalker:
         self.classes: list[str] = []
         self.awaited: set[int] = set()
         self.offloaded: set[int] = set()
-        self.flagged: set[int] = set()
         self.findings: list[RawFinding] = []
         self.handlers = {
             cst.FunctionDef: self.walk_function, cst.Lambda: self.walk_lambda, cst.ClassDef: self.walk_class,
@@ -591,24 +597,12 @@ class BlockingCallWalker:
         api = self.knowledge.blocking_api(callee)
         if api is None or api.with_statement or is_nonblocking(node, api):
             return
-        already = self._receiver_already_flagged(node)
-        self.flagged.add(id(node))
-        if not already:
-            self.findings.append(RawFinding(node=node, api=api, call=callee, frame=frame))
+        self.findings.append(RawFinding(node=node, api=api, call=callee, frame=frame))
 
-    def _receiver_already_flagged(self, node: cst.Call) -> bool:
-        """`conn.execute(q).fetchone()` is one blocking statement: report its first call only."""
-        receiver = node.func.value if isinstance(node.func, cst.Attribute) else None
-        while receiver is not None:
-            if isinstance(receiver, cst.Call):
-                if id(receiver) in self.flagged:
-                    return True
-                receiver = receiver.func
-            elif isinstance(receiver, (cst.Attribute, cst.Subscript)):
-                receiver = receiver.value
-            else:
-                return False
-        return False
+    def first_calls_of_chains(self) -> list[RawFinding]:
+        """`conn.execute(q).fetchone()` is one blocking statement: keep the first call of a chain only."""
+        flagged = {id(raw.node) for raw in self.findings}
+        return [raw for raw in self.findings if not any(id(inner) in flagged for inner in receiver_calls(raw.node))]
 
     def _check_with_item(self, item: cst.WithItem) -> None:
         frame = self.frame
@@ -621,6 +615,19 @@ class BlockingCallWalker:
         if api is not None and api.with_statement:
             # `with lock:` is `lock.acquire()` in disguise
             self.findings.append(RawFinding(node=item.item, api=api, call=f"{value.path}.acquire", frame=frame))
+
+
+def receiver_calls(node: cst.CSTNode) -> Iterator[cst.Call]:
+    """The calls a method call is made on: `a().b().c()` → `a().b()`, `a()`."""
+    receiver = node.func.value if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) else None
+    while receiver is not None:
+        if isinstance(receiver, cst.Call):
+            yield receiver
+            receiver = receiver.func
+        elif isinstance(receiver, (cst.Attribute, cst.Subscript)):
+            receiver = receiver.value
+        else:
+            return
 
 
 def all_params(params: cst.Parameters) -> list[cst.Param]:
@@ -664,11 +671,12 @@ def analyze(module: cst.Module, module_name: str, knowledge: Knowledge,
         project.begin_file(module_name, index)
     walker = BlockingCallWalker(index, facts)
     walker.walk(module)
-    if not walker.findings:
+    findings = walker.first_calls_of_chains()
+    if not findings:
         return AnalysisResult(facts=facts)
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     located = []
-    for raw in walker.findings:
+    for raw in findings:
         span = positions[raw.node]
         located.append((raw, (span.start.line, span.start.column + 1, span.end.line, span.end.column + 1)))
     return AnalysisResult(findings=located, facts=facts)

@@ -1,0 +1,1 @@
+"""The load-test and profiling harness: servers, scenarios, load, loop lag, profiles, results."""

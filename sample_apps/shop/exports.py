@@ -1,0 +1,32 @@
+"""CSV exports: rows rendered in memory, written to a file replaced atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import uuid
+from pathlib import Path
+
+EXPORT_ROWS = 20_000
+
+
+def render_rows(count: int = EXPORT_ROWS) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", "sku", "quantity", "price_cents"])
+    writer.writerows((n, f"sku-{n % 200:03d}", n % 5 + 1, 100 + n % 9_900) for n in range(count))
+    return buffer.getvalue()
+
+
+def temporary_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+
+
+def write_export(target: Path, text: str) -> None:
+    """Write then rename, so readers never see half a file (the blocking version the fixed endpoint offloads)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_name(target)
+    with open(temporary, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(temporary, target)

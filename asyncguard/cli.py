@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -43,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-cache", action="store_true", help="neither read nor write the findings cache")
     check.add_argument("-q", "--quiet", action="store_true", help="print findings only, no summary")
 
+    bench = commands.add_parser("bench", help="load-test and profile an app or the sample suite",
+                                description="Load-test and profile an ASGI app, or every flaw of the sample apps. "
+                                            "Exit status: 0 measured, 1 a run failed, 2 usage error, "
+                                            "3 --compare gate crossed, 130 interrupted (results kept).")
+    from asyncguard.bench.cli import add_arguments
+
+    add_arguments(bench)
+
     commands.add_parser("rules", help="list every rule")
     rule = commands.add_parser("rule", help="explain one rule: what it does, why it is bad, example, use instead")
     rule.add_argument("code", help="a rule code (AG101) or name (blocking-sleep-in-async-function)")
@@ -56,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return run_check(args)
+        if args.command == "bench":
+            from asyncguard.bench.cli import run_bench
+
+            return run_bench(args)
         if args.command == "rules":
             from asyncguard.lint.docs import rules_listing
             sys.stdout.write(rules_listing())
@@ -82,6 +95,21 @@ def run_rule(code: str) -> int:
     return EXIT_CLEAN
 
 
+@contextmanager
+def progress_bar(total: int, enabled: bool):
+    """A rich progress bar on a terminal, for runs long enough to want one; silent otherwise (and in CI)."""
+    try:
+        from rich.progress import Progress
+    except ImportError:  # the linter-only install has no rich
+        enabled = False
+    if not enabled or total < 200:
+        yield None
+        return
+    with Progress(transient=True) as bar:
+        task = bar.add_task("checking", total=total)
+        yield lambda done: bar.advance(task, done)
+
+
 def run_check(args: argparse.Namespace) -> int:
     from asyncguard.lint.config import ConfigError, load_settings, parse_codes
     from asyncguard.lint.files import DEFAULT_EXCLUDES, discover
@@ -100,8 +128,9 @@ def run_check(args: argparse.Namespace) -> int:
     except ConfigError as error:
         raise UsageError(str(error)) from None
     excludes = [*(settings.exclude or DEFAULT_EXCLUDES), *settings.extend_exclude, *args.exclude]
-    files = discover(args.paths, settings.project_root, excludes)
-    result = run(files, settings, use_cache=not args.no_cache)
+    files = list(discover(args.paths, settings.project_root, excludes))
+    with progress_bar(len(files), enabled=not args.quiet and sys.stderr.isatty()) as advance:
+        result = run(files, settings, use_cache=not args.no_cache, progress=advance)
 
     if args.statistics:
         report = format_statistics(result.findings)

@@ -50,6 +50,8 @@ class Flaw:
     fixed: tuple[Endpoint, ...]
     expect: Expectation
     findings: tuple[LintFinding, ...] = ()
+    profile_frames: tuple[str, ...] = ()
+    """The blocking frames a profile of the flawed endpoint shows: `function` or `file-path-part:function`."""
     note: str = ""
 
 
@@ -78,6 +80,7 @@ def load_manifest(path: Path) -> Manifest:
                                keys=tuple(entry["expect"].get("keys", ())),
                                contains=entry["expect"].get("contains")),
             findings=tuple(LintFinding(**f) for f in entry.get("findings", ())),
+            profile_frames=tuple(entry.get("profile_frames", ())),
             note=entry.get("note", ""),
         )
         for entry in data["flaw"]

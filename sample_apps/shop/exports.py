@@ -1,4 +1,4 @@
-"""CSV exports: rows rendered in memory, written to a file replaced atomically."""
+"""CSV exports: rows rendered once in memory, written durably (fsync) to a file replaced atomically."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ def render_rows(count: int = EXPORT_ROWS) -> str:
     return buffer.getvalue()
 
 
+ORDERS_CSV = render_rows()
+"""The export's content, rendered once at import: the endpoints measure writing it, not formatting it."""
+
+
 def temporary_name(target: Path) -> Path:
     return target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
 
@@ -29,4 +33,6 @@ def write_export(target: Path, text: str) -> None:
     temporary = temporary_name(target)
     with open(temporary, "w", encoding="utf-8") as out:
         out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
     os.replace(temporary, target)

@@ -1,0 +1,135 @@
+"""`asyncguard bench`: load-test and profile an app, or the whole sample suite, and write the results.
+
+Exit status: 0 measured; 1 some endpoint could not be measured (validation failed, server crashed); 2 usage
+error; 3 the `--compare` gate was crossed; 130 interrupted (what was measured is saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_REGRESSION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+DEFAULT_MANIFEST = Path("sample_apps/manifest.toml")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("app", nargs="?", help="ASGI app to measure, as module:attribute (e.g. myservice.main:app)")
+    parser.add_argument("--suite", metavar="DIR", help="measure every flaw of a sample-apps directory "
+                                                       "(its manifest.toml), flawed then fixed")
+    parser.add_argument("--endpoint", action="append", default=[], metavar='"METHOD /path"',
+                        help="endpoint of APP to load (repeatable; default: GET /)")
+    parser.add_argument("--app-dir", help="directory to import APP from")
+    parser.add_argument("--health", default=None, help="path answered when APP is ready (default: the endpoint)")
+    parser.add_argument("--users", type=int, default=32, help="concurrent users (default 32)")
+    parser.add_argument("--rate", type=float, help="constant arrival rate in requests/s instead of a closed loop")
+    parser.add_argument("--duration", type=float, default=6.0, help="measured seconds per endpoint (default 6)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds, excluded (default 2)")
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
+                        help="a separate pyinstrument pass per endpoint (default on)")
+    parser.add_argument("--first-fix-only", action="store_true", help="suite: measure only each flaw's first fix")
+    parser.add_argument("--only", help="suite: comma-separated flaw ids to measure")
+    parser.add_argument("--out", type=Path, help="output directory (default reports/<timestamp>)")
+    parser.add_argument("--compare", type=Path, metavar="OLD.json", help="compare with an earlier results.json")
+    parser.add_argument("--fail-if", action="append", default=[], metavar="COND",
+                        help='with --compare: e.g. "p99>+20%%" or "rps<-10%%" (repeatable)')
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary table")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from asyncguard.bench.compare import GateError, compare, parse_condition, provenance_differences
+    from asyncguard.bench.harness import (Harness, LoadSettings, Target, provenance, scenario_dict, suite_targets,
+                                          with_upstream_env)
+    from asyncguard.bench.manifest import Endpoint, Expectation, load_manifest
+    from asyncguard.bench.results import BenchResults
+    from asyncguard.bench.server import Server, ServerError
+
+    if bool(args.app) == bool(args.suite):
+        return usage("give an APP to measure or --suite DIR, not both")
+    if args.users < 1 or args.duration <= 0 or args.warmup < 0 or (args.rate is not None and args.rate <= 0):
+        return usage("--users, --duration and --rate must be positive, --warmup not negative")
+    try:
+        conditions = [parse_condition(text) for text in args.fail_if]
+        old = BenchResults.load(args.compare) if args.compare else None
+    except GateError as error:
+        return usage(str(error))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return usage(f"cannot read {args.compare}: {error}")
+    if conditions and old is None:
+        return usage("--fail-if needs --compare OLD.json")
+
+    settings = LoadSettings(users=args.users, rate=args.rate, warmup=args.warmup, duration=args.duration,
+                            profile=args.profile)
+    out = args.out or Path("reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    upstream = None
+    if args.suite:
+        manifest_path = Path(args.suite) / "manifest.toml"
+        if not manifest_path.is_file():
+            return usage(f"no manifest.toml in {args.suite}")
+        manifest = load_manifest(manifest_path)
+        targets = suite_targets(manifest, first_fix_only=args.first_fix_only)
+        if args.only:
+            wanted = set(args.only.split(","))
+            unknown = wanted - {flaw.id for flaw in manifest.flaws}
+            if unknown:
+                return usage(f"no flaw {', '.join(sorted(unknown))} in {manifest_path}")
+            targets = [t for t in targets if t.flaw in wanted]
+        upstream = Server(manifest.upstream, app_dir=manifest_path.parent, health_path="/health")
+    else:
+        try:
+            endpoints = [Endpoint(*spec.split(None, 1)) for spec in args.endpoint or ["GET /"]]
+        except TypeError:
+            return usage('--endpoint takes "METHOD /path"')
+        targets = [Target("app", "target", args.app, e, Expectation(), Path(args.app_dir) if args.app_dir else None,
+                          health_path=args.health or e.path) for e in endpoints]
+
+    results = BenchResults(provenance(sys.argv), scenario_dict(settings, targets))
+    harness = Harness(settings, out, results, report=say)
+    try:
+        if upstream is not None:
+            with upstream:
+                harness.run_all(with_upstream_env(targets, upstream.url))
+        else:
+            harness.run_all(targets)
+    except ServerError as error:
+        print(f"asyncguard: error: {error}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    except KeyboardInterrupt:
+        harness.save()
+        print(f"asyncguard: interrupted; {len(results.runs)} run(s) saved in {out / 'results.json'}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+    print(summary_table(results))
+    print(f"results: {out / 'results.json'}")
+    status = EXIT_RUN_FAILED if any(run.error for run in results.runs) else EXIT_OK
+    if old is not None:
+        for difference in provenance_differences(old, results):
+            print(f"warning: runs differ in {difference}", file=sys.stderr)
+        deltas = compare(old, results, conditions)
+        for delta in deltas:
+            mark = f"  FAIL ({delta.crossed.text})" if delta.crossed else ""
+            change = "n/a" if delta.percent is None else f"{delta.percent:+.1f}%"
+            print(f"{delta.key} {delta.metric}: {delta.old:g} → {delta.new:g} ({change}){mark}")
+        if any(delta.crossed for delta in deltas):
+            return EXIT_REGRESSION
+    return status
+
+
+def summary_table(results) -> str:
+    rows = [f"{'flaw':<20} {'side':<7} {'endpoint':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>9} {'lag p99':>8}"]
+    for run in results.runs:
+        if run.error:
+            rows.append(f"{run.flaw:<20} {run.side:<7} {run.name:<36} error: {run.error.splitlines()[0][:60]}")
+            continue
+        rows.append(f"{run.flaw:<20} {run.side:<7} {run.name:<36} {run.rps:>8.0f} {run.latency.p50:>8.1f} "
+                    f"{run.latency.p99:>9.1f} {run.lag.p99:>8.1f}")
+    return "\n".join(rows)
+
+
+def usage(message: str) -> int:
+    print(f"asyncguard: error: {message}", file=sys.stderr)
+    return EXIT_USAGE

@@ -1,0 +1,262 @@
+"""Runs benchmarks: for each endpoint, a fresh server (wrapped to measure loop lag), a validated request, a
+bounded Locust load, then optionally a separate profiling pass. Results are saved after every run, so an
+interrupted or crashed suite keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Sequence
+
+from asyncguard.bench.lag import INTERVAL as LAG_INTERVAL
+from asyncguard.bench.manifest import Endpoint, Expectation, Manifest
+from asyncguard.bench.profiling import summarize_profile
+from asyncguard.bench.results import BenchResults, EndpointRun, Provenance, read_lag_file, summarize
+from asyncguard.bench.server import Server, ServerError
+
+PACKAGES = ("asyncguard", "fastapi", "starlette", "uvicorn", "locust", "httpx", "pyinstrument", "uvloop", "httptools")
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    users: int = 32
+    rate: float | None = None
+    """Target requests per second for the constant-arrival-rate model; None for the closed loop."""
+    warmup: float = 2.0
+    duration: float = 6.0
+    profile: bool = True
+    profile_users: int = 4
+    profile_duration: float = 3.0
+    timeout: float = 30.0
+
+    @property
+    def load_model(self) -> str:
+        return "rate" if self.rate else "closed"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One endpoint of one app, and how to serve it."""
+
+    flaw: str
+    side: str
+    app: str
+    endpoint: Endpoint
+    expect: Expectation
+    app_dir: Path | None = None
+    env: dict = field(default_factory=dict)
+    health_path: str = "/"
+    profile_frames: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.endpoint.method} {self.endpoint.path}"
+
+
+def suite_targets(manifest: Manifest, first_fix_only: bool = False) -> list[Target]:
+    """Every flaw of the sample apps: the flawed endpoint, then its fix(es)."""
+    app_dir = manifest.path.parent if manifest.path else None
+    targets = []
+    for flaw in manifest.flaws:
+        fixes = flaw.fixed[:1] if first_fix_only else flaw.fixed
+        targets.append(Target(flaw.id, "flawed", manifest.app, flaw.flawed, flaw.expect, app_dir,
+                              health_path="/health", profile_frames=flaw.profile_frames))
+        targets += [Target(flaw.id, "fixed", manifest.app, fix, flaw.expect, app_dir, health_path="/health",
+                           profile_frames=flaw.profile_frames) for fix in fixes]
+    return targets
+
+
+def cores() -> tuple[list[int] | None, list[int] | None]:
+    """Server on one core, load generator on the others, where the machine has two or more."""
+    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(available) < 2:
+        return None, None
+    return available[:1], available[1:]
+
+
+def validate(url: str, endpoint: Endpoint, expect: Expectation, timeout: float) -> str | None:
+    """One request before timing: None when the answer is right, else why not."""
+    request = urllib.request.Request(url + endpoint.path, method=endpoint.method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    except (urllib.error.URLError, OSError) as error:
+        return f"{endpoint.method} {endpoint.path}: no answer ({error})"
+    if status != expect.status:
+        return f"{endpoint.method} {endpoint.path}: HTTP {status}, expected {expect.status}: {body[:300]!r}"
+    if expect.contains and expect.contains.encode() not in body:
+        return f"{endpoint.method} {endpoint.path}: body lacks {expect.contains!r}"
+    if expect.keys:
+        try:
+            missing = [key for key in expect.keys if key not in json.loads(body)]
+        except ValueError:
+            return f"{endpoint.method} {endpoint.path}: body is not JSON"
+        if missing:
+            return f"{endpoint.method} {endpoint.path}: body lacks {', '.join(missing)}"
+    return None
+
+
+def run_load(url: str, targets: Sequence[tuple[str, Endpoint, int]], users: int, rate: float | None,
+             warmup: float, duration: float, timeout: float, cpus: list[int] | None) -> dict:
+    """The load generator subprocess, bounded in time; returns its raw samples."""
+    job = {
+        "host": url, "users": users, "rate": rate, "warmup": warmup, "duration": duration, "timeout": timeout,
+        "endpoints": [{"name": name, "method": e.method, "path": e.path, "status": status}
+                      for name, e, status in targets],
+    }
+    process = subprocess.Popen([sys.executable, "-m", "asyncguard.bench.loadgen"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(process.pid, set(cpus))
+    try:
+        out, err = process.communicate(json.dumps(job), timeout=warmup + duration + timeout + 30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if process.returncode != 0:
+        raise RuntimeError(f"load generator failed ({process.returncode}): {err[-2000:]}")
+    return json.loads(out)
+
+
+class Harness:
+    def __init__(self, settings: LoadSettings, out: Path, results: BenchResults,
+                 report: Callable[[str], None] = lambda message: None):
+        self.settings = settings
+        self.out = out
+        self.results = results
+        self.report = report
+        self.server_cpus, self.load_cpus = cores()
+
+    def run_all(self, targets: Sequence[Target]) -> BenchResults:
+        for index, target in enumerate(targets, start=1):
+            self.report(f"[{index}/{len(targets)}] {target.flaw} {target.side}: {target.name}")
+            run = self.measure(target)
+            self.results.runs.append(run)
+            self.save()
+            self.report(describe(run))
+        self.results.complete = True
+        self.save()
+        return self.results
+
+    def save(self) -> None:
+        self.results.save(self.out / "results.json")
+
+    def measure(self, target: Target) -> EndpointRun:
+        settings = self.settings
+        run = EndpointRun(flaw=target.flaw, side=target.side, name=target.name, method=target.endpoint.method,
+                          path=target.endpoint.path, load_model=settings.load_model, users=settings.users,
+                          target_rps=settings.rate, warmup=settings.warmup, duration=settings.duration)
+        with tempfile.TemporaryDirectory(prefix="asyncguard-lag-") as scratch:
+            lag_file = Path(scratch) / "lag.txt"
+            server = Server("asyncguard.bench.lag:app", app_dir=target.app_dir, health_path=target.health_path,
+                            cpus=self.server_cpus,
+                            env={**target.env, "ASYNCGUARD_APP": target.app, "ASYNCGUARD_LAG_FILE": str(lag_file)})
+            try:
+                with server:
+                    run.error = validate(server.url, target.endpoint, target.expect, settings.timeout)
+                    if run.error is None:
+                        load = run_load(server.url, [(target.name, target.endpoint, target.expect.status)],
+                                        settings.users, settings.rate, settings.warmup, settings.duration,
+                                        settings.timeout, self.load_cpus)
+                        if not server.alive():
+                            run.error = f"server exited during the run:\n{server.stderr_tail()}"
+                        summarize(run, load, read_lag_file(lag_file), LAG_INTERVAL)
+            except (ServerError, RuntimeError, subprocess.TimeoutExpired) as error:
+                run.error = str(error)
+        if settings.profile and run.error is None:
+            run.profile = self.profile(target)
+        return run
+
+    def profile(self, target: Target):
+        """A second, profiled server under light load; the session is kept beside the results."""
+        directory = self.out / "profiles" / f"{target.flaw}-{target.side}-{len(self.results.runs)}"
+        server = ProfiledServer(target.app, directory, app_dir=target.app_dir, health_path=target.health_path,
+                                cpus=self.server_cpus, env=target.env)
+        try:
+            with server:
+                run_load(server.url, [(target.name, target.endpoint, target.expect.status)],
+                         self.settings.profile_users, None, 0.5, self.settings.profile_duration,
+                         self.settings.timeout, self.load_cpus)
+            return summarize_profile(directory, self.out, target.profile_frames)
+        except (ServerError, RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+            self.report(f"  profile failed: {error}")
+            return None
+
+
+class ProfiledServer(Server):
+    def __init__(self, app: str, out: Path, **kwargs):
+        super().__init__(app, **kwargs)
+        self.out = out
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "asyncguard.bench.profiling", "--app", self.app, "--port", str(self.port),
+                   "--out", str(self.out)]
+        return command + (["--app-dir", str(self.app_dir)] if self.app_dir else [])
+
+
+def describe(run: EndpointRun) -> str:
+    if run.error:
+        return f"  error: {run.error.splitlines()[0]}"
+    return (f"  {run.rps:,.0f} req/s  p50 {run.latency.p50:.1f} ms  p99 {run.latency.p99:.1f} ms  "
+            f"loop lag p99 {run.lag.p99:.1f} ms  ({run.requests} requests, {run.failures} failed)")
+
+
+def provenance(command: Sequence[str]) -> Provenance:
+    packages = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return Provenance(machine=machine(), python=platform.python_version(), packages=packages, git=git_state(),
+                      started=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=list(command))
+
+
+def machine() -> dict:
+    info = {"cores": os.cpu_count(), "os": platform.platform(), "cpu": platform.processor()}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                           if line.startswith("model name"))
+        meminfo = Path("/proc/meminfo").read_text().split()
+        info["ram_gb"] = round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 1024 / 1024, 1)
+    except (OSError, StopIteration, ValueError):
+        pass
+    return info
+
+
+def git_state() -> dict:
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def scenario_dict(settings: LoadSettings, targets: Sequence[Target]) -> dict:
+    return {"load": asdict(settings), "load_model": settings.load_model,
+            "targets": [{"flaw": t.flaw, "side": t.side, "app": t.app, "method": t.endpoint.method,
+                         "path": t.endpoint.path} for t in targets]}
+
+
+def with_upstream_env(targets: Sequence[Target], url: str) -> list[Target]:
+    return [replace(t, env={**t.env, "SHOP_UPSTREAM_URL": url}) for t in targets]
+

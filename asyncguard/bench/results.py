@@ -1,0 +1,283 @@
+"""Benchmark results: a typed, versioned dataclass tree, saved as JSON (and CSV mirrors) before any rendering.
+
+Statistics are computed here from raw, full-resolution samples; rendering (asyncguard.report) reads only this.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+SCHEMA_VERSION = 1
+LAG_BLOCKED_P99_MS = 100.0
+"""A loop whose lag p99 passes this, or that got fewer than half its expected samples, was blocked (FIELD-NOTES)."""
+
+
+@dataclass
+class Percentiles:
+    """Response times in milliseconds, from every sample (not Locust's two-significant-figure buckets)."""
+
+    p50: float = 0.0
+    p90: float = 0.0
+    p95: float = 0.0
+    p99: float = 0.0
+    p999: float = 0.0
+    max: float = 0.0
+
+
+def percentile(ordered: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    if not ordered:
+        return 0.0
+    rank = max(1, min(len(ordered), int(-(-fraction * len(ordered) // 1))))
+    return round(ordered[rank - 1], 3)
+
+
+def percentiles(values: Sequence[float]) -> Percentiles:
+    ordered = sorted(values)
+    return Percentiles(*(percentile(ordered, f) for f in (0.50, 0.90, 0.95, 0.99, 0.999)),
+                       max=round(ordered[-1], 3) if ordered else 0.0)
+
+
+@dataclass
+class Second:
+    """One second of the measured window."""
+
+    second: int
+    rps: float
+    errors: int
+    p50: float
+    p95: float
+    p99: float
+    users: int
+    lag_p99: float | None = None
+    lag_max: float | None = None
+
+
+@dataclass
+class LagSummary:
+    """Event-loop lag in milliseconds: how late a 10 ms sleep woke up."""
+
+    samples: int = 0
+    expected_samples: int = 0
+    p50: float = 0.0
+    p99: float = 0.0
+    max: float = 0.0
+
+    @property
+    def blocked(self) -> bool:
+        return self.p99 > LAG_BLOCKED_P99_MS or self.samples < self.expected_samples / 2
+
+
+@dataclass
+class FrameStat:
+    function: str
+    file: str
+    line: int | None
+    self_seconds: float
+    share: float
+    """Of all samples of the profile."""
+
+
+@dataclass
+class ProfileSummary:
+    html: str
+    """Path of pyinstrument's HTML, relative to the results file."""
+    speedscope: str
+    duration: float
+    top_frames: list[FrameStat] = field(default_factory=list)
+    blocking_share: float = 0.0
+    """Share of the profile inside the flaw's blocking frames (`profile_frames` of the manifest)."""
+    blocking_frames: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EndpointRun:
+    """One endpoint under one load: the unit the report compares (flawed vs fixed)."""
+
+    flaw: str
+    side: str
+    """"flawed", "fixed", or "target" for an app outside the sample suite."""
+    name: str
+    method: str
+    path: str
+    load_model: str
+    """"closed" (N users, no think time) or "rate" (constant arrival rate)."""
+    users: int
+    target_rps: float | None = None
+    warmup: float = 0.0
+    duration: float = 0.0
+    requests: int = 0
+    failures: int = 0
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+    status_codes: dict[str, int] = field(default_factory=dict)
+    rps: float = 0.0
+    saturated: bool = False
+    """Constant-rate runs only: the achieved rate fell short of the target (by more than 5%)."""
+    latency: Percentiles = field(default_factory=Percentiles)
+    series: list[Second] = field(default_factory=list)
+    lag: LagSummary = field(default_factory=LagSummary)
+    generator_cpu: float = 0.0
+    """CPU of the load generator, in cores: above ~0.85 the generator, not the app, is the limit."""
+    error: str | None = None
+    """Why the run could not be measured (failed validation, server crash), with the server's stderr."""
+    profile: ProfileSummary | None = None
+
+
+@dataclass
+class Provenance:
+    machine: dict[str, Any]
+    python: str
+    packages: dict[str, str]
+    git: dict[str, Any]
+    started: str
+    command: list[str]
+
+
+@dataclass
+class BenchResults:
+    provenance: Provenance
+    scenario: dict[str, Any]
+    runs: list[EndpointRun] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+    complete: bool = False
+    """False while running and when interrupted: what is here was measured, the rest was not."""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "BenchResults":
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"results schema {data.get('schema_version')} is not {SCHEMA_VERSION}")
+        return cls(provenance=Provenance(**data["provenance"]), scenario=data["scenario"],
+                   runs=[_run_from_json(r) for r in data["runs"]], schema_version=data["schema_version"],
+                   complete=data.get("complete", False))
+
+    def save(self, path: Path) -> None:
+        """Atomically: JSON, then `runs.csv` and `series.csv` beside it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(self.to_json(), indent=2) + "\n")
+        atomic_write(path.with_name("runs.csv"), runs_csv(self.runs))
+        atomic_write(path.with_name("series.csv"), series_csv(self.runs))
+
+    @classmethod
+    def load(cls, path: Path) -> "BenchResults":
+        return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _run_from_json(data: dict) -> EndpointRun:
+    data = dict(data)
+    data["latency"] = Percentiles(**data["latency"])
+    data["series"] = [Second(**s) for s in data["series"]]
+    data["lag"] = LagSummary(**data["lag"])
+    if data.get("profile"):
+        profile = dict(data["profile"])
+        profile["top_frames"] = [FrameStat(**f) for f in profile["top_frames"]]
+        data["profile"] = ProfileSummary(**profile)
+    return EndpointRun(**data)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(temporary, path)
+
+
+RUN_COLUMNS = ["flaw", "side", "name", "method", "path", "load_model", "users", "target_rps", "requests",
+               "failures", "rps", "saturated", "p50", "p90", "p95", "p99", "p999", "max", "lag_p99", "lag_max",
+               "generator_cpu", "error"]
+
+
+def runs_csv(runs: Sequence[EndpointRun]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(RUN_COLUMNS)
+    for run in runs:
+        row = {**asdict(run), **asdict(run.latency), "lag_p99": run.lag.p99, "lag_max": run.lag.max}
+        writer.writerow([row[c] for c in RUN_COLUMNS])
+    return out.getvalue()
+
+
+def series_csv(runs: Sequence[EndpointRun]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    columns = [f.name for f in fields(Second)]
+    writer.writerow(["flaw", "side", "name", *columns])
+    for run in runs:
+        for second in run.series:
+            writer.writerow([run.flaw, run.side, run.name, *(getattr(second, c) for c in columns)])
+    return out.getvalue()
+
+
+def summarize(run: EndpointRun, load: dict, lag_samples: Sequence[tuple[float, float]], lag_interval: float) -> None:
+    """Fill a run's statistics from the load generator's raw samples and the lag file (warm-up excluded)."""
+    start, end = load["measure_from"], load["ended"]
+    measured = [s for s in load["samples"] if s[0] >= start]
+    ok = [s for s in measured if s[4] is None]
+    run.requests = len(measured)
+    run.failures = len(measured) - len(ok)
+    reasons: dict[str, int] = {}
+    codes: dict[str, int] = {}
+    for _, _, _, status, error in measured:
+        codes[str(status)] = codes.get(str(status), 0) + 1
+        if error is not None:
+            reasons[error] = reasons.get(error, 0) + 1
+    run.failure_reasons, run.status_codes = reasons, codes
+    window = max(end - start, 1e-9)
+    run.rps = round(len(ok) / window, 2)
+    run.latency = percentiles([s[2] for s in ok])
+    if run.target_rps:
+        run.saturated = run.rps < 0.95 * run.target_rps
+    run.generator_cpu = load.get("generator_cpu", 0.0)
+    lag = [ms for stamp, ms in lag_samples if start <= stamp <= end]
+    ordered = sorted(lag)
+    run.lag = LagSummary(samples=len(lag), expected_samples=int(window / lag_interval),
+                         p50=percentile(ordered, 0.5), p99=percentile(ordered, 0.99),
+                         max=round(ordered[-1], 3) if ordered else 0.0)
+    run.series = per_second(measured, load.get("users", []), lag_samples, start, end)
+
+
+def per_second(samples: Sequence[list], users: Sequence[list], lag_samples: Sequence[tuple[float, float]],
+               start: float, end: float) -> list[Second]:
+    seconds = max(1, int(end - start + 0.999))
+    buckets: list[list] = [[] for _ in range(seconds)]
+    lag_buckets: list[list] = [[] for _ in range(seconds)]
+    for sample in samples:
+        buckets[min(int(sample[0] - start), seconds - 1)].append(sample)
+    for stamp, ms in lag_samples:
+        if start <= stamp <= end:
+            lag_buckets[min(int(stamp - start), seconds - 1)].append(ms)
+    series = []
+    for index, bucket in enumerate(buckets):
+        times = sorted(s[2] for s in bucket if s[4] is None)
+        lags = sorted(lag_buckets[index])
+        active = [count for stamp, count in users if stamp <= start + index + 1]
+        series.append(Second(
+            second=index, rps=float(len(times)), errors=sum(1 for s in bucket if s[4] is not None),
+            p50=percentile(times, 0.5), p95=percentile(times, 0.95), p99=percentile(times, 0.99),
+            users=active[-1] if active else 0,
+            lag_p99=percentile(lags, 0.99) if lags else None, lag_max=round(lags[-1], 3) if lags else None,
+        ))
+    return series
+
+
+def read_lag_file(path: Path) -> list[tuple[float, float]]:
+    samples = []
+    try:
+        for line in path.read_text(encoding="ascii").splitlines():
+            stamp, _, ms = line.partition(" ")
+            try:
+                samples.append((float(stamp), float(ms)))
+            except ValueError:
+                continue  # a line cut short by a crash
+    except OSError:
+        pass
+    return samples

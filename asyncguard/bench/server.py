@@ -77,9 +77,13 @@ class Server:
             self.command(), env={**os.environ, **self.env}, stdout=subprocess.DEVNULL, stderr=self._stderr,
             start_new_session=True,  # its own process group: stopping it stops its children too
         )
-        if self.cpus and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(self.process.pid, set(self.cpus))
-        self._wait_ready()
+        try:
+            if self.cpus and hasattr(os, "sched_setaffinity"):
+                os.sched_setaffinity(self.process.pid, set(self.cpus))
+            self._wait_ready()
+        except BaseException:  # Ctrl-C while starting too: never leave the process behind
+            self.stop()
+            raise
         return self
 
     def _wait_ready(self) -> None:
@@ -94,7 +98,6 @@ class Server:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 time.sleep(0.05)
-        self.stop()
         raise ServerError(f"{self.app} was not ready within {self.startup_timeout:.0f} s:\n{self.stderr_tail()}")
 
     def alive(self) -> bool:

@@ -31,9 +31,12 @@ def app_dir(tmp_path):
     return directory
 
 
-def bench(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "asyncguard", "bench", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120, cwd=ROOT, **kwargs)
+def bench(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run([sys.executable, "-m", "asyncguard", "bench", *args], capture_output=True, text=True,
+                              env={**os.environ, **(env or {})}, timeout=120, cwd=ROOT)
+    except subprocess.TimeoutExpired as error:
+        raise AssertionError(f"asyncguard bench did not stop by itself:\n{error.stderr}") from None
 
 
 def orphans(marker: str) -> list[str]:
@@ -78,6 +81,16 @@ def test_bench_measures_an_app_and_writes_results(tmp_path, app_dir):
     assert results.provenance.git["commit"] and results.provenance.machine["cores"]
     assert (out / "runs.csv").read_text().count("\n") == 3 and (out / "series.csv").exists()
     assert "GET /block" in process.stdout
+
+
+def test_distributed_master_and_one_worker(tmp_path, app_dir):
+    out = tmp_path / "distributed"
+    process = bench("tiny:app", "--endpoint", "GET /fast", *FAST, "--workers", "1", "--app-dir", str(app_dir),
+                    "--out", str(out))
+    assert process.returncode == 0, process.stderr
+    run = BenchResults.load(out / "results.json").runs[0]
+    assert run.requests > 50 and run.failures == 0 and run.latency.p99 > 0
+    assert orphans(str(app_dir)) == []
 
 
 def test_port_in_use_is_a_clear_error():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -29,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds, excluded (default 2)")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                         help="a separate pyinstrument pass per endpoint (default on)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="run Locust as a master with N local worker processes (default: one process)")
     parser.add_argument("--first-fix-only", action="store_true", help="suite: measure only each flaw's first fix")
     parser.add_argument("--only", help="suite: comma-separated flaw ids to measure")
     parser.add_argument("--out", type=Path, help="output directory (default reports/<timestamp>)")
@@ -39,12 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from asyncguard.bench.compare import GateError, compare, parse_condition, provenance_differences
-    from asyncguard.bench.harness import (Harness, LoadSettings, Target, provenance, scenario_dict, suite_targets,
-                                          with_upstream_env)
+    from asyncguard.bench.compare import GateError, parse_condition
+    from asyncguard.bench.harness import LoadSettings, Target, provenance, scenario_dict, suite_targets
     from asyncguard.bench.manifest import Endpoint, Expectation, load_manifest
     from asyncguard.bench.results import BenchResults
-    from asyncguard.bench.server import Server, ServerError
+    from asyncguard.bench.server import Server
 
     if bool(args.app) == bool(args.suite):
         return usage("give an APP to measure or --suite DIR, not both")
@@ -61,7 +63,7 @@ def run_bench(args: argparse.Namespace) -> int:
         return usage("--fail-if needs --compare OLD.json")
 
     settings = LoadSettings(users=args.users, rate=args.rate, warmup=args.warmup, duration=args.duration,
-                            profile=args.profile)
+                            profile=args.profile, workers=max(0, args.workers))
     out = args.out or Path("reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
     say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     upstream = None
@@ -87,7 +89,16 @@ def run_bench(args: argparse.Namespace) -> int:
                           health_path=args.health or e.path) for e in endpoints]
 
     results = BenchResults(provenance(sys.argv), scenario_dict(settings, targets))
-    harness = Harness(settings, out, results, report=say)
+    with live_status(enabled=not args.quiet) as status:
+        return measure_and_report(args, settings, targets, results, out, upstream, old, conditions, say, status)
+
+
+def measure_and_report(args, settings, targets, results, out, upstream, old, conditions, say, status) -> int:
+    from asyncguard.bench.compare import compare, provenance_differences
+    from asyncguard.bench.harness import Harness, with_upstream_env
+    from asyncguard.bench.server import ServerError
+
+    harness = Harness(settings, out, results, report=say, live=status)
     try:
         if upstream is not None:
             with upstream:
@@ -117,6 +128,18 @@ def run_bench(args: argparse.Namespace) -> int:
         if any(delta.crossed for delta in deltas):
             return EXIT_REGRESSION
     return status
+
+
+@contextmanager
+def live_status(enabled: bool):
+    """A rich status line (phase, live req/s and p99) on a terminal; nothing when quiet or not a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda text: None
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status("starting") as status:
+        yield lambda text: status.update(text)
 
 
 def summary_table(results) -> str:

@@ -11,6 +11,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field, replace
@@ -23,7 +24,7 @@ from asyncguard.bench.lag import INTERVAL as LAG_INTERVAL
 from asyncguard.bench.manifest import Endpoint, Expectation, Manifest
 from asyncguard.bench.profiling import summarize_profile
 from asyncguard.bench.results import BenchResults, EndpointRun, Provenance, read_lag_file, summarize
-from asyncguard.bench.server import Server, ServerError
+from asyncguard.bench.server import Server, ServerError, free_port
 
 PACKAGES = ("asyncguard", "fastapi", "starlette", "uvicorn", "locust", "httpx", "pyinstrument", "uvloop", "httptools")
 
@@ -39,6 +40,8 @@ class LoadSettings:
     profile_users: int = 4
     profile_duration: float = 3.0
     timeout: float = 30.0
+    workers: int = 0
+    """Locust worker processes under a master (0: one local process)."""
 
     @property
     def load_model(self) -> str:
@@ -110,10 +113,12 @@ def validate(url: str, endpoint: Endpoint, expect: Expectation, timeout: float) 
 
 
 def run_load(url: str, targets: Sequence[tuple[str, Endpoint, int]], users: int, rate: float | None,
-             warmup: float, duration: float, timeout: float, cpus: list[int] | None) -> dict:
+             warmup: float, duration: float, timeout: float, cpus: list[int] | None,
+             live: Callable[[dict], None] = lambda progress: None, workers: int = 0) -> dict:
     """The load generator subprocess, bounded in time; returns its raw samples."""
     job = {
         "host": url, "users": users, "rate": rate, "warmup": warmup, "duration": duration, "timeout": timeout,
+        "workers": workers, "master_port": free_port() if workers else None,
         "endpoints": [{"name": name, "method": e.method, "path": e.path, "status": status}
                       for name, e, status in targets],
     }
@@ -121,33 +126,52 @@ def run_load(url: str, targets: Sequence[tuple[str, Endpoint, int]], users: int,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(process.pid, set(cpus))
+    errors: list[str] = []
+    reader = threading.Thread(target=_read_progress, args=(process.stderr, live, errors), daemon=True)
+    reader.start()
     try:
-        out, err = process.communicate(json.dumps(job), timeout=warmup + duration + timeout + 30)
+        out, _ = process.communicate(json.dumps(job), timeout=warmup + duration + timeout + 30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+        reader.join(timeout=5)
     if process.returncode != 0:
-        raise RuntimeError(f"load generator failed ({process.returncode}): {err[-2000:]}")
+        raise RuntimeError(f"load generator failed ({process.returncode}): {''.join(errors)[-2000:]}")
     return json.loads(out)
+
+
+def _read_progress(stream, live: Callable[[dict], None], errors: list[str]) -> None:
+    """The generator's per-second JSON lines go to `live`; anything else is kept for an error message."""
+    for line in stream:
+        try:
+            live(json.loads(line))
+        except ValueError:
+            errors.append(line)
 
 
 class Harness:
     def __init__(self, settings: LoadSettings, out: Path, results: BenchResults,
-                 report: Callable[[str], None] = lambda message: None):
+                 report: Callable[[str], None] = lambda message: None,
+                 live: Callable[[str], None] = lambda status: None):
         self.settings = settings
         self.out = out
         self.results = results
         self.report = report
+        """Lines that stay: what was measured."""
+        self.live = live
+        """A status line that is replaced: the current phase, live req/s and p99."""
         self.server_cpus, self.load_cpus = cores()
+        self.phase = ""
 
     def run_all(self, targets: Sequence[Target]) -> BenchResults:
         for index, target in enumerate(targets, start=1):
-            self.report(f"[{index}/{len(targets)}] {target.flaw} {target.side}: {target.name}")
+            self.phase = f"[{index}/{len(targets)}] {target.flaw} {target.side} {target.name}"
+            self.live(f"{self.phase}: starting the server")
             run = self.measure(target)
             self.results.runs.append(run)
             self.save()
-            self.report(describe(run))
+            self.report(f"{self.phase}\n{describe(run)}")
         self.results.complete = True
         self.save()
         return self.results
@@ -167,11 +191,12 @@ class Harness:
                             env={**target.env, "ASYNCGUARD_APP": target.app, "ASYNCGUARD_LAG_FILE": str(lag_file)})
             try:
                 with server:
+                    self.live(f"{self.phase}: validating the response")
                     run.error = validate(server.url, target.endpoint, target.expect, settings.timeout)
                     if run.error is None:
                         load = run_load(server.url, [(target.name, target.endpoint, target.expect.status)],
                                         settings.users, settings.rate, settings.warmup, settings.duration,
-                                        settings.timeout, self.load_cpus)
+                                        settings.timeout, self.load_cpus, self._show_load, settings.workers)
                         if not server.alive():
                             run.error = f"server exited during the run:\n{server.stderr_tail()}"
                         summarize(run, load, read_lag_file(lag_file), LAG_INTERVAL)
@@ -181,8 +206,14 @@ class Harness:
             run.profile = self.profile(target)
         return run
 
+    def _show_load(self, progress: dict) -> None:
+        phase = "warm-up" if progress.get("warmup") else "load"
+        p99 = "-" if progress.get("p99") is None else f"{progress['p99']:.0f} ms"
+        self.live(f"{self.phase}: {phase} {progress['elapsed']:.0f} s, {progress['rps']} req/s, p99 {p99}")
+
     def profile(self, target: Target):
         """A second, profiled server under light load; the session is kept beside the results."""
+        self.live(f"{self.phase}: profiling")
         directory = self.out / "profiles" / f"{target.flaw}-{target.side}-{len(self.results.runs)}"
         server = ProfiledServer(target.app, directory, app_dir=target.app_dir, health_path=target.health_path,
                                 cpus=self.server_cpus, env=target.env)

@@ -4,32 +4,36 @@ Locust patches the standard library with gevent when imported, so it never runs 
 This process reads a JSON job on stdin, drives `FastHttpUser`s at the target for warm-up + duration seconds, and
 writes every request's full-resolution sample to stdout as JSON: Locust's own statistics round response times to
 two significant figures, which is too coarse for a p99 or a p99.9.
+
+With `"workers": N` it is a Locust master on 127.0.0.1 with N worker processes (`--worker`); each worker keeps
+its own samples and hands them over in a file when the master stops the test.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 
-def run_job(job: dict) -> dict:
-    import gevent
+def build_environment(job: dict, samples: list[list]):
     from locust import FastHttpUser, constant, constant_throughput, task
     from locust.env import Environment
 
-    endpoints = job["endpoints"]
-    users = job["users"]
-    rate = job.get("rate")
-    samples: list[list] = []
-    user_counts: list[list] = []
+    users, rate = job["users"], job.get("rate")
 
     def make_task(endpoint: dict):
         def request(user) -> None:
             with user.client.request(endpoint["method"], endpoint["path"], name=endpoint["name"],
                                      catch_response=True) as response:
-                if response.status_code != endpoint.get("status", 200):
+                if response.status_code == 0:  # no HTTP answer at all: say why
+                    response.failure(f"{type(response.error).__name__}: {response.error}")
+                elif response.status_code != endpoint.get("status", 200):
                     response.failure(f"HTTP {response.status_code}")
         return task(endpoint.get("weight", 1))(request)
 
@@ -38,42 +42,108 @@ def run_job(job: dict) -> dict:
         wait_time = constant_throughput(rate / users) if rate else constant(0)
         network_timeout = job.get("timeout", 30.0)
         connection_timeout = job.get("timeout", 30.0)
-        tasks = [make_task(endpoint) for endpoint in endpoints]
+        tasks = [make_task(endpoint) for endpoint in job["endpoints"]]
 
     def on_request(request_type, name, response_time, response_length, exception=None, response=None, **_):
         status = getattr(response, "status_code", 0) or 0
         samples.append([round(time.time(), 4), name, round(response_time, 3), status,
                         None if exception is None else str(exception)[:200]])
 
-    environment = Environment(user_classes=[Visitor], events=None)
+    environment = Environment(user_classes=[Visitor])
     environment.events.request.add_listener(on_request)
-    runner = environment.create_local_runner()
+    return environment
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_job(job: dict) -> dict:
+    import gevent
+
+    samples: list[list] = []
+    environment = build_environment(job, samples)
+    workers = job.get("workers", 0)
+    worker_processes, sample_files = [], []
+    if workers:
+        runner = environment.create_master_runner("127.0.0.1", job["master_port"])
+        scratch = Path(tempfile.mkdtemp(prefix="asyncguard-workers-"))
+        for index in range(workers):
+            sample_files.append(scratch / f"worker-{index}.json")
+            worker_processes.append(start_worker({**job, "samples_file": str(sample_files[-1])}))
+        deadline = time.time() + 30
+        while runner.worker_count < workers and time.time() < deadline:
+            gevent.sleep(0.1)
+        if runner.worker_count < workers:
+            raise RuntimeError(f"only {runner.worker_count} of {workers} workers connected")
+    else:
+        runner = environment.create_local_runner()
+    user_counts: list[list] = []
     started = time.time()
-    runner.start(users, spawn_rate=job.get("spawn_rate", users))
-    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = cpu_seconds()
+    runner.start(job["users"], spawn_rate=job.get("spawn_rate", job["users"]))
     end = started + job["warmup"] + job["duration"]
+    seen = 0
     while time.time() < end:
         user_counts.append([round(time.time(), 3), runner.user_count])
         gevent.sleep(min(1.0, max(0.0, end - time.time())))
-    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        seen = report_progress(samples, seen, started, job["warmup"], runner)
+    cpu = cpu_seconds() - cpu_before
     runner.quit()
     wall = time.time() - started
-    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
-    return {
-        "started": started,
-        "measure_from": started + job["warmup"],
-        "ended": started + wall,
-        "samples": samples,
-        "users": user_counts,
-        "generator_cpu": round(cpu / max(wall, 1e-9), 3),
-    }
+    for process, sample_file in zip(worker_processes, sample_files):
+        process.wait(timeout=30)
+        handed_over = json.loads(sample_file.read_text())
+        samples.extend(handed_over["samples"])
+        cpu += handed_over["cpu"]
+    samples.sort(key=lambda sample: sample[0])
+    return {"started": started, "measure_from": started + job["warmup"], "ended": started + wall,
+            "samples": samples, "users": user_counts, "generator_cpu": round(cpu / max(wall, 1e-9), 3),
+            "workers": workers}
+
+
+def start_worker(job: dict) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "asyncguard.bench.loadgen", "--worker"], stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    process.stdin.write(json.dumps(job))
+    process.stdin.close()
+    return process
+
+
+def run_worker(job: dict) -> None:
+    """Connect to the master, run what it says until it quits, then hand the samples over in a file."""
+    samples: list[list] = []
+    environment = build_environment(job, samples)
+    runner = environment.create_worker_runner("127.0.0.1", job["master_port"])
+    before = cpu_seconds()
+    runner.greenlet.join()
+    Path(job["samples_file"]).write_text(json.dumps({"samples": samples, "cpu": cpu_seconds() - before}))
+
+
+def report_progress(samples: list[list], seen: int, started: float, warmup: float, runner) -> int:
+    """One JSON line a second on stderr (`{"elapsed", "rps", "p99", "warmup"}`) for the harness's live display."""
+    recent = sorted(sample[2] for sample in samples[seen:])
+    elapsed = time.time() - started
+    if recent:
+        rps, p99 = len(recent), recent[min(len(recent) - 1, int(len(recent) * 0.99))]
+    else:  # a master sees its workers' requests only in Locust's (rounded) statistics
+        rps = round(runner.stats.total.current_rps)
+        p99 = runner.stats.total.get_current_response_time_percentile(0.99)
+    print(json.dumps({"elapsed": round(elapsed, 1), "rps": rps, "p99": p99, "warmup": elapsed < warmup}),
+          file=sys.stderr, flush=True)
+    return len(samples)
 
 
 def main() -> int:
     job = json.load(sys.stdin)
+    if "--worker" in sys.argv:
+        run_worker(job)
+        return 0
     json.dump(run_job(job), sys.stdout)
     return 0
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH_CHECK", "1")
     raise SystemExit(main())

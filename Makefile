@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 LINTBENCH_INSTALLED := $(VENV)/.installed-lintbench
 
-.PHONY: bench bench-quick test lint bench-lint docs clean
+.PHONY: bench bench-quick bench-harness test lint bench-lint docs clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(BIN)/asyncguard check asyncguard/
+
+# The harness against wrk on a trivial endpoint (installs Debian's wrk when it is missing).
+bench-harness: $(INSTALLED)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m asyncguard.bench.calibration --out reports/harness-bench.json --readme README.md
 
 bench-lint: $(LINTBENCH_INSTALLED)
 	$(BIN)/python -m asyncguard.lint.benchmark --out reports/lint-bench.json --readme README.md

@@ -35,6 +35,8 @@ class ToolTiming:
     exit_code: int
     findings: int | None
     command: list[str]
+    timed_out: bool = False
+    """Stopped at the time limit without finishing: `seconds` is a lower bound."""
 
 
 @dataclass
@@ -63,10 +65,13 @@ def copy_corpus(source: Path, target: Path) -> tuple[int, int]:
     return files, lines
 
 
-def timed(tool: str, mode: str, command: list[str], cwd: Path, count) -> ToolTiming:
+def timed(tool: str, mode: str, command: list[str], cwd: Path, count, limit: float) -> ToolTiming:
     print(f"running {tool} ({mode})", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    process = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    try:
+        process = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:  # subprocess.run kills it
+        return ToolTiming(tool, mode, round(time.perf_counter() - started, 3), -1, None, command, timed_out=True)
     elapsed = time.perf_counter() - started
     try:
         findings = count(process.stdout)
@@ -80,7 +85,7 @@ def tool(name: str) -> str:
     return str(found) if found.exists() else shutil.which(name) or name
 
 
-def run_benchmark(corpus: Path, work: Path) -> list[ToolTiming]:
+def run_benchmark(corpus: Path, work: Path, limit: float) -> list[ToolTiming]:
     asyncguard = [tool("asyncguard"), "check", str(corpus), "--format", "json", "-q"]
     count_asyncguard = lambda out: len(json.loads(out)["findings"])  # noqa: E731
     count_lines = lambda out: len([line for line in out.splitlines() if line.strip()])  # noqa: E731
@@ -88,17 +93,17 @@ def run_benchmark(corpus: Path, work: Path) -> list[ToolTiming]:
     hydroid = [tool("hydroid"), str(corpus), "--format", "json"]
     shutil.rmtree(work / ".asyncguard_cache", ignore_errors=True)
     shutil.rmtree(corpus / ".hydroid_cache", ignore_errors=True)
-    # flake8-async last: it is by far the slowest (about 17 minutes here), and nothing runs after it.
+    # flake8-async last: it is by far the slowest (it did not finish in 25 minutes here), and nothing runs after it.
     return [
-        timed("asyncguard", "cold", asyncguard, work, count_asyncguard),
-        timed("asyncguard", "warm", asyncguard, work, count_asyncguard),
+        timed("asyncguard", "cold", asyncguard, work, count_asyncguard, limit),
+        timed("asyncguard", "warm", asyncguard, work, count_asyncguard, limit),
         timed("ruff --select ASYNC", "cold",
               [tool("ruff"), "check", "--select", "ASYNC", "--no-cache", "--exit-zero", "--output-format", "concise",
-               "-q", str(corpus)], work, count_lines),
-        timed("hydroid-cli", "cold", hydroid, work, count_hydroid),
-        timed("hydroid-cli", "warm", hydroid, work, count_hydroid),
+               "-q", str(corpus)], work, count_lines, limit),
+        timed("hydroid-cli", "cold", hydroid, work, count_hydroid, limit),
+        timed("hydroid-cli", "warm", hydroid, work, count_hydroid, limit),
         timed("flake8-async", "cold", [tool("flake8"), "--select", "ASYNC", "--jobs", str(os.cpu_count() or 1),
-                                       str(corpus)], work, count_lines),
+                                       str(corpus)], work, count_lines, limit),
     ]
 
 
@@ -122,7 +127,8 @@ def markdown_table(result: LintBenchmark) -> str:
     ]
     for timing in result.timings:
         findings = "" if timing.findings is None else f"{timing.findings:,}"
-        rows.append(f"| {timing.tool} | {timing.mode} | {timing.seconds:.2f} | {findings} |")
+        seconds = f"> {timing.seconds:.0f} (did not finish)" if timing.timed_out else f"{timing.seconds:.2f}"
+        rows.append(f"| {timing.tool} | {timing.mode} | {seconds} | {findings} |")
     return "\n".join([TABLE_START, *rows, TABLE_END])
 
 
@@ -137,14 +143,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=Path(sysconfig.get_paths()["purelib"]))
     parser.add_argument("--out", type=Path, default=Path("reports/lint-bench.json"))
     parser.add_argument("--readme", type=Path)
+    parser.add_argument("--limit", type=float, default=900.0, help="seconds each tool may take (default 900)")
+    parser.add_argument("--render", type=Path, metavar="JSON", help="only render the table of an earlier run")
     args = parser.parse_args(argv)
+    if args.render:
+        data = json.loads(args.render.read_text(encoding="utf-8"))
+        result = LintBenchmark(**{**data, "timings": [ToolTiming(**t) for t in data["timings"]]})
+        table = markdown_table(result)
+        print(table)
+        if args.readme:
+            update_readme(args.readme, table)
+        return 0
     with tempfile.TemporaryDirectory(prefix="asyncguard-lint-bench-") as temporary:
         work = Path(temporary)
         corpus = work / "corpus"
         files, lines = copy_corpus(args.source, corpus)
         print(f"corpus: {files} files, {lines} lines", file=sys.stderr)
         result = LintBenchmark(__version__, files, lines, machine())
-        result.timings = run_benchmark(corpus, work)
+        result.timings = run_benchmark(corpus, work, args.limit)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
     table = markdown_table(result)

@@ -122,23 +122,27 @@ def run_load(url: str, targets: Sequence[tuple[str, Endpoint, int]], users: int,
         "endpoints": [{"name": name, "method": e.method, "path": e.path, "status": status}
                       for name, e, status in targets],
     }
-    process = subprocess.Popen([sys.executable, "-m", "asyncguard.bench.loadgen"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    if cpus and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(process.pid, set(cpus))
-    errors: list[str] = []
-    reader = threading.Thread(target=_read_progress, args=(process.stderr, live, errors), daemon=True)
-    reader.start()
-    try:
-        out, _ = process.communicate(json.dumps(job), timeout=warmup + duration + timeout + 30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        reader.join(timeout=5)
-    if process.returncode != 0:
-        raise RuntimeError(f"load generator failed ({process.returncode}): {''.join(errors)[-2000:]}")
-    return json.loads(out)
+    with tempfile.TemporaryFile(mode="w+") as output:
+        process = subprocess.Popen([sys.executable, "-m", "asyncguard.bench.loadgen"], stdin=subprocess.PIPE,
+                                   stdout=output, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        if cpus and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(process.pid, set(cpus))
+        errors: list[str] = []
+        reader = threading.Thread(target=_read_progress, args=(process.stderr, live, errors), daemon=True)
+        reader.start()
+        try:
+            process.stdin.write(json.dumps(job))
+            process.stdin.close()
+            process.wait(timeout=warmup + duration + timeout + 30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            reader.join(timeout=5)
+        if process.returncode != 0:
+            raise RuntimeError(f"load generator failed ({process.returncode}): {''.join(errors)[-2000:]}")
+        output.seek(0)
+        return json.load(output)
 
 
 def _read_progress(stream, live: Callable[[dict], None], errors: list[str]) -> None:

@@ -93,9 +93,12 @@ class Server:
                 raise ServerError(f"{self.app} exited with status {self.process.returncode} before it was ready:\n"
                                   f"{self.stderr_tail()}")
             try:
-                with urllib.request.urlopen(self.url + self.health_path, timeout=1) as response:
-                    if response.status < 500:
-                        return
+                with urllib.request.urlopen(self.url + self.health_path, timeout=1):
+                    return
+            except urllib.error.HTTPError as error:
+                if error.code < 500:  # it answers: ready, whatever it thinks of the path
+                    return
+                time.sleep(0.05)
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 time.sleep(0.05)
         raise ServerError(f"{self.app} was not ready within {self.startup_timeout:.0f} s:\n{self.stderr_tail()}")

@@ -93,6 +93,34 @@ def test_distributed_master_and_one_worker(tmp_path, app_dir):
     assert orphans(str(app_dir)) == []
 
 
+def test_scenario_mixes_weighted_endpoints_in_one_load(tmp_path, app_dir):
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(f"""
+app = "tiny:app"
+app_dir = "{app_dir}"
+users = 4
+warmup = 0.2
+duration = 1.5
+
+[[endpoint]]
+method = "GET"
+path = "/fast"
+weight = 3
+
+[[endpoint]]
+method = "GET"
+path = "/block"
+weight = 1
+""")
+    out = tmp_path / "mixed"
+    process = bench("--scenario", str(scenario), "--no-profile", "--out", str(out))
+    assert process.returncode == 0, process.stderr
+    fast, block = BenchResults.load(out / "results.json").runs
+    assert (fast.name, block.name) == ("GET /fast", "GET /block")
+    assert 1.5 < fast.requests / block.requests < 6  # three to one, within noise
+    assert fast.users == block.users == 4 and fast.lag == block.lag  # one load, one loop
+
+
 def test_port_in_use_is_a_clear_error():
     port = free_port()
     with Server("tiny:app", app_dir=APP_DIR, port=port):
@@ -158,7 +186,8 @@ def test_gate_conditions(text, old, new, crossed):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--suite", "sample_apps", "tiny:app"], "not both"),
+    (["--suite", "sample_apps", "tiny:app"], "give one of"),
+    (["--scenario", "missing.toml"], "cannot read scenario missing.toml"),
     (["tiny:app", "--users", "0"], "must be positive"),
     (["tiny:app", "--fail-if", "p99>+20%"], "--fail-if needs --compare"),
     (["tiny:app", "--compare", "x.json", "--fail-if", "speed>2"], "cannot read --fail-if"),

@@ -61,7 +61,7 @@ def calibrate(app_dir: Path, concurrency: int, duration: float) -> Calibration:
         url = server.url + "/"
         run_wrk(url, concurrency, 2, load_cpus)  # warm the server up
         wrk_rps, wrk_p50 = run_wrk(url, concurrency, duration, load_cpus)
-        load = run_load(server.url, [("GET /", Endpoint("GET", "/"), 200)], concurrency, None, 2.0, duration,
+        load = run_load(server.url, [("GET /", Endpoint("GET", "/"), 200, 1)], concurrency, None, 2.0, duration,
                         30.0, load_cpus)
     measured = [s for s in load["samples"] if s[0] >= load["measure_from"] and s[4] is None]
     window = load["ended"] - load["measure_from"]

@@ -13,21 +13,24 @@ from datetime import datetime
 from pathlib import Path
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_REGRESSION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-DEFAULT_MANIFEST = Path("sample_apps/manifest.toml")
+DEFAULTS = {"users": 32, "rate": None, "warmup": 2.0, "duration": 6.0}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("app", nargs="?", help="ASGI app to measure, as module:attribute (e.g. myservice.main:app)")
+    parser.add_argument("--scenario", type=Path, metavar="FILE",
+                        help="a TOML scenario: app, weighted endpoints, load (see asyncguard/bench/scenario.py)")
     parser.add_argument("--suite", metavar="DIR", help="measure every flaw of a sample-apps directory "
                                                        "(its manifest.toml), flawed then fixed")
     parser.add_argument("--endpoint", action="append", default=[], metavar='"METHOD /path"',
-                        help="endpoint of APP to load (repeatable; default: GET /)")
+                        help="endpoint of APP to load, each measured on its own (repeatable; default: GET /)")
     parser.add_argument("--app-dir", help="directory to import APP from")
     parser.add_argument("--health", default=None, help="path answered when APP is ready (default: the endpoint)")
-    parser.add_argument("--users", type=int, default=32, help="concurrent users (default 32)")
+    parser.add_argument("--users", type=int, help=f"concurrent users (default {DEFAULTS['users']})")
     parser.add_argument("--rate", type=float, help="constant arrival rate in requests/s instead of a closed loop")
-    parser.add_argument("--duration", type=float, default=6.0, help="measured seconds per endpoint (default 6)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds, excluded (default 2)")
+    parser.add_argument("--duration", type=float,
+                        help=f"measured seconds per endpoint (default {DEFAULTS['duration']:g})")
+    parser.add_argument("--warmup", type=float, help=f"warm-up seconds, excluded (default {DEFAULTS['warmup']:g})")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                         help="a separate pyinstrument pass per endpoint (default on)")
     parser.add_argument("--workers", type=int, default=0,
@@ -48,9 +51,19 @@ def run_bench(args: argparse.Namespace) -> int:
     from asyncguard.bench.results import BenchResults
     from asyncguard.bench.server import Server
 
-    if bool(args.app) == bool(args.suite):
-        return usage("give an APP to measure or --suite DIR, not both")
-    if args.users < 1 or args.duration <= 0 or args.warmup < 0 or (args.rate is not None and args.rate <= 0):
+    if sum(map(bool, (args.app, args.suite, args.scenario))) != 1:
+        return usage("give one of: an APP to measure, --suite DIR, --scenario FILE")
+    scenario = None
+    if args.scenario:
+        from asyncguard.bench.scenario import ScenarioError, load_scenario
+
+        try:
+            scenario = load_scenario(args.scenario)
+        except ScenarioError as error:
+            return usage(str(error))
+    load = {**DEFAULTS, **(scenario.load if scenario else {}),
+            **{key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None}}
+    if load["users"] < 1 or load["duration"] <= 0 or load["warmup"] < 0 or (load["rate"] or 1) <= 0:
         return usage("--users, --duration and --rate must be positive, --warmup not negative")
     try:
         conditions = [parse_condition(text) for text in args.fail_if]
@@ -62,8 +75,8 @@ def run_bench(args: argparse.Namespace) -> int:
     if conditions and old is None:
         return usage("--fail-if needs --compare OLD.json")
 
-    settings = LoadSettings(users=args.users, rate=args.rate, warmup=args.warmup, duration=args.duration,
-                            profile=args.profile, workers=max(0, args.workers))
+    settings = LoadSettings(users=int(load["users"]), rate=load["rate"] or None, warmup=float(load["warmup"]),
+                            duration=float(load["duration"]), profile=args.profile, workers=max(0, args.workers))
     out = args.out or Path("reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
     say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     upstream = None
@@ -80,6 +93,10 @@ def run_bench(args: argparse.Namespace) -> int:
                 return usage(f"no flaw {', '.join(sorted(unknown))} in {manifest_path}")
             targets = [t for t in targets if t.flaw in wanted]
         upstream = Server(manifest.upstream, app_dir=manifest_path.parent, health_path="/health")
+        groups = [[target] for target in targets]
+    elif scenario is not None:
+        targets = list(scenario.targets)
+        groups = [targets]
     else:
         try:
             endpoints = [Endpoint(*spec.split(None, 1)) for spec in args.endpoint or ["GET /"]]
@@ -87,13 +104,14 @@ def run_bench(args: argparse.Namespace) -> int:
             return usage('--endpoint takes "METHOD /path"')
         targets = [Target("app", "target", args.app, e, Expectation(), Path(args.app_dir) if args.app_dir else None,
                           health_path=args.health or e.path) for e in endpoints]
+        groups = [[target] for target in targets]
 
     results = BenchResults(provenance(sys.argv), scenario_dict(settings, targets))
     with live_status(enabled=not args.quiet) as status:
-        return measure_and_report(args, settings, targets, results, out, upstream, old, conditions, say, status)
+        return measure_and_report(settings, groups, results, out, upstream, old, conditions, say, status)
 
 
-def measure_and_report(args, settings, targets, results, out, upstream, old, conditions, say, status) -> int:
+def measure_and_report(settings, groups, results, out, upstream, old, conditions, say, status) -> int:
     from asyncguard.bench.compare import compare, provenance_differences
     from asyncguard.bench.harness import Harness, with_upstream_env
     from asyncguard.bench.server import ServerError
@@ -102,9 +120,9 @@ def measure_and_report(args, settings, targets, results, out, upstream, old, con
     try:
         if upstream is not None:
             with upstream:
-                harness.run_all(with_upstream_env(targets, upstream.url))
+                harness.run_all([with_upstream_env(group, upstream.url) for group in groups])
         else:
-            harness.run_all(targets)
+            harness.run_all(groups)
     except ServerError as error:
         print(f"asyncguard: error: {error}", file=sys.stderr)
         return EXIT_RUN_FAILED

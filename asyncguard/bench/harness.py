@@ -61,6 +61,8 @@ class Target:
     env: dict = field(default_factory=dict)
     health_path: str = "/"
     profile_frames: tuple[str, ...] = ()
+    weight: int = 1
+    """Share of this endpoint in a mixed load (a scenario's endpoints run together)."""
 
     @property
     def name(self) -> str:
@@ -112,15 +114,15 @@ def validate(url: str, endpoint: Endpoint, expect: Expectation, timeout: float) 
     return None
 
 
-def run_load(url: str, targets: Sequence[tuple[str, Endpoint, int]], users: int, rate: float | None,
+def run_load(url: str, targets: Sequence[tuple[str, Endpoint, int, int]], users: int, rate: float | None,
              warmup: float, duration: float, timeout: float, cpus: list[int] | None,
              live: Callable[[dict], None] = lambda progress: None, workers: int = 0) -> dict:
     """The load generator subprocess, bounded in time; returns its raw samples."""
     job = {
         "host": url, "users": users, "rate": rate, "warmup": warmup, "duration": duration, "timeout": timeout,
         "workers": workers, "master_port": free_port() if workers else None,
-        "endpoints": [{"name": name, "method": e.method, "path": e.path, "status": status}
-                      for name, e, status in targets],
+        "endpoints": [{"name": name, "method": e.method, "path": e.path, "status": status, "weight": weight}
+                      for name, e, status, weight in targets],
     }
     with tempfile.TemporaryFile(mode="w+") as output:
         process = subprocess.Popen([sys.executable, "-m", "asyncguard.bench.loadgen"], stdin=subprocess.PIPE,
@@ -168,14 +170,17 @@ class Harness:
         self.server_cpus, self.load_cpus = cores()
         self.phase = ""
 
-    def run_all(self, targets: Sequence[Target]) -> BenchResults:
-        for index, target in enumerate(targets, start=1):
-            self.phase = f"[{index}/{len(targets)}] {target.flaw} {target.side} {target.name}"
+    def run_all(self, groups: Sequence[Sequence[Target]]) -> BenchResults:
+        """Each group is one app under one load: a single endpoint, or a scenario's weighted mix."""
+        for index, group in enumerate(groups, start=1):
+            first = group[0]
+            names = " + ".join(target.name for target in group)
+            self.phase = f"[{index}/{len(groups)}] {first.flaw} {first.side} {names}"
             self.live(f"{self.phase}: starting the server")
-            run = self.measure(target)
-            self.results.runs.append(run)
+            runs = self.measure(group)
+            self.results.runs.extend(runs)
             self.save()
-            self.report(f"{self.phase}\n{describe(run)}")
+            self.report(f"{self.phase}\n" + "\n".join(describe(run) for run in runs))
         self.results.complete = True
         self.save()
         return self.results
@@ -183,53 +188,66 @@ class Harness:
     def save(self) -> None:
         self.results.save(self.out / "results.json")
 
-    def measure(self, target: Target) -> EndpointRun:
+    def measure(self, group: Sequence[Target]) -> list[EndpointRun]:
         settings = self.settings
-        run = EndpointRun(flaw=target.flaw, side=target.side, name=target.name, method=target.endpoint.method,
-                          path=target.endpoint.path, load_model=settings.load_model, users=settings.users,
-                          target_rps=settings.rate, warmup=settings.warmup, duration=settings.duration)
+        first = group[0]
+        runs = [EndpointRun(flaw=t.flaw, side=t.side, name=t.name, method=t.endpoint.method, path=t.endpoint.path,
+                            load_model=settings.load_model, users=settings.users, target_rps=settings.rate,
+                            warmup=settings.warmup, duration=settings.duration) for t in group]
+        error = None
         with tempfile.TemporaryDirectory(prefix="asyncguard-lag-") as scratch:
             lag_file = Path(scratch) / "lag.txt"
-            server = Server("asyncguard.bench.lag:app", app_dir=target.app_dir, health_path=target.health_path,
+            server = Server("asyncguard.bench.lag:app", app_dir=first.app_dir, health_path=first.health_path,
                             cpus=self.server_cpus,
-                            env={**target.env, "ASYNCGUARD_APP": target.app, "ASYNCGUARD_LAG_FILE": str(lag_file)})
+                            env={**first.env, "ASYNCGUARD_APP": first.app, "ASYNCGUARD_LAG_FILE": str(lag_file)})
             try:
                 with server:
-                    self.live(f"{self.phase}: validating the response")
-                    run.error = validate(server.url, target.endpoint, target.expect, settings.timeout)
-                    if run.error is None:
-                        load = run_load(server.url, [(target.name, target.endpoint, target.expect.status)],
-                                        settings.users, settings.rate, settings.warmup, settings.duration,
-                                        settings.timeout, self.load_cpus, self._show_load, settings.workers)
+                    self.live(f"{self.phase}: validating the responses")
+                    error = next(filter(None, (validate(server.url, t.endpoint, t.expect, settings.timeout)
+                                               for t in group)), None)
+                    if error is None:
+                        load = run_load(server.url, load_targets(group), settings.users, settings.rate,
+                                        settings.warmup, settings.duration, settings.timeout, self.load_cpus,
+                                        self._show_load, settings.workers)
                         if not server.alive():
-                            run.error = f"server exited during the run:\n{server.stderr_tail()}"
-                        summarize(run, load, read_lag_file(lag_file), LAG_INTERVAL)
-            except (ServerError, RuntimeError, subprocess.TimeoutExpired) as error:
-                run.error = str(error)
-        if settings.profile and run.error is None:
-            run.profile = self.profile(target)
-        return run
+                            error = f"server exited during the run:\n{server.stderr_tail()}"
+                        lag = read_lag_file(lag_file)
+                        for run in runs:
+                            summarize(run, load, lag, LAG_INTERVAL)
+            except (ServerError, RuntimeError, subprocess.TimeoutExpired) as failure:
+                error = str(failure)
+        for run in runs:
+            run.error = error
+        if settings.profile and error is None:
+            profile = self.profile(group)
+            for run in runs:
+                run.profile = profile
+        return runs
 
     def _show_load(self, progress: dict) -> None:
         phase = "warm-up" if progress.get("warmup") else "load"
         p99 = "-" if progress.get("p99") is None else f"{progress['p99']:.0f} ms"
         self.live(f"{self.phase}: {phase} {progress['elapsed']:.0f} s, {progress['rps']} req/s, p99 {p99}")
 
-    def profile(self, target: Target):
+    def profile(self, group: Sequence[Target]):
         """A second, profiled server under light load; the session is kept beside the results."""
         self.live(f"{self.phase}: profiling")
-        directory = self.out / "profiles" / f"{target.flaw}-{target.side}-{len(self.results.runs)}"
-        server = ProfiledServer(target.app, directory, app_dir=target.app_dir, health_path=target.health_path,
-                                cpus=self.server_cpus, env=target.env)
+        first = group[0]
+        directory = self.out / "profiles" / f"{first.flaw}-{first.side}-{len(self.results.runs)}"
+        server = ProfiledServer(first.app, directory, app_dir=first.app_dir, health_path=first.health_path,
+                                cpus=self.server_cpus, env=first.env)
         try:
             with server:
-                run_load(server.url, [(target.name, target.endpoint, target.expect.status)],
-                         self.settings.profile_users, None, 0.5, self.settings.profile_duration,
-                         self.settings.timeout, self.load_cpus)
-            return summarize_profile(directory, self.out, target.profile_frames)
+                run_load(server.url, load_targets(group), self.settings.profile_users, None, 0.5,
+                         self.settings.profile_duration, self.settings.timeout, self.load_cpus)
+            return summarize_profile(directory, self.out, first.profile_frames)
         except (ServerError, RuntimeError, OSError, subprocess.TimeoutExpired) as error:
             self.report(f"  profile failed: {error}")
             return None
+
+
+def load_targets(group: Sequence[Target]) -> list[tuple[str, Endpoint, int, int]]:
+    return [(t.name, t.endpoint, t.expect.status, t.weight) for t in group]
 
 
 class ProfiledServer(Server):

@@ -28,7 +28,7 @@ def build_environment(job: dict, samples: list[list]):
     """
     from geventhttpclient import HTTPClient
     from geventhttpclient.url import URL
-    from locust import User, constant, constant_throughput, task
+    from locust import User, constant, constant_throughput
 
     users, rate, timeout = job["users"], job.get("rate"), job.get("timeout", 30.0)
     target = URL(job["host"])
@@ -48,11 +48,11 @@ def build_environment(job: dict, samples: list[list]):
                 status, failure = 0, describe_failure(error)
                 user.http.close()
             samples.append([time.time(), name, (time.perf_counter() - started) * 1000, status, failure])
-        return task(endpoint.get("weight", 1))(request)
+        return request
 
     class Visitor(User):
         wait_time = constant_throughput(rate / users) if rate else constant(0)
-        tasks = [make_task(endpoint) for endpoint in job["endpoints"]]
+        tasks = {make_task(endpoint): endpoint.get("weight", 1) for endpoint in job["endpoints"]}
 
         def on_start(self) -> None:
             self.http = HTTPClient(target.host, target.port, concurrency=1, network_timeout=timeout,

@@ -220,7 +220,7 @@ def series_csv(runs: Sequence[EndpointRun]) -> str:
 def summarize(run: EndpointRun, load: dict, lag_samples: Sequence[tuple[float, float]], lag_interval: float) -> None:
     """Fill a run's statistics from the load generator's raw samples and the lag file (warm-up excluded)."""
     start, end = load["measure_from"], load["ended"]
-    measured = [s for s in load["samples"] if s[0] >= start]
+    measured = [s for s in load["samples"] if s[0] >= start and s[1] == run.name]
     ok = [s for s in measured if s[4] is None]
     run.requests = len(measured)
     run.failures = len(measured) - len(ok)

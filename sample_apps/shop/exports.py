@@ -8,7 +8,7 @@ import os
 import uuid
 from pathlib import Path
 
-EXPORT_ROWS = 20_000
+EXPORT_ROWS = 100_000
 
 
 def render_rows(count: int = EXPORT_ROWS) -> str:

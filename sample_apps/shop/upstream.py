@@ -1,8 +1,9 @@
 """The upstream service the shop calls: a tiny ASGI app on 127.0.0.1 with a configurable latency.
 
 Run by the harness (`uvicorn shop.upstream:app`), it answers `GET /price/{sku}`, `GET /auth`, `POST /audit` after
-`UPSTREAM_LATENCY_MS` (default 20 ms), and streams `GET /tokens?n=` as server-sent events, one token every
-`UPSTREAM_TOKEN_INTERVAL_MS` (default 5 ms): the shape of an LLM's token stream.
+`UPSTREAM_LATENCY_MS` (default 20 ms), and streams `GET /tokens?n=` as server-sent events: the first token after
+`UPSTREAM_FIRST_TOKEN_MS` (default 50 ms, the model's prefill), then one every `UPSTREAM_TOKEN_INTERVAL_MS`
+(default 10 ms): the shape of an LLM's token stream.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import zlib
 from urllib.parse import parse_qs
 
 LATENCY = float(os.environ.get("UPSTREAM_LATENCY_MS", "20")) / 1000
-TOKEN_INTERVAL = float(os.environ.get("UPSTREAM_TOKEN_INTERVAL_MS", "5")) / 1000
+FIRST_TOKEN = float(os.environ.get("UPSTREAM_FIRST_TOKEN_MS", "50")) / 1000
+TOKEN_INTERVAL = float(os.environ.get("UPSTREAM_TOKEN_INTERVAL_MS", "10")) / 1000
 
 
 async def app(scope, receive, send):
@@ -53,6 +55,6 @@ async def stream_tokens(scope, send) -> None:
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/event-stream")]})
     for index in range(count):
-        await asyncio.sleep(TOKEN_INTERVAL)
+        await asyncio.sleep(FIRST_TOKEN if index == 0 else TOKEN_INTERVAL)
         await send({"type": "http.response.body", "body": f"data: token{index}\n\n".encode(), "more_body": True})
     await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})

@@ -46,7 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     from asyncguard.bench.compare import GateError, parse_condition
-    from asyncguard.bench.harness import LoadSettings, Target, provenance, scenario_dict, suite_targets
+    from asyncguard.bench.harness import (
+        LoadSettings,
+        Target,
+        provenance,
+        scenario_dict,
+        suite_targets,
+    )
     from asyncguard.bench.manifest import Endpoint, Expectation, load_manifest
     from asyncguard.bench.results import BenchResults
     from asyncguard.bench.server import Server

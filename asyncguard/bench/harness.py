@@ -23,7 +23,13 @@ from typing import Callable, Sequence
 from asyncguard.bench.lag import INTERVAL as LAG_INTERVAL
 from asyncguard.bench.manifest import Endpoint, Expectation, Manifest
 from asyncguard.bench.profiling import summarize_profile
-from asyncguard.bench.results import BenchResults, EndpointRun, Provenance, read_lag_file, summarize
+from asyncguard.bench.results import (
+    BenchResults,
+    EndpointRun,
+    Provenance,
+    read_lag_file,
+    summarize,
+)
 from asyncguard.bench.server import Server, ServerError, free_port
 
 PACKAGES = ("asyncguard", "fastapi", "starlette", "uvicorn", "locust", "httpx", "pyinstrument", "uvloop", "httptools")

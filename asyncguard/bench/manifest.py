@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asyncguard.generated import replace_section
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -109,12 +111,7 @@ def readme_section(manifest: Manifest) -> str:
 
 
 def update_readme(readme: Path, manifest: Manifest) -> bool:
-    text = readme.read_text(encoding="utf-8")
-    start, end = text.index(SECTION_START), text.index(SECTION_END) + len(SECTION_END)
-    updated = text[:start] + readme_section(manifest) + text[end:]
-    if updated != text:
-        readme.write_text(updated, encoding="utf-8")
-    return updated != text
+    return replace_section(readme, SECTION_START, SECTION_END, readme_section(manifest))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,14 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from asyncguard.lint.context import FastApiFacts, FunctionFrame
 from asyncguard.lint.knowledge import BlockingApi, Knowledge
-from asyncguard.lint.syntax import absolute_module, child_nodes, dotted_name, keyword, positional, string_value
+from asyncguard.lint.syntax import (
+    absolute_module,
+    child_nodes,
+    dotted_name,
+    keyword,
+    positional,
+    string_value,
+)
 
 if TYPE_CHECKING:
     from asyncguard.lint.project import Project

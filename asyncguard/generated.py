@@ -1,0 +1,15 @@
+"""Generated sections of hand-written files (README tables): text between two marker comments is replaced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def replace_section(path: Path, start: str, end: str, section: str) -> bool:
+    """Put `section` (which starts with `start` and ends with `end`) in place of the old one; True when changed."""
+    text = path.read_text(encoding="utf-8")
+    begin, finish = text.index(start), text.index(end) + len(end)
+    updated = text[:begin] + section + text[finish:]
+    if updated != text:
+        path.write_text(updated, encoding="utf-8")
+    return updated != text

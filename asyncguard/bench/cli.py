@@ -167,13 +167,13 @@ def live_status(enabled: bool):
 
 
 def summary_table(results) -> str:
-    rows = [f"{'flaw':<20} {'side':<7} {'endpoint':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>9} {'lag p99':>8}"]
+    rows = [f"{'flaw':<20} {'side':<7} {'endpoint':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>9} {'lag p99':>8}  loop"]
     for run in results.runs:
         if run.error:
             rows.append(f"{run.flaw:<20} {run.side:<7} {run.name:<36} error: {run.error.splitlines()[0][:60]}")
             continue
         rows.append(f"{run.flaw:<20} {run.side:<7} {run.name:<36} {run.rps:>8.0f} {run.latency.p50:>8.1f} "
-                    f"{run.latency.p99:>9.1f} {run.lag.p99:>8.1f}")
+                    f"{run.latency.p99:>9.1f} {run.lag.p99:>8.1f}  {'BLOCKED' if run.lag.blocked else 'ok'}")
     return "\n".join(rows)
 
 

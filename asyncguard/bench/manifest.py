@@ -64,12 +64,6 @@ class Manifest:
     flaws: tuple[Flaw, ...] = field(default_factory=tuple)
     path: Path | None = None
 
-    def flaw(self, flaw_id: str) -> Flaw:
-        for flaw in self.flaws:
-            if flaw.id == flaw_id:
-                return flaw
-        raise KeyError(flaw_id)
-
 
 def load_manifest(path: Path) -> Manifest:
     data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -10,12 +10,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-import re
 from functools import lru_cache
 from typing import ClassVar
-
-EXPECTATION = re.compile(r"#\s*(AG\d{3})\b")
-
 
 class Rule:
     """Base class: subclasses set the class attributes; the docstring says what the rule finds."""

@@ -26,7 +26,6 @@ PARALLEL_THRESHOLD = 24
 class RunResult:
     findings: list[Finding] = field(default_factory=list)
     files_checked: int = 0
-    files_from_cache: int = 0
 
 
 def unreadable(path: str, reason: str) -> Finding:
@@ -88,7 +87,6 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
             result.findings.append(unreadable(source.display, f"cannot read: {error.strerror or error}"))
             continue
         if cached is not None:
-            result.files_from_cache += 1
             result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in cached)
             if progress:
                 progress(1)

@@ -31,6 +31,7 @@ from asyncguard.bench.results import (
     summarize,
 )
 from asyncguard.bench.server import Server, ServerError, free_port
+from asyncguard.machine import machine
 
 PACKAGES = ("asyncguard", "fastapi", "starlette", "uvicorn", "locust", "httpx", "pyinstrument", "uvloop", "httptools")
 
@@ -283,19 +284,6 @@ def provenance(command: Sequence[str]) -> Provenance:
             continue
     return Provenance(machine=machine(), python=platform.python_version(), packages=packages, git=git_state(),
                       started=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=list(command))
-
-
-def machine() -> dict:
-    info = {"cores": os.cpu_count(), "os": platform.platform(), "cpu": platform.processor()}
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                           if line.startswith("model name"))
-        meminfo = Path("/proc/meminfo").read_text().split()
-        info["ram_gb"] = round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 1024 / 1024, 1)
-    except (OSError, StopIteration, ValueError):
-        pass
-    return info
 
 
 def git_state() -> dict:

@@ -13,6 +13,7 @@ import pkgutil
 from functools import lru_cache
 from typing import ClassVar
 
+
 class Rule:
     """Base class: subclasses set the class attributes; the docstring says what the rule finds."""
 

@@ -23,7 +23,7 @@ bench: $(INSTALLED)
 
 # A first look in under two minutes: each flaw against its first fix, short runs, no profiles.
 bench-quick: $(INSTALLED)
-	$(BIN)/asyncguard bench --suite sample_apps --first-fix-only --warmup 1 --duration 3 --no-profile \
+	$(BIN)/asyncguard bench --suite sample_apps --first-fix-only --warmup 0.5 --duration 2.5 --no-profile \
 		--out reports/quick-$$(date +%Y%m%d-%H%M%S)
 
 test: $(INSTALLED)

@@ -6,6 +6,7 @@ import csv
 import io
 import os
 import uuid
+from functools import lru_cache
 from pathlib import Path
 
 EXPORT_ROWS = 100_000
@@ -19,16 +20,19 @@ def render_rows(count: int = EXPORT_ROWS) -> str:
     return buffer.getvalue()
 
 
-ORDERS_CSV = render_rows()
-"""The export's content, rendered once at import: the endpoints measure writing it, not formatting it."""
+@lru_cache(maxsize=1)
+def orders_csv() -> str:
+    """The export's content, rendered once: the endpoints measure writing it, not formatting it."""
+    return render_rows()
 
 
 def temporary_name(target: Path) -> Path:
     return target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
 
 
-def write_export(target: Path, text: str) -> None:
+def write_export(target: Path, text: str | None = None) -> None:
     """Write then rename, so readers never see half a file (the blocking version the fixed endpoint offloads)."""
+    text = orders_csv() if text is None else text
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_name(target)
     with open(temporary, "w", encoding="utf-8") as out:

@@ -72,7 +72,7 @@ async def password_hash(password: str = "correct horse battery staple") -> Passw
 async def export(request: Request) -> ExportResult:
     settings: Settings = request.app.state.settings
     target = settings.export_dir / "fixed-orders.csv"
-    await asyncio.to_thread(exports.write_export, target, exports.ORDERS_CSV)
+    await asyncio.to_thread(exports.write_export, target)
     return ExportResult(rows=exports.EXPORT_ROWS, path=str(target))
 
 

@@ -63,7 +63,7 @@ async def export(request: Request) -> ExportResult:
     target.parent.mkdir(parents=True, exist_ok=True)  # AG104
     temporary = exports.temporary_name(target)
     with open(temporary, "w", encoding="utf-8") as out:  # AG104
-        out.write(exports.ORDERS_CSV)
+        out.write(exports.orders_csv())
         out.flush()
         os.fsync(out.fileno())  # AG104
     os.replace(temporary, target)  # AG104

@@ -549,7 +549,7 @@ class BlockingCallWalker:
         parent = self.frame
         if parent is None or not parent.on_loop:
             return False
-        return node.name.value in parent.direct_calls()
+        return node.name.value in parent.direct_calls
 
     # -- bindings inside functions ----------------------------------------------------------------------------
     def walk_simple_statement(self, node: cst.SimpleStatementLine) -> None:

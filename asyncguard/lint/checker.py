@@ -16,10 +16,10 @@ import libcst as cst
 
 from asyncguard.lint.analyzer import analyze
 from asyncguard.lint.files import SourceFile
-from asyncguard.lint.findings import Finding
+from asyncguard.lint.findings import Finding, internal_error, not_checked
 from asyncguard.lint.knowledge import Knowledge, build_knowledge
 from asyncguard.lint.project import Project
-from asyncguard.lint.rule import rules_by_category, rules_by_code
+from asyncguard.lint.rule import rules_by_category
 
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 IGNORE_COMMENT = re.compile(r"#\s*asyncguard:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
@@ -119,20 +119,6 @@ def check_source(text: str, path: str = "<string>", module: str = "module",
         if not is_suppressed(finding, lines):
             findings.append(finding)
     return sorted(findings, key=lambda f: f.sort_key)
-
-
-def not_checked(path: str, reason: str, line: int = 1, column: int = 1) -> Finding:
-    rule = rules_by_code()["AG001"]
-    return Finding(path=path, line=max(line, 1), column=max(column, 1), end_line=max(line, 1),
-                   end_column=max(column, 1), code=rule.code, message=rule.message.format(call=reason),
-                   category="input", call=reason)
-
-
-def internal_error(path: str, error: BaseException) -> Finding:
-    rule = rules_by_code()["AG002"]
-    reason = f"{type(error).__name__}: {error}"
-    return Finding(path=path, line=1, column=1, end_line=1, end_column=1, code=rule.code,
-                   message=rule.message.format(call=reason), category="internal", call=reason)
 
 
 def check_bytes(data: bytes, source: SourceFile, knowledge: Knowledge, enabled: frozenset[str],

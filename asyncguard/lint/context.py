@@ -39,11 +39,8 @@ class FunctionFrame:
         own = f"{self.class_path.rsplit('.', 1)[-1]}.{self.name}" if self.class_path else self.name
         return f"{self.parent.qualname}.{own}" if self.parent else own
 
-    def direct_calls(self) -> set[str]:
-        return self._direct_calls
-
     @cached_property
-    def _direct_calls(self) -> set[str]:
+    def direct_calls(self) -> set[str]:
         """Names called in this body itself (not in nested functions): `helper()` runs where we run."""
         found: set[str] = set()
         body = self.node.body

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from asyncguard.lint.rule import rules_by_code
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -41,3 +43,19 @@ class Finding:
     @property
     def sort_key(self) -> tuple:
         return (self.path, self.line, self.column, self.code)
+
+
+def not_checked(path: str, reason: str, line: int = 1, column: int = 1) -> Finding:
+    """AG001: the file could not be checked (unreadable, not text, not Python), and why."""
+    return _file_finding("AG001", "input", path, reason, max(line, 1), max(column, 1))
+
+
+def internal_error(path: str, error: BaseException) -> Finding:
+    """AG002: the checker itself failed on this file."""
+    return _file_finding("AG002", "internal", path, f"{type(error).__name__}: {error}", 1, 1)
+
+
+def _file_finding(code: str, category: str, path: str, reason: str, line: int, column: int) -> Finding:
+    message = rules_by_code()[code].message.format(call=reason)
+    return Finding(path=path, line=line, column=column, end_line=line, end_column=column, code=code,
+                   message=message, category=category, call=reason)

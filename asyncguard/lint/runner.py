@@ -15,8 +15,7 @@ from typing import Callable, Iterable, Iterator
 from asyncguard.lint.cache import FindingsCache, digest
 from asyncguard.lint.config import Settings
 from asyncguard.lint.files import SourceFile
-from asyncguard.lint.findings import Finding
-from asyncguard.lint.rule import rules_by_code
+from asyncguard.lint.findings import Finding, not_checked
 
 PARALLEL_THRESHOLD = 24
 """Below this many files to analyse, starting worker processes costs more than it saves."""
@@ -26,12 +25,6 @@ PARALLEL_THRESHOLD = 24
 class RunResult:
     findings: list[Finding] = field(default_factory=list)
     files_checked: int = 0
-
-
-def unreadable(path: str, reason: str) -> Finding:
-    rule = rules_by_code()["AG001"]
-    return Finding(path=path, line=1, column=1, end_line=1, end_column=1, code=rule.code,
-                   message=rule.message.format(call=reason), category="input", call=reason)
 
 
 # -- worker processes ----------------------------------------------------------------------------------------------
@@ -54,7 +47,7 @@ def _check_in_worker(source: SourceFile, data: bytes | None) -> tuple[str | None
         try:
             data = source.path.read_bytes()
         except OSError as error:
-            return None, [unreadable(source.display, f"cannot read: {error.strerror or error}").to_json()], []
+            return None, [not_checked(source.display, f"cannot read: {error.strerror or error}").to_json()], []
     project = _worker_state["project"]
     findings = _worker_state["check"](data, source, _worker_state["knowledge"], _worker_state["enabled"], project)
     dependencies = sorted(str(p) for p in project.consulted if p != source.path)
@@ -76,7 +69,7 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
         try:
             stat = source.path.stat()
             if not S_ISREG(stat.st_mode):  # a FIFO or device named *.py would block a read forever
-                result.findings.append(unreadable(source.display, "not a regular file"))
+                result.findings.append(not_checked(source.display, "not a regular file"))
                 continue
             cached = cache.lookup(key, stat)
             data = None
@@ -84,7 +77,7 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
                 data = source.path.read_bytes()
                 cached = cache.lookup_content(key, stat, digest(data))
         except OSError as error:
-            result.findings.append(unreadable(source.display, f"cannot read: {error.strerror or error}"))
+            result.findings.append(not_checked(source.display, f"cannot read: {error.strerror or error}"))
             continue
         if cached is not None:
             result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in cached)

@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 LINTBENCH_INSTALLED := $(VENV)/.installed-lintbench
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: bench bench-quick bench-harness test lint bench-lint docs clean
 
@@ -26,7 +27,10 @@ bench-quick: $(INSTALLED)
 	$(BIN)/asyncguard bench --suite sample_apps --first-fix-only --warmup 0.5 --duration 2.5 --no-profile \
 		--out reports/quick-$$(date +%Y%m%d-%H%M%S)
 
+# The report's browser test needs Debian's chromium; installed here when it is missing.
 test: $(INSTALLED)
+	command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null)
 	$(BIN)/python -m pytest
 
 lint: $(INSTALLED)
@@ -34,7 +38,7 @@ lint: $(INSTALLED)
 
 # The harness against wrk on a trivial endpoint (installs Debian's wrk when it is missing).
 bench-harness: $(INSTALLED)
-	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
 	$(BIN)/python -m asyncguard.bench.calibration --out reports/harness-bench.json --readme README.md
 
 bench-lint: $(LINTBENCH_INSTALLED)

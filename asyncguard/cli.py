@@ -6,6 +6,7 @@ Exit status of `asyncguard check`: 0 no findings, 1 findings, 2 usage, configura
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import warnings
 from contextlib import contextmanager
@@ -31,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Find blocking calls that run on the event loop. Exit status: 0 clean, "
                                             "1 findings, 2 usage, configuration or internal error.")
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or directories (default: .)")
-    check.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text",
-                       help="output format (default: text)")
+    check.add_argument("--format", choices=["text", "json", "sarif", "github", "html"], default="text",
+                       help="output format (default: text; html: a page of the findings with their code)")
     check.add_argument("--select", help="comma-separated rule codes or prefixes to enable (default: all)")
     check.add_argument("--extend-select", help="rule codes or prefixes to enable in addition")
     check.add_argument("--ignore", help="rule codes or prefixes to disable")
@@ -52,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(bench)
 
+    report = commands.add_parser("report", help="render results as HTML: a run's page, or a comparison of runs",
+                                 description="Render bench results as self-contained HTML. One results file: its "
+                                             "page; two or more: a comparison against the first. Exit status: 0 "
+                                             "written, 2 usage error.")
+    from asyncguard.report.cli import add_arguments as add_report_arguments
+
+    add_report_arguments(report)
+
     commands.add_parser("rules", help="list every rule")
     rule = commands.add_parser("rule", help="explain one rule: what it does, why it is bad, example, use instead")
     rule.add_argument("code", help="a rule code (AG101) or name (blocking-sleep-in-async-function)")
@@ -69,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from asyncguard.bench.cli import run_bench
 
             return run_bench(args)
+        if args.command == "report":
+            from asyncguard.report.cli import run_report
+
+            return run_report(args)
         if args.command == "rules":
             from asyncguard.lint.docs import rules_listing
             sys.stdout.write(rules_listing())
@@ -119,6 +132,8 @@ def run_check(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
     if missing:
         raise UsageError(f"path does not exist: {missing[0]}")
+    if args.format == "html" and importlib.util.find_spec("jinja2") is None:
+        raise UsageError("--format html needs Jinja2: pip install 'asyncguard[bench]'")
     try:
         settings = load_settings(args.paths, args.config)
         if args.select is not None:

@@ -71,16 +71,35 @@ def test_summarize_excludes_warmup_and_counts_failures():
 def test_bench_measures_an_app_and_writes_results(tmp_path, app_dir):
     out = tmp_path / "run"
     process = bench("tiny:app", "--endpoint", "GET /fast", "--endpoint", "GET /block", *FAST, "--app-dir",
-                    str(app_dir), "--out", str(out))
+                    str(app_dir), "--out", str(out), "--bystander", "GET /fast")
     assert process.returncode == 0, process.stderr
     results = BenchResults.load(out / "results.json")
     assert results.complete and [r.name for r in results.runs] == ["GET /fast", "GET /block"]
     fast, block = results.runs
     assert fast.requests > 50 and fast.failures == 0
     assert block.rps < fast.rps and block.lag.samples > 0
+    assert fast.bystander.requests >= 10 and fast.bystander.failures == 0
+    assert block.bystander.latency.p50 > fast.bystander.latency.p50  # the other client waits for the blocked loop
+    assert f"report: {out / 'index.html'}" in process.stdout and (out / "index.html").exists()
     assert results.provenance.git["commit"] and results.provenance.machine["cores"]
     assert (out / "runs.csv").read_text().count("\n") == 3 and (out / "series.csv").exists()
     assert "GET /block" in process.stdout
+
+
+def test_suite_measures_a_flaw_beside_its_fix_with_the_finding_that_explains_it(tmp_path):
+    out = tmp_path / "suite"
+    process = bench("--suite", "sample_apps", "--only", "sleep", "--first-fix-only", *FAST, "--out", str(out))
+    assert process.returncode == 0, process.stderr
+    results = BenchResults.load(out / "results.json")
+    flawed, fixed = results.runs
+    assert flawed.lag.blocked and not fixed.lag.blocked
+    assert flawed.bystander.latency.p99 > 5 * fixed.bystander.latency.p99
+    assert [f.id for f in results.flaws] == ["sleep"] and results.flaws[0].findings == [
+        ["AG101", "path operation GET /flawed/sleep"]]
+    finding = next(f for f in results.findings if f.code == "AG101")
+    assert "time.sleep(0.02)" in finding.excerpt[finding.line - finding.excerpt_start]
+    page = (out / "index.html").read_text()
+    assert "blocking-sleep-in-async-function" in page and "Blocks the event loop" in page
 
 
 def test_distributed_master_and_one_worker(tmp_path, app_dir):

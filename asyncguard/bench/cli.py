@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -26,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="endpoint of APP to load, each measured on its own (repeatable; default: GET /)")
     parser.add_argument("--app-dir", help="directory to import APP from")
     parser.add_argument("--health", default=None, help="path answered when APP is ready (default: the endpoint)")
+    parser.add_argument("--bystander", metavar='"METHOD /path"',
+                        help="a cheap request timed 20 times a second alongside the load: what other clients wait "
+                             "while the loop is blocked (suite default: the manifest's, GET /health)")
     parser.add_argument("--users", type=int, help=f"concurrent users (default {DEFAULTS['users']})")
     parser.add_argument("--rate", type=float, help="constant arrival rate in requests/s instead of a closed loop")
     parser.add_argument("--duration", type=float,
@@ -53,8 +57,9 @@ def run_bench(args: argparse.Namespace) -> int:
         scenario_dict,
         suite_targets,
     )
-    from asyncguard.bench.manifest import Endpoint, Expectation, load_manifest
-    from asyncguard.bench.results import BenchResults
+    from asyncguard.bench.manifest import Expectation, load_manifest
+    from asyncguard.bench.evidence import app_directory, static_findings
+    from asyncguard.bench.results import BenchResults, FlawInfo
     from asyncguard.bench.server import Server
 
     if sum(map(bool, (args.app, args.suite, args.scenario))) != 1:
@@ -105,14 +110,28 @@ def run_bench(args: argparse.Namespace) -> int:
         groups = [targets]
     else:
         try:
-            endpoints = [Endpoint(*spec.split(None, 1)) for spec in args.endpoint or ["GET /"]]
-        except TypeError:
-            return usage('--endpoint takes "METHOD /path"')
+            endpoints = [parse_endpoint(spec, "--endpoint") for spec in args.endpoint or ["GET /"]]
+        except ValueError as error:
+            return usage(str(error))
         targets = [Target("app", "target", args.app, e, Expectation(), Path(args.app_dir) if args.app_dir else None,
                           health_path=args.health or e.path) for e in endpoints]
         groups = [[target] for target in targets]
+    if args.bystander:
+        try:
+            bystander = parse_endpoint(args.bystander, "--bystander")
+        except ValueError as error:
+            return usage(str(error))
+        groups = [[replace(target, bystander=bystander) for target in group] for group in groups]
+        targets = [target for group in groups for target in group]
 
     results = BenchResults(provenance(sys.argv), scenario_dict(settings, targets))
+    if args.suite:
+        results.flaws = [FlawInfo(f.id, f.title, f.why, f.fix, f.note, [[x.code, x.context] for x in f.findings])
+                         for f in manifest.flaws if f.id in {t.flaw for t in targets}]
+    code_dir = app_directory(targets[0].app, targets[0].app_dir)
+    if code_dir is not None:
+        say(f"asyncguard check {code_dir}")
+        results.findings = static_findings(code_dir)
     with live_status(enabled=not args.quiet) as status:
         return measure_and_report(settings, groups, results, out, upstream, old, conditions, say, status)
 
@@ -140,6 +159,7 @@ def measure_and_report(settings, groups, results, out, upstream, old, conditions
 
     print(summary_table(results))
     print(f"results: {out / 'results.json'}")
+    print(f"report: {write_report(results, out)}")
     status = EXIT_RUN_FAILED if any(run.error for run in results.runs) else EXIT_OK
     if old is not None:
         for difference in provenance_differences(old, results):
@@ -152,6 +172,16 @@ def measure_and_report(settings, groups, results, out, upstream, old, conditions
         if any(delta.crossed for delta in deltas):
             return EXIT_REGRESSION
     return status
+
+
+def write_report(results, out: Path) -> str:
+    """The HTML page of the run; a failure to render is said, never a reason to lose the measured results."""
+    from asyncguard.report.cli import write_run_report
+
+    try:
+        return str(write_run_report(results, out))
+    except Exception as error:  # the results are saved already; `asyncguard report` can render them again
+        return f"not written ({type(error).__name__}: {error}); retry with `asyncguard report {out}`"
 
 
 @contextmanager
@@ -167,14 +197,26 @@ def live_status(enabled: bool):
 
 
 def summary_table(results) -> str:
-    rows = [f"{'flaw':<20} {'side':<7} {'endpoint':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>9} {'lag p99':>8}  loop"]
+    rows = [f"{'flaw':<20} {'side':<7} {'endpoint':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>9} {'lag p99':>8} "
+            f"{'others p99':>10}  loop"]
     for run in results.runs:
         if run.error:
             rows.append(f"{run.flaw:<20} {run.side:<7} {run.name:<36} error: {run.error.splitlines()[0][:60]}")
             continue
+        others = f"{run.bystander.latency.p99:.1f}" if run.bystander else "-"
         rows.append(f"{run.flaw:<20} {run.side:<7} {run.name:<36} {run.rps:>8.0f} {run.latency.p50:>8.1f} "
-                    f"{run.latency.p99:>9.1f} {run.lag.p99:>8.1f}  {'BLOCKED' if run.lag.blocked else 'ok'}")
+                    f"{run.latency.p99:>9.1f} {run.lag.p99:>8.1f} {others:>10}  "
+                    f"{'BLOCKED' if run.lag.blocked else 'ok'}")
     return "\n".join(rows)
+
+
+def parse_endpoint(spec: str, option: str):
+    from asyncguard.bench.manifest import Endpoint
+
+    method, _, path = spec.strip().partition(" ")
+    if not method or not path.strip().startswith("/"):
+        raise ValueError(f'{option} takes "METHOD /path", not {spec!r}')
+    return Endpoint(method.upper(), path.strip())
 
 
 def usage(message: str) -> int:

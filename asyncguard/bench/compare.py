@@ -16,6 +16,7 @@ METRICS = {
     "p999": lambda run: run.latency.p999,
     "max": lambda run: run.latency.max,
     "lag_p99": lambda run: run.lag.p99,
+    "others_p99": lambda run: run.bystander.latency.p99 if run.bystander else 0.0,
     "errors": lambda run: run.failures,
 }
 CONDITION = re.compile(r"^\s*(?P<metric>[a-z_0-9]+)\s*(?P<op>[<>])\s*(?P<change>[+-]?\d+(?:\.\d+)?)\s*%\s*$")

@@ -25,6 +25,7 @@ from asyncguard.bench.manifest import Endpoint, Expectation, Manifest
 from asyncguard.bench.profiling import summarize_profile
 from asyncguard.bench.results import (
     BenchResults,
+    BystanderSummary,
     EndpointRun,
     Provenance,
     read_lag_file,
@@ -49,6 +50,8 @@ class LoadSettings:
     timeout: float = 30.0
     workers: int = 0
     """Locust worker processes under a master (0: one local process)."""
+    bystander_interval: float = 0.05
+    """Seconds between two requests of the bystander (20 a second): a steady trickle, not a load of its own."""
 
     @property
     def load_model(self) -> str:
@@ -70,6 +73,8 @@ class Target:
     profile_frames: tuple[str, ...] = ()
     weight: int = 1
     """Share of this endpoint in a mixed load (a scenario's endpoints run together)."""
+    bystander: Endpoint | None = None
+    """A cheap request of the same app, timed alongside the load (see results.BystanderSummary)."""
 
     @property
     def name(self) -> str:
@@ -82,10 +87,9 @@ def suite_targets(manifest: Manifest, first_fix_only: bool = False) -> list[Targ
     targets = []
     for flaw in manifest.flaws:
         fixes = flaw.fixed[:1] if first_fix_only else flaw.fixed
-        targets.append(Target(flaw.id, "flawed", manifest.app, flaw.flawed, flaw.expect, app_dir,
-                              health_path="/health", profile_frames=flaw.profile_frames))
-        targets += [Target(flaw.id, "fixed", manifest.app, fix, flaw.expect, app_dir, health_path="/health",
-                           profile_frames=flaw.profile_frames) for fix in fixes]
+        targets += [Target(flaw.id, side, manifest.app, endpoint, flaw.expect, app_dir, health_path="/health",
+                           profile_frames=flaw.profile_frames, bystander=manifest.bystander)
+                    for side, endpoint in [("flawed", flaw.flawed), *(("fixed", fix) for fix in fixes)]]
     return targets
 
 
@@ -123,13 +127,16 @@ def validate(url: str, endpoint: Endpoint, expect: Expectation, timeout: float) 
 
 def run_load(url: str, targets: Sequence[tuple[str, Endpoint, int, int]], users: int, rate: float | None,
              warmup: float, duration: float, timeout: float, cpus: list[int] | None,
-             live: Callable[[dict], None] = lambda progress: None, workers: int = 0) -> dict:
+             live: Callable[[dict], None] = lambda progress: None, workers: int = 0,
+             bystander: Endpoint | None = None, bystander_interval: float = 0.05) -> dict:
     """The load generator subprocess, bounded in time; returns its raw samples."""
     job = {
         "host": url, "users": users, "rate": rate, "warmup": warmup, "duration": duration, "timeout": timeout,
         "workers": workers, "master_port": free_port() if workers else None,
         "endpoints": [{"name": name, "method": e.method, "path": e.path, "status": status, "weight": weight}
                       for name, e, status, weight in targets],
+        "bystander": bystander and {"method": bystander.method, "path": bystander.path,
+                                    "interval": bystander_interval},
     }
     with tempfile.TemporaryFile(mode="w+") as output:
         process = subprocess.Popen([sys.executable, "-m", "asyncguard.bench.loadgen"], stdin=subprocess.PIPE,
@@ -200,7 +207,10 @@ class Harness:
         first = group[0]
         runs = [EndpointRun(flaw=t.flaw, side=t.side, name=t.name, method=t.endpoint.method, path=t.endpoint.path,
                             load_model=settings.load_model, users=settings.users, target_rps=settings.rate,
-                            warmup=settings.warmup, duration=settings.duration) for t in group]
+                            warmup=settings.warmup, duration=settings.duration,
+                            bystander=first.bystander and BystanderSummary(first.bystander.method,
+                                                                           first.bystander.path))
+                for t in group]
         error = None
         with tempfile.TemporaryDirectory(prefix="asyncguard-lag-") as scratch:
             lag_file = Path(scratch) / "lag.txt"
@@ -215,7 +225,8 @@ class Harness:
                     if error is None:
                         load = run_load(server.url, load_targets(group), settings.users, settings.rate,
                                         settings.warmup, settings.duration, settings.timeout, self.load_cpus,
-                                        self._show_load, settings.workers)
+                                        self._show_load, settings.workers, first.bystander,
+                                        settings.bystander_interval)
                         if not server.alive():
                             error = f"server exited during the run:\n{server.stderr_tail()}"
                         lag = read_lag_file(lag_file)
@@ -271,8 +282,9 @@ class ProfiledServer(Server):
 def describe(run: EndpointRun) -> str:
     if run.error:
         return f"  error: {run.error.splitlines()[0]}"
+    bystander = f"  bystander p99 {run.bystander.latency.p99:.1f} ms" if run.bystander else ""
     return (f"  {run.rps:,.0f} req/s  p50 {run.latency.p50:.1f} ms  p99 {run.latency.p99:.1f} ms  "
-            f"loop lag p99 {run.lag.p99:.1f} ms  ({run.requests} requests, {run.failures} failed)")
+            f"loop lag p99 {run.lag.p99:.1f} ms{bystander}  ({run.requests} requests, {run.failures} failed)")
 
 
 def provenance(command: Sequence[str]) -> Provenance:
@@ -301,7 +313,8 @@ def git_state() -> dict:
 def scenario_dict(settings: LoadSettings, targets: Sequence[Target]) -> dict:
     return {"load": asdict(settings), "load_model": settings.load_model,
             "targets": [{"flaw": t.flaw, "side": t.side, "app": t.app, "method": t.endpoint.method,
-                         "path": t.endpoint.path} for t in targets]}
+                         "path": t.endpoint.path,
+                         "bystander": t.bystander and f"{t.bystander.method} {t.bystander.path}"} for t in targets]}
 
 
 def with_upstream_env(targets: Sequence[Target], url: str) -> list[Target]:

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from asyncguard.bench.results import BYSTANDER
+
 
 def build_environment(job: dict, samples: list[list]):
     """Locust users, each with its own keep-alive connection (geventhttpclient, the client FastHttpUser is built
@@ -68,6 +70,37 @@ def build_environment(job: dict, samples: list[list]):
     return Environment(user_classes=[Visitor])
 
 
+def probe_bystander(job: dict, samples: list[list], end: float) -> None:
+    """Another client of the same server: one request every `interval` seconds on its own connection, recorded
+    under the name "bystander". A blocked loop makes every request wait, not only the flawed ones; this is the
+    latency a health check or any other user sees meanwhile.
+    """
+    import gevent
+    from geventhttpclient import HTTPClient
+    from geventhttpclient.url import URL
+
+    bystander, timeout = job["bystander"], job.get("timeout", 30.0)
+    target = URL(job["host"])
+    http = HTTPClient(target.host, target.port, concurrency=1, network_timeout=timeout, connection_timeout=timeout)
+    next_request = time.time()
+    try:
+        while next_request < end:
+            gevent.sleep(max(0.0, next_request - time.time()))
+            next_request += bystander["interval"]
+            started = time.perf_counter()
+            try:
+                response = http.request(bystander["method"], bystander["path"])
+                response.read()
+                status = response.status_code
+                failure = None if status == bystander.get("status", 200) else f"HTTP {status}"
+            except Exception as error:  # a sample like any other, never a crashed probe
+                status, failure = 0, describe_failure(error)
+                http.close()
+            samples.append([time.time(), BYSTANDER, (time.perf_counter() - started) * 1000, status, failure])
+    finally:
+        http.close()
+
+
 def describe_failure(exception: BaseException) -> str:
     return f"{type(exception).__name__}: {exception}"[:200]
 
@@ -102,6 +135,7 @@ def run_job(job: dict) -> dict:
     cpu_before = cpu_seconds()
     runner.start(job["users"], spawn_rate=job.get("spawn_rate", job["users"]))
     end = started + job["warmup"] + job["duration"]
+    probe = gevent.spawn(probe_bystander, job, samples, end) if job.get("bystander") else None
     seen = 0
     while time.time() < end:
         user_counts.append([round(time.time(), 3), runner.user_count])
@@ -109,6 +143,8 @@ def run_job(job: dict) -> dict:
         seen = report_progress(samples, seen, started, job["warmup"])
     cpu = cpu_seconds() - cpu_before
     runner.quit()
+    if probe is not None:
+        probe.join(timeout=job.get("timeout", 30.0))
     wall = time.time() - started
     for process, sample_file in zip(worker_processes, sample_files):
         process.wait(timeout=30)
@@ -141,7 +177,7 @@ def run_worker(job: dict) -> None:
 
 def report_progress(samples: list[list], seen: int, started: float, warmup: float) -> int:
     """One JSON line a second on stderr (`{"elapsed", "rps", "p99", "warmup"}`) for the harness's live display."""
-    recent = sorted(sample[2] for sample in samples[seen:])
+    recent = sorted(sample[2] for sample in samples[seen:] if sample[1] != BYSTANDER)
     elapsed = time.time() - started
     rps = len(recent)  # a master's own list stays empty: its workers hand their samples over at the end
     p99 = recent[min(len(recent) - 1, int(len(recent) * 0.99))] if recent else None

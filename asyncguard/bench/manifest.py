@@ -63,6 +63,8 @@ class Manifest:
     upstream: str
     flaws: tuple[Flaw, ...] = field(default_factory=tuple)
     path: Path | None = None
+    bystander: Endpoint | None = None
+    """The cheap request timed alongside every load: what any other client of the app waits meanwhile."""
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -81,7 +83,8 @@ def load_manifest(path: Path) -> Manifest:
         )
         for entry in data["flaw"]
     )
-    return Manifest(app=data["app"], upstream=data["upstream"], flaws=flaws, path=path)
+    bystander = Endpoint(**data["bystander"]) if "bystander" in data else None
+    return Manifest(app=data["app"], upstream=data["upstream"], flaws=flaws, path=path, bystander=bystander)
 
 
 def readme_section(manifest: Manifest) -> str:

@@ -14,7 +14,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 2 added a run's `bystander` and the results' `flaws` and `findings`; a version 1 file reads without."""
+BYSTANDER = "bystander"
+"""The load generator's name for the bystander's samples: another client's requests during the run."""
 LAG_BLOCKED_P99_MS = 100.0
 """A loop whose lag p99 passes this, or that got fewer than half its expected samples, was blocked (FIELD-NOTES)."""
 
@@ -98,6 +102,21 @@ class ProfileSummary:
 
 
 @dataclass
+class BystanderSummary:
+    """Another client of the same server during the run: a cheap request (the health check) at a steady pace.
+
+    A blocked loop delays every request it serves, not only the flawed ones; this is the proof for flaws whose
+    own endpoint cannot get faster when fixed (CPU-bound work on a one-core server).
+    """
+
+    method: str
+    path: str
+    requests: int = 0
+    failures: int = 0
+    latency: Percentiles = field(default_factory=Percentiles)
+
+
+@dataclass
 class EndpointRun:
     """One endpoint under one load: the unit the report compares (flawed vs fixed)."""
 
@@ -128,6 +147,39 @@ class EndpointRun:
     error: str | None = None
     """Why the run could not be measured (failed validation, server crash), with the server's stderr."""
     profile: ProfileSummary | None = None
+    bystander: BystanderSummary | None = None
+
+
+@dataclass
+class StaticFinding:
+    """An `asyncguard check` finding in the measured app, with the lines around it, for the report to show."""
+
+    code: str
+    rule: str
+    message: str
+    suggestion: str
+    path: str
+    line: int
+    column: int
+    context: str
+    excerpt_start: int
+    """Line number of the first line of `excerpt`."""
+    excerpt: list[str] = field(default_factory=list)
+    chain: list[dict] = field(default_factory=list)
+    """For findings reached through helpers: the call chain, outermost first."""
+
+
+@dataclass
+class FlawInfo:
+    """What the sample apps' manifest says of a flaw: the report's words for it."""
+
+    id: str
+    title: str
+    why: str
+    fix: str
+    note: str = ""
+    findings: list[list[str]] = field(default_factory=list)
+    """The (code, context) pairs `asyncguard check` reports for the flawed side."""
 
 
 @dataclass
@@ -145,6 +197,10 @@ class BenchResults:
     provenance: Provenance
     scenario: dict[str, Any]
     runs: list[EndpointRun] = field(default_factory=list)
+    flaws: list[FlawInfo] = field(default_factory=list)
+    """The suite's flaws (empty for an app outside the sample suite)."""
+    findings: list[StaticFinding] = field(default_factory=list)
+    """What `asyncguard check` reports in the measured app's directory."""
     schema_version: int = SCHEMA_VERSION
     complete: bool = False
     """False while running and when interrupted: what is here was measured, the rest was not."""
@@ -154,10 +210,13 @@ class BenchResults:
 
     @classmethod
     def from_json(cls, data: dict) -> "BenchResults":
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"results schema {data.get('schema_version')} is not {SCHEMA_VERSION}")
+        if data.get("schema_version") not in READABLE_VERSIONS:
+            raise ValueError(f"results schema {data.get('schema_version')} is not one of {READABLE_VERSIONS}")
         return cls(provenance=Provenance(**data["provenance"]), scenario=data["scenario"],
-                   runs=[_run_from_json(r) for r in data["runs"]], schema_version=data["schema_version"],
+                   runs=[_run_from_json(r) for r in data["runs"]],
+                   flaws=[FlawInfo(**f) for f in data.get("flaws", ())],
+                   findings=[StaticFinding(**f) for f in data.get("findings", ())],
+                   schema_version=data["schema_version"],
                    complete=data.get("complete", False))
 
     def save(self, path: Path) -> None:
@@ -181,6 +240,9 @@ def _run_from_json(data: dict) -> EndpointRun:
         profile = dict(data["profile"])
         profile["top_frames"] = [FrameStat(**f) for f in profile["top_frames"]]
         data["profile"] = ProfileSummary(**profile)
+    if data.get("bystander"):
+        data["bystander"] = BystanderSummary(**{**data["bystander"],
+                                                "latency": Percentiles(**data["bystander"]["latency"])})
     return EndpointRun(**data)
 
 
@@ -193,7 +255,7 @@ def atomic_write(path: Path, text: str) -> None:
 
 RUN_COLUMNS = ["flaw", "side", "name", "method", "path", "load_model", "users", "target_rps", "requests",
                "failures", "rps", "saturated", "p50", "p90", "p95", "p99", "p999", "max", "lag_p99", "lag_max",
-               "generator_cpu", "error"]
+               "bystander_p50", "bystander_p99", "generator_cpu", "error"]
 
 
 def runs_csv(runs: Sequence[EndpointRun]) -> str:
@@ -201,7 +263,9 @@ def runs_csv(runs: Sequence[EndpointRun]) -> str:
     writer = csv.writer(out)
     writer.writerow(RUN_COLUMNS)
     for run in runs:
-        row = {**asdict(run), **asdict(run.latency), "lag_p99": run.lag.p99, "lag_max": run.lag.max}
+        row = {**asdict(run), **asdict(run.latency), "lag_p99": run.lag.p99, "lag_max": run.lag.max,
+               "bystander_p50": run.bystander.latency.p50 if run.bystander else None,
+               "bystander_p99": run.bystander.latency.p99 if run.bystander else None}
         writer.writerow([row[c] for c in RUN_COLUMNS])
     return out.getvalue()
 
@@ -221,6 +285,11 @@ def summarize(run: EndpointRun, load: dict, lag_samples: Sequence[tuple[float, f
     """Fill a run's statistics from the load generator's raw samples and the lag file (warm-up excluded)."""
     start, end = load["measure_from"], load["ended"]
     measured = [s for s in load["samples"] if s[0] >= start and s[1] == run.name]
+    if run.bystander is not None:
+        other = [s for s in load["samples"] if s[0] >= start and s[1] == BYSTANDER]
+        run.bystander.requests = len(other)
+        run.bystander.failures = sum(1 for s in other if s[4] is not None)
+        run.bystander.latency = percentiles([s[2] for s in other if s[4] is None])
     ok = [s for s in measured if s[4] is None]
     run.requests = len(measured)
     run.failures = len(measured) - len(ok)
@@ -247,7 +316,7 @@ def summarize(run: EndpointRun, load: dict, lag_samples: Sequence[tuple[float, f
 
 def per_second(samples: Sequence[list], users: Sequence[list], lag_samples: Sequence[tuple[float, float]],
                start: float, end: float) -> list[Second]:
-    seconds = max(1, int(end - start + 0.999))
+    seconds = max(1, round(end - start))  # a last fraction of a second joins the one before it
     buckets: list[list] = [[] for _ in range(seconds)]
     lag_buckets: list[list] = [[] for _ in range(seconds)]
     for sample in samples:
@@ -260,8 +329,9 @@ def per_second(samples: Sequence[list], users: Sequence[list], lag_samples: Sequ
         times = sorted(s[2] for s in bucket if s[4] is None)
         lags = sorted(lag_buckets[index])
         active = [count for stamp, count in users if stamp <= start + index + 1]
+        covered = 1.0 if index < seconds - 1 else max(end - start - index, 1e-9)
         series.append(Second(
-            second=index, rps=float(len(times)), errors=sum(1 for s in bucket if s[4] is not None),
+            second=index, rps=round(len(times) / covered, 2), errors=sum(1 for s in bucket if s[4] is not None),
             p50=percentile(times, 0.5), p95=percentile(times, 0.95), p99=percentile(times, 0.99),
             users=active[-1] if active else 0,
             lag_p99=percentile(lags, 0.99) if lags else None, lag_max=round(lags[-1], 3) if lags else None,

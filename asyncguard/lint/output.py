@@ -130,9 +130,18 @@ def format_github(findings: Sequence[Finding], files_checked: int, quiet: bool =
     )
 
 
+def format_html(findings: Sequence[Finding], files_checked: int, quiet: bool = False) -> str:
+    """A self-contained page of the findings with their code (needs Jinja2, part of the `bench` extra)."""
+    from asyncguard.bench.evidence import as_static
+    from asyncguard.report.html import render_lint
+
+    return render_lint([as_static(f) for f in findings], files_checked)
+
+
 FORMATTERS: dict[str, Callable[..., str]] = {
     "text": format_text,
     "json": format_json,
     "sarif": format_sarif,
     "github": format_github,
+    "html": format_html,
 }

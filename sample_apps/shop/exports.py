@@ -9,7 +9,7 @@ import uuid
 from functools import lru_cache
 from pathlib import Path
 
-EXPORT_ROWS = 100_000
+EXPORT_ROWS = 300_000
 
 
 def render_rows(count: int = EXPORT_ROWS) -> str:

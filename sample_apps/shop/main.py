@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import asynccontextmanager
 
+import aiosqlite
 import httpx
 import requests
 from fastapi import FastAPI, Request
@@ -20,8 +21,9 @@ async def lifespan(app: FastAPI):
     await asyncio.to_thread(database.create, settings.database)
     app.state.settings = settings
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-    async with httpx.AsyncClient(base_url=settings.upstream_url, limits=limits, timeout=10) as client:
-        app.state.http = client
+    async with (httpx.AsyncClient(base_url=settings.upstream_url, limits=limits, timeout=10) as client,
+                aiosqlite.connect(settings.database) as db):
+        app.state.http, app.state.db = client, db
         yield
 
 

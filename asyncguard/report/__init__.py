@@ -1,0 +1,1 @@
+"""HTML reports: results in, self-contained pages out (inline CSS and SVG, no script, no network)."""

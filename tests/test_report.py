@@ -1,0 +1,164 @@
+"""The HTML report: what an engineer reads, escaped, deterministic, and as a browser shows it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from asyncguard.bench.results import BenchResults
+from asyncguard.report.html import render_comparison, render_lint, render_run, runs_index
+from asyncguard.report.view import run_page
+from browser import Page
+from conftest import ROOT
+from sample_results import make_results
+
+GOLDEN = ROOT / "tests" / "golden"
+ATTACK = "<script>alert('x')</script>\"' onmouseover=\"alert(1)\""
+SCREENSHOTS = ROOT / "reports" / "screenshots"
+
+
+def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "asyncguard", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def saved(tmp_path: Path, name: str, results: BenchResults) -> Path:
+    path = tmp_path / name / "results.json"
+    results.save(path)
+    return path
+
+
+def elements(html: str) -> list[tuple[str, dict]]:
+    """Every element a browser would build from the page, with its attributes."""
+    found = []
+
+    class Collector(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, dict(attrs)))
+
+    Collector().feed(html)
+    return found
+
+
+def normalised(html: str) -> str:
+    """Charts stand for their titles (matplotlib's drawing is its own business), timestamps are stripped."""
+    html = re.sub(r"<svg\b.*?</svg>", lambda m: "<svg>" + "".join(re.findall(r"<title>(.*?)</title>",
+                                                                             m.group(0))[:1]) + "</svg>",
+                  html, flags=re.S)
+    return re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+\-Z0-9:]*", "<timestamp>", html)
+
+
+def test_summary_is_sorted_by_impact_and_says_what_was_measured():
+    page = run_page(make_results())
+    assert [row["id"] for row in page["summary"]] == ["sleep", "sync-db"]  # sync-db has no fix to compare with
+    sleep = next(s for s in page["sections"] if s["id"] == "sleep")
+    assert sleep["verdict"].startswith("Blocks the event loop (lag p99 250 ms, fixed 3.0 ms)")
+    assert "other requests waited 690 ms at p99 instead of 12.0 ms" in sleep["verdict"]
+    assert [f["code"] for f in sleep["findings"]] == ["AG101"]
+    assert len(sleep["charts"]) == 4 and all(chart["rows"] for chart in sleep["charts"])
+    database = next(s for s in page["sections"] if s["id"] == "sync-db")
+    assert database["verdict"].startswith("Could not be measured: GET /fixed/db: HTTP 500")
+    assert [f["code"] for f in page["unmatched_findings"]] == ["AG104"]
+    assert page["errors"][0]["error"].startswith("GET /fixed/db: HTTP 500")
+
+
+def test_every_value_from_code_or_results_is_escaped():
+    results = make_results(ATTACK)
+    other = make_results(ATTACK, rps_scale=0.5, cores=64)
+    pages = {
+        "run": render_run(results),
+        "compare": render_comparison([(f"old{ATTACK}", results), (f"new{ATTACK}", other)]),
+        "lint": render_lint(results.findings, 3),
+    }
+    for name, html in pages.items():
+        tags = elements(html)
+        assert "script" not in {tag for tag, _ in tags}, name
+        assert not [attrs for _, attrs in tags if any(key.startswith("on") for key in attrs)], name
+        assert "&lt;script&gt;" in html, name  # shown as text, not dropped
+
+
+def test_runs_index_escapes_and_lists_newest_first(tmp_path):
+    old = saved(tmp_path, "old", make_results(started="2026-11-30T10:00:00+00:00"))
+    new = saved(tmp_path, f"new{ATTACK[:8]}", make_results(ATTACK, started="2026-12-01T10:00:00+00:00"))
+    html = runs_index(tmp_path, [(old, BenchResults.load(old)), (new, BenchResults.load(new))])
+    assert html.index("2026-12-01") < html.index("2026-11-30") and "<script" not in html
+
+
+def test_rendering_is_deterministic_and_matches_the_golden_file():
+    first, second = render_run(make_results()), render_run(make_results())
+    assert first == second, "same results, same page (charts included)"
+    golden = GOLDEN / "run.html"
+    if os.environ.get("ASYNCGUARD_UPDATE_GOLDEN"):
+        golden.write_text(normalised(first), encoding="utf-8")
+    assert normalised(first) == golden.read_text(encoding="utf-8"), \
+        "the page changed: look at it, then ASYNCGUARD_UPDATE_GOLDEN=1 pytest tests/test_report.py"
+
+
+def test_report_command_writes_a_run_page_and_a_comparison(tmp_path):
+    old = saved(tmp_path, "old", make_results())
+    new = saved(tmp_path, "new", make_results(rps_scale=0.5, cores=64))
+    single = cli("report", str(old.parent))
+    assert single.returncode == 0, single.stderr
+    assert (old.parent / "index.html").read_text().count("<svg") == 8
+    compared = cli("report", str(old), str(new), "--out", str(tmp_path / "cmp"))
+    assert compared.returncode == 0, compared.stderr
+    html = (tmp_path / "cmp" / "compare.html").read_text()
+    assert "-50%" in html and "machine cores: 2 → 64" in html
+
+
+def test_report_lists_runs_in_a_reports_directory(tmp_path):
+    reports = tmp_path / "reports"
+    first = saved(reports, "20261201-070000", make_results())
+    assert cli("report", str(first)).returncode == 0
+    assert "20261201-070000/index.html" in (reports / "index.html").read_text()
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "cannot read"), ("{not json", "is not an asyncguard results file"),
+    ('{"schema_version": 99}', "is not an asyncguard results file"),
+])
+def test_report_of_bad_input_is_one_line_and_exit_2(tmp_path, content, message):
+    path = tmp_path / "results.json"
+    if content is not None:
+        path.write_text(content)
+    process = cli("report", str(path))
+    assert process.returncode == 2 and message in process.stderr
+    assert "Traceback" not in process.stderr and process.stderr.count("\n") == 1
+
+
+def test_check_writes_an_html_page_of_findings(tmp_path):
+    out = tmp_path / "lint.html"
+    process = cli("check", "sample_apps", "--no-cache", "--format", "html", "--output-file", str(out))
+    assert process.returncode == 1, process.stderr
+    html = out.read_text()
+    assert "blocking-sleep-in-async-function" in html and 'class="marked"' in html
+    assert "sample_apps/shop/routers/flawed.py" in html and "<script" not in html
+
+
+def test_the_report_in_a_browser_has_every_chart_and_table_and_no_error(tmp_path):
+    results_path = saved(tmp_path, "run", make_results())
+    assert cli("report", str(results_path)).returncode == 0
+    page_path = results_path.parent / "index.html"
+    with Page() as page:
+        page.open(page_path.as_uri())
+        charts = page.evaluate("document.querySelectorAll('figure.chart svg').length")
+        tables = page.evaluate("document.querySelectorAll('table').length")
+        sections = page.evaluate("[...document.querySelectorAll('section h2')].map(h => h.textContent)")
+        visible = page.evaluate("[...document.querySelectorAll('figure.chart svg')]"
+                                ".every(svg => svg.getBoundingClientRect().width > 200)")
+        summary = page.evaluate("document.querySelector('#summary + table tbody').innerText")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shot = page.screenshot(tmp_path / "report.png")
+    shutil.copy(shot, SCREENSHOTS / "report.png")
+    assert page.messages == []
+    assert charts == 8 and visible  # four per flaw measured on both sides
+    assert tables >= 2 + 2 + 8 + 4  # summary, provenance, metrics, one per chart, profiles
+    assert sections == ["time.sleep in an async handler", "Synchronous database driver"]
+    assert "blocked" in summary and shot.stat().st_size > 20_000

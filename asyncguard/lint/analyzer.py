@@ -1,8 +1,8 @@
 """The per-file analysis: which calls run on the event loop, and which of them block.
 
 It works on libcst's syntax tree and resolves names itself (imports, aliases, assignments, annotations) instead of
-libcst's QualifiedNameProvider, which costs about nine times the parse. Positions are computed only for files
-that have a finding.
+libcst's QualifiedNameProvider, which costs about nine times the parse. Positions are computed only for the nodes
+that are reported or summarised (asyncguard.lint.positions).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from asyncguard.lint.context import FastApiFacts, FunctionFrame
 from asyncguard.lint.knowledge import BlockingApi, Knowledge
+from asyncguard.lint.positions import spans
 from asyncguard.lint.syntax import (
     absolute_module,
     child_nodes,
@@ -54,6 +54,24 @@ class RawFinding:
     node: cst.CSTNode
     api: BlockingApi
     call: str
+    frame: FunctionFrame
+
+
+@dataclass
+class FunctionSummary:
+    """What a sync function of the project does that matters on the loop: the blocking calls it makes itself and
+    the project functions it calls (resolved later, across modules, by asyncguard.lint.program)."""
+
+    blocking: list[RawFinding] = field(default_factory=list)
+    calls: set[str] = field(default_factory=set)
+
+
+@dataclass
+class LoopCall:
+    """A call on the event loop of a project function: a finding if that function turns out to block."""
+
+    node: cst.Call
+    callee: str
     frame: FunctionFrame
 
 
@@ -102,6 +120,12 @@ class Resolver:
         if class_path.startswith(self.home.prefix):
             return (self.home.class_attributes(class_path) or {}).get(attribute)
         return self.project.instance_attribute(class_path, attribute) if self.project is not None else None
+
+    def in_project(self, path: str) -> bool:
+        """Whether `path` names something defined in this module or another module of the checked project."""
+        if path.startswith(self.home.prefix):
+            return True
+        return self.project is not None and self.project.owns(path)
 
     def function_result(self, path: str) -> Value | None:
         if path.startswith(self.home.prefix):
@@ -469,6 +493,9 @@ class BlockingCallWalker:
         self.awaited: set[int] = set()
         self.offloaded: set[int] = set()
         self.findings: list[RawFinding] = []
+        self.summaries: dict[str, FunctionSummary] = {}
+        self.loop_calls: list[LoopCall] = []
+        self.class_bases: dict[str, list[str]] = {}
         self.handlers = {
             cst.FunctionDef: self.walk_function, cst.Lambda: self.walk_lambda, cst.ClassDef: self.walk_class,
             cst.If: self.walk_if, cst.SimpleStatementLine: self.walk_simple_statement, cst.With: self.walk_with,
@@ -505,6 +532,8 @@ class BlockingCallWalker:
         prefix = self.classes[-1] if self.classes else self.index.module_name
         path = f"{prefix}.{node.name.value}"
         self.facts.note_class(node, path, self.resolver, self.scope)
+        self.class_bases[path] = [value.path for value in (self.resolver.infer(b.value, self.scope)
+                                                           for b in node.bases) if value]
         self.walk_all([d.decorator for d in node.decorators] + [b.value for b in node.bases])
         self.classes.append(path)
         self.scopes.append(Scope(self.scope, "class", class_path=path))
@@ -520,7 +549,8 @@ class BlockingCallWalker:
         if self.frames:
             self.scope.bind(node.name.value, None)
         frame = FunctionFrame(node=node, name=node.name.value, is_async=node.asynchronous is not None,
-                              class_path=enclosing_class, parent=self.frame, on_loop=self._runs_on_loop(node))
+                              class_path=enclosing_class, parent=self.frame, on_loop=self._runs_on_loop(node),
+                              owner=self._summary_owner(node, enclosing_class))
         scope = Scope(self.scope, "function")
         bind_parameters(node, scope, self.resolver, enclosing_class)
         self.frames.append(frame)
@@ -541,6 +571,19 @@ class BlockingCallWalker:
         self.walk(node.body)
         self.scopes.pop()
         self.frames.pop()
+
+    def _summary_owner(self, node: cst.FunctionDef, enclosing_class: str | None) -> str | None:
+        """A module-level sync function or a method summarises itself; a nested one feeds the function that calls
+        it directly."""
+        if node.asynchronous is not None:
+            return None
+        parent = self.frame
+        if parent is None:
+            prefix = enclosing_class or self.index.module_name
+            return f"{prefix}.{node.name.value}" if len(self.classes) <= 1 else None
+        if parent.owner is not None and node.name.value in parent.direct_calls:
+            return parent.owner
+        return None
 
     def _runs_on_loop(self, node: cst.FunctionDef) -> bool:
         """An `async def` runs on the loop; a nested `def` only when its on-loop parent calls it directly."""
@@ -599,12 +642,20 @@ class BlockingCallWalker:
         if self.knowledge.is_offloader(callee):
             for arg in node.args:
                 self.offloaded.add(id(arg.value))
-        if not frame.on_loop or id(node) in self.awaited:
+        if not frame.on_loop and frame.owner is None or id(node) in self.awaited:
             return
         api = self.knowledge.blocking_api(callee)
-        if api is None or api.with_statement or is_nonblocking(node, api):
-            return
-        self.findings.append(RawFinding(node=node, api=api, call=callee, frame=frame))
+        if api is not None and not api.with_statement and not is_nonblocking(node, api):
+            raw = RawFinding(node=node, api=api, call=callee, frame=frame)
+            if frame.on_loop:
+                self.findings.append(raw)
+            else:
+                self.summaries.setdefault(frame.owner, FunctionSummary()).blocking.append(raw)
+        elif api is None and self.resolver.in_project(callee) and not self.knowledge.is_allowed(callee):
+            if frame.on_loop:
+                self.loop_calls.append(LoopCall(node, callee, frame))
+            else:
+                self.summaries.setdefault(frame.owner, FunctionSummary()).calls.add(callee)
 
     def first_calls_of_chains(self) -> list[RawFinding]:
         """`conn.execute(q).fetchone()` is one blocking statement: keep the first call of a chain only."""
@@ -613,7 +664,7 @@ class BlockingCallWalker:
 
     def _check_with_item(self, item: cst.WithItem) -> None:
         frame = self.frame
-        if frame is None or not frame.on_loop or isinstance(item.item, cst.Call):
+        if frame is None or not frame.on_loop and frame.owner is None or isinstance(item.item, cst.Call):
             return
         value = self.resolver.infer(item.item, self.scope)
         if value is None or not value.instance:
@@ -621,7 +672,11 @@ class BlockingCallWalker:
         api = self.knowledge.blocking_api(value.path)
         if api is not None and api.with_statement:
             # `with lock:` is `lock.acquire()` in disguise
-            self.findings.append(RawFinding(node=item.item, api=api, call=f"{value.path}.acquire", frame=frame))
+            raw = RawFinding(node=item.item, api=api, call=f"{value.path}.acquire", frame=frame)
+            if frame.on_loop:
+                self.findings.append(raw)
+            else:
+                self.summaries.setdefault(frame.owner, FunctionSummary()).blocking.append(raw)
 
 
 def receiver_calls(node: cst.CSTNode) -> Iterator[cst.Call]:
@@ -665,11 +720,17 @@ def is_nonblocking(call: cst.Call, api: BlockingApi) -> bool:
 class AnalysisResult:
     findings: list[tuple[RawFinding, tuple[int, int, int, int]]] = field(default_factory=list)
     facts: FastApiFacts | None = None
+    summaries: dict[str, tuple[FunctionSummary, list[tuple[RawFinding, tuple[int, int, int, int]]]]] = field(
+        default_factory=dict)
+    """Each sync function's summary, with the positions of its blocking calls."""
+    loop_calls: list[tuple[LoopCall, tuple[int, int, int, int]]] = field(default_factory=list)
+    class_bases: dict[str, list[str]] = field(default_factory=dict)
 
 
 def analyze(module: cst.Module, module_name: str, knowledge: Knowledge,
-            project: "Project | None" = None) -> AnalysisResult:
-    """Blocking calls on the event loop in one parsed module, with their positions."""
+            project: "Project | None" = None, text: str | None = None) -> AnalysisResult:
+    """Blocking calls on the event loop in one parsed module, with their positions; and what the whole-program
+    pass needs of it: the summaries of its sync functions and its calls of project functions on the loop."""
     facts = FastApiFacts()
     if project is not None:
         project.indexes.setdefault(module_name, None)  # imports of this module from its imports: a cycle
@@ -679,11 +740,14 @@ def analyze(module: cst.Module, module_name: str, knowledge: Knowledge,
     walker = BlockingCallWalker(index, facts)
     walker.walk(module)
     findings = walker.first_calls_of_chains()
-    if not findings:
-        return AnalysisResult(facts=facts)
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    located = []
-    for raw in findings:
-        span = positions[raw.node]
-        located.append((raw, (span.start.line, span.start.column + 1, span.end.line, span.end.column + 1)))
-    return AnalysisResult(findings=located, facts=facts)
+    summaries = {name: summary for name, summary in walker.summaries.items() if summary.blocking or summary.calls}
+    nodes = [raw.node for raw in findings] + [call.node for call in walker.loop_calls]
+    nodes += [raw.node for summary in summaries.values() for raw in summary.blocking]
+    located = spans(module, text if text is not None else module.code, nodes)
+    return AnalysisResult(
+        findings=[(raw, located[id(raw.node)]) for raw in findings], facts=facts,
+        summaries={name: (summary, [(raw, located[id(raw.node)]) for raw in summary.blocking])
+                   for name, summary in summaries.items()},
+        loop_calls=[(call, located[id(call.node)]) for call in walker.loop_calls],
+        class_bases=walker.class_bases,
+    )

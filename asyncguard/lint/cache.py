@@ -16,6 +16,8 @@ from pathlib import Path
 from asyncguard import __version__
 
 CACHE_DIR = ".asyncguard_cache"
+CACHE_FORMAT = 2
+"""Version 2 added each file's summary and calls on the loop (the whole-program pass)."""
 
 
 def digest(data: bytes) -> str:
@@ -27,9 +29,13 @@ class CacheEntry:
     mtime_ns: int
     size: int
     digest: str
-    findings: list[dict]
+    findings: list[dict] | None
+    """None for a module only summarised: one the whole-program pass reached, outside the checked files."""
     dependencies: list[list] = field(default_factory=list)
     """[path, mtime_ns, size] of each project module whose bindings the findings depend on."""
+    summary: dict | None = None
+    """The file's sync functions (asyncguard.lint.checker.FileAnalysis); None until it is needed."""
+    loop_calls: list[list] = field(default_factory=list)
 
     def dependencies_unchanged(self) -> bool:
         for path, mtime_ns, size in self.dependencies:
@@ -46,7 +52,7 @@ class FindingsCache:
     def __init__(self, project_root: Path, fingerprint: str, enabled: bool = True):
         self.enabled = enabled
         self.directory = project_root / CACHE_DIR
-        self.file = self.directory / f"findings-{__version__}-{fingerprint}.json"
+        self.file = self.directory / f"findings-{__version__}-{CACHE_FORMAT}-{fingerprint}.json"
         self.entries: dict[str, CacheEntry] = {}
         self.dirty = False
         if enabled:
@@ -59,34 +65,41 @@ class FindingsCache:
         except (OSError, ValueError, TypeError):
             self.entries = {}  # a missing or corrupt cache is an empty one
 
-    def lookup(self, key: str, stat: os.stat_result) -> list[dict] | None:
+    def lookup(self, key: str, stat: os.stat_result) -> CacheEntry | None:
+        """The entry of an unchanged file (same size and mtime, dependencies unchanged)."""
         entry = self.entries.get(key)
         if (entry is not None and entry.mtime_ns == stat.st_mtime_ns and entry.size == stat.st_size
                 and entry.dependencies_unchanged()):
-            return entry.findings
+            return entry
         return None
 
-    def lookup_content(self, key: str, stat: os.stat_result, content_digest: str) -> list[dict] | None:
+    def lookup_content(self, key: str, stat: os.stat_result, content_digest: str) -> CacheEntry | None:
+        """The entry of a file touched but with the same content."""
         entry = self.entries.get(key)
         if entry is not None and entry.digest == content_digest and entry.dependencies_unchanged():
             entry.mtime_ns, entry.size = stat.st_mtime_ns, stat.st_size
             self.dirty = True
-            return entry.findings
+            return entry
         return None
 
-    def store(self, key: str, stat: os.stat_result, content_digest: str, findings: list[dict],
-              dependencies: list[str] = ()) -> None:
+    def store(self, key: str, stat: os.stat_result, content_digest: str, findings: list[dict] | None,
+              dependencies: list[str] = (), summary: dict | None = None, loop_calls: list[list] = ()) -> None:
         if not self.enabled:
             return
-        stamped = []
-        for path in dependencies:
-            try:
-                dependency = os.stat(path)
-            except OSError:
-                continue
-            stamped.append([path, dependency.st_mtime_ns, dependency.st_size])
-        self.entries[key] = CacheEntry(stat.st_mtime_ns, stat.st_size, content_digest, findings, stamped)
+        self.entries[key] = CacheEntry(stat.st_mtime_ns, stat.st_size, content_digest, findings,
+                                       stamped(dependencies), summary, list(loop_calls))
         self.dirty = True
+
+    def store_summary(self, key: str, stat: os.stat_result, content_digest: str, summary: dict,
+                      dependencies: list[str] = ()) -> None:
+        """Add a summary to the file's entry (its findings stay), or start an entry that has only a summary."""
+        entry = self.entries.get(key)
+        if entry is None or entry.digest != content_digest:
+            self.store(key, stat, content_digest, None, dependencies, summary)
+        elif self.enabled:
+            entry.summary = summary
+            entry.dependencies += stamped(dependencies)
+            self.dirty = True
 
     def save(self) -> None:
         """Atomic write; a cache that cannot be written (read-only checkout) is skipped silently."""
@@ -104,3 +117,15 @@ class FindingsCache:
             os.replace(temporary, self.file)
         except OSError:
             pass
+
+
+def stamped(paths) -> list[list]:
+    """[path, mtime_ns, size] of each file that still exists."""
+    found = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        found.append([path, stat.st_mtime_ns, stat.st_size])
+    return found

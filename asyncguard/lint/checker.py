@@ -10,19 +10,24 @@ import io
 import re
 import tokenize
 import warnings
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import libcst as cst
 
-from asyncguard.lint.analyzer import analyze
+from asyncguard.lint.analyzer import AnalysisResult, analyze
 from asyncguard.lint.files import SourceFile
 from asyncguard.lint.findings import Finding, internal_error, not_checked
 from asyncguard.lint.knowledge import Knowledge, build_knowledge
+from asyncguard.lint.positions import definition_lines
+from asyncguard.lint.program import INDIRECT, ModuleRecord, Program
 from asyncguard.lint.project import Project
 from asyncguard.lint.rule import rules_by_category
 
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 IGNORE_COMMENT = re.compile(r"#\s*asyncguard:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
+
+
 class SourceError(Exception):
     """The file cannot be checked; the message is the reason shown in its AG001 finding."""
 
@@ -77,10 +82,41 @@ def is_suppressed(finding: Finding, lines: Sequence[str]) -> bool:
     return False
 
 
+@dataclass
+class FileAnalysis:
+    """One file's part of the run: its own findings, and what the whole-program pass needs of it."""
+
+    findings: list[Finding] = field(default_factory=list)
+    summary: dict | None = None
+    """`{"functions": {qualified name: {"line", "blocking", "calls"}}, "classes": {name: [bases]}}`; None when the
+    file was not analysed (no `async` in it: only its syntax was checked)."""
+    loop_calls: list[list] = field(default_factory=list)
+    """`[callee, line, column, end line, end column, context]` of every call on the loop of a project function."""
+
+
+def shown_call(call: str) -> str:
+    """`requests.get`, `open`, `conn.execute`: a qualified name as a reader writes it."""
+    shown = call.replace("builtins.", "").replace(".__call__", "")
+    return shown[len("<unknown>."):] if shown.startswith("<unknown>.") else shown
+
+
 def check_source(text: str, path: str = "<string>", module: str = "module",
                  knowledge: Knowledge | None = None, enabled: frozenset[str] | None = None,
                  project: Project | None = None) -> list[Finding]:
-    """Findings for one module's source text, suppressions applied, sorted by position."""
+    """Findings for one module's source text, suppressions applied, sorted by position; blocking calls reached
+    through the module's own helpers included (the runner does this across modules)."""
+    analysis = analyse_source(text, path, module, knowledge, enabled, project)
+    record = ModuleRecord(module, path, analysis.summary or {}, analysis.loop_calls)
+    prefix = f"{module}."
+    indirect = Program(enabled, module_of=lambda name: module if name.startswith(prefix) else None,
+                       load=lambda name: None)
+    indirect.add(record)
+    return sorted(analysis.findings + indirect.findings(), key=lambda f: f.sort_key)
+
+
+def analyse_source(text: str, path: str = "<string>", module: str = "module",
+                   knowledge: Knowledge | None = None, enabled: frozenset[str] | None = None,
+                   project: Project | None = None) -> FileAnalysis:
     knowledge = knowledge or build_knowledge()
     if "async" not in text:  # no coroutine, nothing can run on the loop: only the syntax is checked
         reason = syntax_error_reason(text)
@@ -90,14 +126,14 @@ def check_source(text: str, path: str = "<string>", module: str = "module",
                 reason = None
             except (cst.ParserSyntaxError, SyntaxError, RecursionError, MemoryError, ValueError):
                 pass
-        return [] if reason is None else [not_checked(path, *reason)]
+        return FileAnalysis([] if reason is None else [not_checked(path, *reason)])
     try:
         module_node = cst.parse_module(text)
     except cst.ParserSyntaxError as error:
-        return [not_checked(path, *syntax_error_reason(text, error))]
+        return FileAnalysis([not_checked(path, *syntax_error_reason(text, error))])
     except (SyntaxError, RecursionError, MemoryError, ValueError) as error:  # libcst's CSTValidationError too
-        return [not_checked(path, f"cannot parse: {type(error).__name__}: {error}", 1, 1)]
-    result = analyze(module_node, module, knowledge, project)
+        return FileAnalysis([not_checked(path, f"cannot parse: {type(error).__name__}: {error}", 1, 1)])
+    result = analyze(module_node, module, knowledge, project, text)
     by_category = rules_by_category()
     lines = text.splitlines()
     findings = []
@@ -105,9 +141,7 @@ def check_source(text: str, path: str = "<string>", module: str = "module",
         rule = by_category[raw.api.category]
         if enabled is not None and rule.code not in enabled:
             continue
-        shown = raw.call.replace("builtins.", "").replace(".__call__", "")
-        if shown.startswith("<unknown>."):
-            shown = shown[len("<unknown>."):]
+        shown = shown_call(raw.call)
         context = result.facts.describe(raw.frame)
         message = rule.message.format(call=shown, context=context)
         if raw.api.message:
@@ -118,21 +152,52 @@ def check_source(text: str, path: str = "<string>", module: str = "module",
                           suggestion=raw.api.use)
         if not is_suppressed(finding, lines):
             findings.append(finding)
-    return sorted(findings, key=lambda f: f.sort_key)
+    loop_calls = [[call.callee, *span, result.facts.describe(call.frame).removeprefix("in ")]
+                  for call, span in result.loop_calls if not line_suppresses(lines, span[0], INDIRECT)]
+    return FileAnalysis(sorted(findings, key=lambda f: f.sort_key), summarize(result, module, text, lines),
+                        loop_calls)
 
 
-def check_bytes(data: bytes, source: SourceFile, knowledge: Knowledge, enabled: frozenset[str],
-                project: Project | None = None) -> list[Finding]:
+def line_suppresses(lines: Sequence[str], number: int, code: str) -> bool:
+    codes = suppressed_codes(lines[number - 1]) if 1 <= number <= len(lines) else None
+    return codes is not None and ("*" in codes or code in codes)
+
+
+def summarize(result: AnalysisResult, module: str, text: str, lines: Sequence[str]) -> dict:
+    """The sync functions' summaries as plain data (cached with the file); a blocking call under `# noqa` is left
+    out, so a suppression in a helper also clears the calls that reach it."""
+    by_category = rules_by_category()
+    definitions = definition_lines(text) if result.summaries else {}
+    functions = {}
+    for name, (summary, blocking) in result.summaries.items():
+        kept = [[shown_call(raw.call), span[0], by_category[raw.api.category].code, raw.api.use]
+                for raw, span in blocking
+                if not line_suppresses(lines, span[0], by_category[raw.api.category].code)]
+        if kept or summary.calls:
+            functions[name] = {"line": definitions.get(name[len(module) + 1:], 1), "blocking": kept,
+                               "calls": sorted(summary.calls)}
+    return {"functions": functions, "classes": result.class_bases}
+
+
+def summarize_source(text: str, module: str, knowledge: Knowledge, project: Project | None = None) -> dict:
+    """The summary of a module the whole-program pass reaches but the run did not analyse; {} if unreadable."""
+    try:
+        result = analyze(cst.parse_module(text), module, knowledge, project, text)
+    except (cst.ParserSyntaxError, SyntaxError, RecursionError, MemoryError, ValueError):
+        return {}
+    return summarize(result, module, text, text.splitlines())
+
+
+def analyse_bytes(data: bytes, source: SourceFile, knowledge: Knowledge, enabled: frozenset[str],
+                  project: Project | None = None) -> FileAnalysis:
     """Never raises: every failure becomes an AG001 (the input) or AG002 (the checker) finding."""
     try:
         text = decode(data)
     except SourceError as error:
-        return [not_checked(source.display, str(error))]
+        return FileAnalysis([not_checked(source.display, str(error))])
     try:
-        return check_source(text, source.display, source.module, knowledge, enabled, project)
+        return analyse_source(text, source.display, source.module, knowledge, enabled, project)
     except RecursionError:
-        return [not_checked(source.display, "too deeply nested to analyse")]
+        return FileAnalysis([not_checked(source.display, "too deeply nested to analyse")])
     except Exception as error:  # a bug in asyncguard: report it, keep going
-        return [internal_error(source.display, error)]
-
-
+        return FileAnalysis([internal_error(source.display, error)])

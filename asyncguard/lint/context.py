@@ -33,6 +33,9 @@ class FunctionFrame:
     parent: "FunctionFrame | None"
     on_loop: bool
     offloaded_names: set[str] = field(default_factory=set)
+    owner: str | None = None
+    """For code off the loop: the qualified name of the sync function whose summary its calls go into (itself, or
+    the function that calls this nested one directly); None where nothing would run it (a lambda)."""
 
     @property
     def qualname(self) -> str:

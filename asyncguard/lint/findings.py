@@ -29,7 +29,10 @@ class Finding:
     suggestion: str = ""
     """The async alternative."""
     chain: tuple[dict, ...] = field(default=())
-    """For findings reached through helpers: the call chain, outermost first."""
+    """For findings reached through helpers: the call chain, outermost first (`{"name", "path", "line"}` each,
+    the last one the blocking call itself)."""
+    via: str = ""
+    """For findings reached through helpers: the rule of the blocking call the chain ends in (`AG102`)."""
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -130,6 +130,10 @@ class Knowledge:
         found = self.blocking.get(name)
         return found if isinstance(found, BlockingApi) else None
 
+    def is_allowed(self, name: str) -> bool:
+        """Declared non-blocking: shipped safe calls and the project's `allowed-calls`."""
+        return self.safe.get(name) is not None
+
     def result_type(self, name: str) -> str | None:
         found = self.returns.get(name)
         return found if isinstance(found, str) else None

@@ -162,15 +162,26 @@ class Project:
         return index.function_result(path) if index is not None and path in index.functions else None
 
     # -- modules ---------------------------------------------------------------------------------------------------
-    def _split(self, path: str) -> tuple[str | None, list[str]]:
-        """The project module with the longest name that prefixes `path`, and the remaining segments."""
+    def module_of(self, path: str) -> str | None:
+        """The project module with the longest name that prefixes `path` (`app.db` of `app.db.get_session`)."""
         parts = path.split(".")
         for cut in range(len(parts) - 1, 0, -1):
             name = ".".join(parts[:cut])
             if name in self.modules or self._find_on_disk(name):
-                self.consulted.add(self.modules[name])
-                return name, parts[cut:]
-        return None, []
+                return name
+        return None
+
+    def owns(self, path: str) -> bool:
+        """Whether `path` is defined in a module of the project (a call of it may be summarised)."""
+        return self.module_of(path) is not None
+
+    def _split(self, path: str) -> tuple[str | None, list[str]]:
+        """The project module with the longest name that prefixes `path`, and the remaining segments."""
+        name = self.module_of(path)
+        if name is None:
+            return None, []
+        self.consulted.add(self.modules[name])
+        return name, path.split(".")[name.count(".") + 1:]
 
     def _find_on_disk(self, name: str) -> bool:
         top = name.split(".", 1)[0]

@@ -16,6 +16,7 @@ from asyncguard.lint.cache import FindingsCache, digest
 from asyncguard.lint.config import Settings
 from asyncguard.lint.files import SourceFile
 from asyncguard.lint.findings import Finding, not_checked
+from asyncguard.lint.program import INDIRECT, ModuleRecord, Program
 
 PARALLEL_THRESHOLD = 24
 """Below this many files to analyse, starting worker processes costs more than it saves."""
@@ -32,36 +33,44 @@ _worker_state: dict = {}
 
 
 def _init_worker(settings: Settings, enabled: frozenset[str], modules: dict[str, Path], roots: list[Path]) -> None:
-    from asyncguard.lint.checker import check_bytes
+    from asyncguard.lint.checker import analyse_bytes
     from asyncguard.lint.knowledge import build_knowledge
     from asyncguard.lint.project import Project
 
     knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls)
     project = Project(modules, knowledge, search_roots=roots)
-    _worker_state.update(knowledge=knowledge, enabled=enabled, project=project, check=check_bytes)
+    _worker_state.update(knowledge=knowledge, enabled=enabled, project=project, analyse=analyse_bytes)
 
 
-def _check_in_worker(source: SourceFile, data: bytes | None) -> tuple[str | None, list[dict], list[str]]:
-    """(content digest, findings as JSON, project files consulted); reads the file unless given its bytes."""
+Analysed = tuple[str | None, list[dict], list[str], dict | None, list[list]]
+"""(content digest, findings as JSON, project files consulted, summary, calls on the loop) of one file."""
+
+
+def _check_in_worker(source: SourceFile, data: bytes | None) -> Analysed:
+    """Analyse one file, reading it unless given its bytes."""
     if data is None:
         try:
             data = source.path.read_bytes()
         except OSError as error:
-            return None, [not_checked(source.display, f"cannot read: {error.strerror or error}").to_json()], []
+            return None, [not_checked(source.display, f"cannot read: {error.strerror or error}").to_json()], [], \
+                None, []
     project = _worker_state["project"]
-    findings = _worker_state["check"](data, source, _worker_state["knowledge"], _worker_state["enabled"], project)
+    analysis = _worker_state["analyse"](data, source, _worker_state["knowledge"], _worker_state["enabled"], project)
     dependencies = sorted(str(p) for p in project.consulted if p != source.path)
     project.consulted = set()
-    return digest(data), [f.to_json() for f in findings], dependencies
+    return (digest(data), [f.to_json() for f in analysis.findings], dependencies, analysis.summary,
+            analysis.loop_calls)
 
 
 def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
         progress: Callable[[int], None] | None = None) -> RunResult:
-    """Check every file, reusing cached findings, analysing the rest in parallel when there are many."""
+    """Check every file, reusing cached analyses, analysing the rest in parallel when there are many; then the
+    whole-program pass over what they call."""
     files = list(files)
     enabled = settings.enabled_codes()
     cache = FindingsCache(settings.project_root, settings.fingerprint(), enabled=use_cache)
     result = RunResult()
+    records: list[ModuleRecord] = []
     pending: list[tuple[SourceFile, os.stat_result, bytes | None]] = []
     for source in files:
         result.files_checked += 1
@@ -79,28 +88,81 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
         except OSError as error:
             result.findings.append(not_checked(source.display, f"cannot read: {error.strerror or error}"))
             continue
-        if cached is not None:
-            result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in cached)
+        if cached is not None and cached.findings is not None:
+            result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in cached.findings)
+            if cached.summary is not None:
+                records.append(ModuleRecord(source.module, source.display, cached.summary, cached.loop_calls))
             if progress:
                 progress(1)
             continue
         pending.append((source, stat, data))
 
     analysed = _analyse_all(pending, settings, enabled, files)
-    for (source, stat, _), (content_digest, findings, dependencies) in zip(pending, analysed):
+    for (source, stat, _), (content_digest, findings, dependencies, summary, loop_calls) in zip(pending, analysed):
         if content_digest is not None and not any(f["code"] == "AG002" for f in findings):
             cache.store(str(source.path), stat, content_digest, [{**f, "path": ""} for f in findings],
-                        dependencies)
+                        dependencies, summary, loop_calls)
         result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in findings)
+        if summary is not None:
+            records.append(ModuleRecord(source.module, source.display, summary, loop_calls))
         if progress:
             progress(1)
+    result.findings.extend(whole_program(records, files, settings, enabled, cache))
     cache.save()
     result.findings.sort(key=lambda f: f.sort_key)
     return result
 
 
+def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings: Settings,
+                  enabled: frozenset[str], cache: FindingsCache) -> list[Finding]:
+    """AG800: the calls on the loop that block through helpers. Modules the chains reach are summarised on demand
+    (most of a large tree never is), through the same cache as the findings."""
+    if INDIRECT not in enabled or not any(record.loop_calls for record in records):
+        return []
+    from asyncguard.lint.checker import decode, summarize_source
+    from asyncguard.lint.knowledge import build_knowledge
+    from asyncguard.lint.project import Project, module_keys, search_roots
+
+    named = [(source.module, source.path) for source in files]
+    knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls)
+    project = Project(module_keys(named), knowledge, search_roots=search_roots(named))
+    shown = {source.path: source.display for source in files}
+
+    def load(module: str) -> ModuleRecord | None:
+        path = project.modules[module]
+        try:
+            stat = path.stat()
+            cached = cache.lookup(str(path), stat)
+            if cached is None or cached.summary is None:
+                data = path.read_bytes()
+                content_digest = digest(data)
+                cached = cache.lookup_content(str(path), stat, content_digest)
+                if cached is None or cached.summary is None:
+                    project.consulted = set()
+                    summary = summarize_source(decode(data), module, knowledge, project)
+                    cache.store_summary(str(path), stat, content_digest, summary,
+                                        sorted(str(p) for p in project.consulted if p != path))
+                    return ModuleRecord(module, shown.get(path) or display_path(path), summary, [])
+        except (OSError, ValueError):  # unreadable or not text: it is reported when checked itself
+            return None
+        return ModuleRecord(module, shown.get(path) or display_path(path), cached.summary, [])
+
+    program = Program(enabled, module_of=project.module_of, load=load)
+    for record in records:
+        program.add(record)
+    return program.findings()
+
+
+def display_path(path: Path) -> str:
+    """Relative to the working directory where the file is under it, as the checked files are shown."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def _analyse_all(pending: list, settings: Settings, enabled: frozenset[str],
-                 files: list[SourceFile]) -> Iterator[tuple[str | None, list, list[str]]]:
+                 files: list[SourceFile]) -> Iterator[Analysed]:
     if not pending:
         return
     from asyncguard.lint.project import module_keys, search_roots

@@ -90,7 +90,7 @@ async def audited_ping() -> dict:
 @router.get("/list-price/{sku}", response_model=Price)
 async def list_price(sku: str, request: Request) -> Price:
     settings: Settings = request.app.state.settings
-    return Price(sku=sku, price_cents=pricing.list_price(settings.upstream_url, sku))
+    return Price(sku=sku, price_cents=pricing.list_price(settings.upstream_url, sku))  # AG800
 
 
 async def relay_tokens(upstream_url: str, count: int):

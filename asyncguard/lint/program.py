@@ -1,0 +1,169 @@
+"""The whole-program pass: which of the project's sync functions block, through any number of calls, and which
+calls on the event loop reach them.
+
+Each module brings a summary (per sync function: the blocking calls it makes itself and the project functions it
+calls) and its calls of project functions on the loop. From those calls the pass follows the call graph forward,
+loading the summaries of the modules it reaches on demand, then searches back from the functions that block
+themselves, so each function gets its shortest chain to a blocking call, cycles included.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+from asyncguard.lint.findings import Finding
+
+INDIRECT = "AG800"
+"""The code of a call on the loop that blocks through helpers (`asyncguard.lint.rules.ag800_...`)."""
+MAX_BASES = 16
+"""Classes searched for an inherited method: enough for real hierarchies, a bound for cyclic or absurd ones."""
+
+
+@dataclass
+class ModuleRecord:
+    module: str
+    path: str
+    """As findings show it."""
+    summary: dict
+    loop_calls: list[list]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    path: str
+    line: int
+
+
+class Program:
+    def __init__(self, enabled: frozenset[str] | None, module_of: Callable[[str], str | None],
+                 load: Callable[[str], ModuleRecord | None]):
+        self.enabled = enabled
+        self.module_of = module_of
+        """The project module a qualified name belongs to, or None."""
+        self.load = load
+        """The record of a module no file of the run brought (read and summarised on demand), or None."""
+        self.records: dict[str, ModuleRecord] = {}
+        self.functions: dict[str, tuple[ModuleRecord, dict]] = {}
+        self.classes: dict[str, list[str]] = {}
+        self.loaded: set[str] = set()
+
+    def add(self, record: ModuleRecord) -> None:
+        self.records[record.module] = record
+        self.loaded.add(record.module)
+        for name, summary in record.summary.get("functions", {}).items():
+            self.functions[name] = (record, summary)
+        self.classes.update(record.summary.get("classes", {}))
+
+    def _ensure(self, name: str) -> None:
+        module = self.module_of(name)
+        if module is not None and module not in self.loaded:
+            self.loaded.add(module)
+            record = self.load(module)
+            if record is not None:
+                self.add(record)
+
+    def resolve(self, name: str) -> str | None:
+        """The summarised function a call of `name` runs: itself, a class's `__init__`, or an inherited method."""
+        self._ensure(name)
+        if name in self.functions:
+            return name
+        if name in self.classes:
+            return self._method(name, "__init__")
+        owner, _, attribute = name.rpartition(".")
+        self._ensure(owner)
+        return self._method(owner, attribute) if owner in self.classes else None
+
+    def _method(self, class_name: str, attribute: str) -> str | None:
+        queue, seen = deque([class_name]), set()
+        while queue and len(seen) < MAX_BASES:
+            current = queue.popleft()
+            if current in seen:
+                continue
+            seen.add(current)
+            self._ensure(f"{current}.{attribute}")
+            if f"{current}.{attribute}" in self.functions:
+                return f"{current}.{attribute}"
+            queue.extend(self.classes.get(current, ()))
+        return None
+
+    def _blocking_calls(self, summary: dict) -> list[list]:
+        return [entry for entry in summary["blocking"] if self.enabled is None or entry[2] in self.enabled]
+
+    def chains(self, starts: set[str]) -> dict[str, list[Step]]:
+        """For each function reachable from `starts` that blocks: its shortest chain, ending in the blocking call."""
+        edges: dict[str, set[str]] = {}
+        queue = deque(starts)
+        while queue:
+            name = queue.popleft()
+            if name in edges:
+                continue
+            edges[name] = set()
+            for callee in self.functions[name][1]["calls"]:
+                target = self.resolve(callee)
+                if target is not None and target != name:
+                    edges[name].add(target)
+                    queue.append(target)
+        callers: dict[str, set[str]] = {}
+        for caller, targets in edges.items():
+            for target in targets:
+                callers.setdefault(target, set()).add(caller)
+        following: dict[str, str | None] = {}
+        frontier = deque(sorted(name for name in edges if self._blocking_calls(self.functions[name][1])))
+        following.update((name, None) for name in frontier)
+        while frontier:
+            name = frontier.popleft()
+            for caller in sorted(callers.get(name, ())):
+                if caller not in following:
+                    following[caller] = name
+                    frontier.append(caller)
+        return {name: self._chain(name, following) for name in following}
+
+    def _chain(self, name: str, following: dict[str, str | None]) -> list[Step]:
+        steps = []
+        current: str | None = name
+        while current is not None:
+            record, summary = self.functions[current]
+            steps.append(Step(current, record.path, summary["line"]))
+            last = (current, record, summary)
+            current = following[current]
+        _, record, summary = last
+        call, line = self._blocking_calls(summary)[0][:2]
+        steps.append(Step(call, record.path, line))
+        return steps
+
+    def findings(self) -> list[Finding]:
+        """AG800 for every call on the loop whose callee blocks, with the chain as evidence."""
+        if self.enabled is not None and INDIRECT not in self.enabled:
+            return []
+        calls = [(record, call, self.resolve(call[0])) for record in list(self.records.values())
+                 for call in record.loop_calls]
+        chains = self.chains({target for _, _, target in calls if target is not None})
+        found = []
+        for record, (callee, line, column, end_line, end_column, context), target in calls:
+            chain = chains.get(target) if target is not None else None
+            if chain is None:
+                continue
+            final_call, final_path, final_line = chain[-1].name, chain[-1].path, chain[-1].line
+            _, _, code, use = self._blocking_calls(self.functions[chain[-2].name][1])[0]
+            names = [self.short(step.name) for step in chain[:-1]] + [final_call]
+            shown = names[0]
+            found.append(Finding(
+                path=record.path, line=line, column=column, end_line=end_line, end_column=end_column,
+                code=INDIRECT, category="indirect",
+                message=(f"`{shown}()` blocks the event loop in {context}: {' → '.join(names)} "
+                         f"({final_path}:{final_line})"),
+                context=context, call=chain[0].name,
+                suggestion=f"`await asyncio.to_thread({shown.rpartition('.')[2]}, ...)`, or an async chain: "
+                           f"for `{final_call}`, {use}",
+                chain=tuple({"name": step.name, "path": step.path, "line": step.line} for step in chain),
+                via=code,
+            ))
+        return found
+
+    def short(self, name: str) -> str:
+        """A function's name in its module: `list_price`, `BillingClient.charge`."""
+        record, _ = self.functions[name]
+        return name[len(record.module) + 1:] if name.startswith(f"{record.module}.") else name

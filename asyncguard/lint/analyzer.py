@@ -482,8 +482,10 @@ class BlockingCallWalker:
     Decorators, default values and annotations are walked in the enclosing frame, where Python evaluates them.
     """
 
-    def __init__(self, index: ModuleIndex, facts: FastApiFacts):
+    def __init__(self, index: ModuleIndex, facts: FastApiFacts, whole_program: bool = True):
         self.index = index
+        self.whole_program = whole_program
+        """Summarise sync functions and note calls of project functions (off when AG800 is not selected)."""
         self.resolver = index.resolver
         self.knowledge = index.resolver.knowledge
         self.facts = facts
@@ -575,7 +577,7 @@ class BlockingCallWalker:
     def _summary_owner(self, node: cst.FunctionDef, enclosing_class: str | None) -> str | None:
         """A module-level sync function or a method summarises itself; a nested one feeds the function that calls
         it directly."""
-        if node.asynchronous is not None:
+        if node.asynchronous is not None or not self.whole_program:
             return None
         parent = self.frame
         if parent is None:
@@ -651,7 +653,8 @@ class BlockingCallWalker:
                 self.findings.append(raw)
             else:
                 self.summaries.setdefault(frame.owner, FunctionSummary()).blocking.append(raw)
-        elif api is None and self.resolver.in_project(callee) and not self.knowledge.is_allowed(callee):
+        elif (api is None and self.whole_program and self.resolver.in_project(callee)
+              and not self.knowledge.is_allowed(callee)):
             if frame.on_loop:
                 self.loop_calls.append(LoopCall(node, callee, frame))
             else:
@@ -727,8 +730,8 @@ class AnalysisResult:
     class_bases: dict[str, list[str]] = field(default_factory=dict)
 
 
-def analyze(module: cst.Module, module_name: str, knowledge: Knowledge,
-            project: "Project | None" = None, text: str | None = None) -> AnalysisResult:
+def analyze(module: cst.Module, module_name: str, knowledge: Knowledge, project: "Project | None" = None,
+            text: str | None = None, whole_program: bool = True) -> AnalysisResult:
     """Blocking calls on the event loop in one parsed module, with their positions; and what the whole-program
     pass needs of it: the summaries of its sync functions and its calls of project functions on the loop."""
     facts = FastApiFacts()
@@ -737,7 +740,7 @@ def analyze(module: cst.Module, module_name: str, knowledge: Knowledge,
     index = ModuleIndex(module, module_name, knowledge, facts, project)
     if project is not None:
         project.begin_file(module_name, index)
-    walker = BlockingCallWalker(index, facts)
+    walker = BlockingCallWalker(index, facts, whole_program)
     walker.walk(module)
     findings = walker.first_calls_of_chains()
     summaries = {name: summary for name, summary in walker.summaries.items() if summary.blocking or summary.calls}

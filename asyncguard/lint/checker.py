@@ -23,6 +23,7 @@ from asyncguard.lint.positions import definition_lines
 from asyncguard.lint.program import INDIRECT, ModuleRecord, Program
 from asyncguard.lint.project import Project
 from asyncguard.lint.rule import rules_by_category
+from asyncguard.lint.syntax import dotted_name
 
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 IGNORE_COMMENT = re.compile(r"#\s*asyncguard:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
@@ -91,7 +92,8 @@ class FileAnalysis:
     """`{"functions": {qualified name: {"line", "blocking", "calls"}}, "classes": {name: [bases]}}`; None when the
     file was not analysed (no `async` in it: only its syntax was checked)."""
     loop_calls: list[list] = field(default_factory=list)
-    """`[callee, line, column, end line, end column, context]` of every call on the loop of a project function."""
+    """`[callee, line, column, end line, end column, context, written]` of every call on the loop of a project
+    function; `written` is the called expression as the source has it (`payments.charge`), or ""."""
 
 
 def shown_call(call: str) -> str:
@@ -109,7 +111,7 @@ def check_source(text: str, path: str = "<string>", module: str = "module",
     record = ModuleRecord(module, path, analysis.summary or {}, analysis.loop_calls)
     prefix = f"{module}."
     indirect = Program(enabled, module_of=lambda name: module if name.startswith(prefix) else None,
-                       load=lambda name: None)
+                       load=lambda modules: [])
     indirect.add(record)
     return sorted(analysis.findings + indirect.findings(), key=lambda f: f.sort_key)
 
@@ -133,7 +135,7 @@ def analyse_source(text: str, path: str = "<string>", module: str = "module",
         return FileAnalysis([not_checked(path, *syntax_error_reason(text, error))])
     except (SyntaxError, RecursionError, MemoryError, ValueError) as error:  # libcst's CSTValidationError too
         return FileAnalysis([not_checked(path, f"cannot parse: {type(error).__name__}: {error}", 1, 1)])
-    result = analyze(module_node, module, knowledge, project, text)
+    result = analyze(module_node, module, knowledge, project, text, enabled is None or INDIRECT in enabled)
     by_category = rules_by_category()
     lines = text.splitlines()
     findings = []
@@ -152,7 +154,8 @@ def analyse_source(text: str, path: str = "<string>", module: str = "module",
                           suggestion=raw.api.use)
         if not is_suppressed(finding, lines):
             findings.append(finding)
-    loop_calls = [[call.callee, *span, result.facts.describe(call.frame).removeprefix("in ")]
+    loop_calls = [[call.callee, *span, result.facts.describe(call.frame).removeprefix("in "),
+                   dotted_name(call.node.func) or ""]
                   for call, span in result.loop_calls if not line_suppresses(lines, span[0], INDIRECT)]
     return FileAnalysis(sorted(findings, key=lambda f: f.sort_key), summarize(result, module, text, lines),
                         loop_calls)

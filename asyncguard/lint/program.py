@@ -39,12 +39,16 @@ class Step:
 
 class Program:
     def __init__(self, enabled: frozenset[str] | None, module_of: Callable[[str], str | None],
-                 load: Callable[[str], ModuleRecord | None]):
+                 load: Callable[[list[str]], list[ModuleRecord | None]],
+                 may_define: Callable[[str], bool] = lambda name: True):
         self.enabled = enabled
         self.module_of = module_of
         """The project module a qualified name belongs to, or None."""
         self.load = load
-        """The record of a module no file of the run brought (read and summarised on demand), or None."""
+        """The records of modules no file of the run brought (read and summarised on demand, many at once so they
+        can be summarised in parallel), None for one that cannot be read."""
+        self.may_define = may_define
+        """False for a name that cannot be a sync function, method or class of its module: nothing to load."""
         self.records: dict[str, ModuleRecord] = {}
         self.functions: dict[str, tuple[ModuleRecord, dict]] = {}
         self.classes: dict[str, list[str]] = {}
@@ -58,10 +62,14 @@ class Program:
         self.classes.update(record.summary.get("classes", {}))
 
     def _ensure(self, name: str) -> None:
-        module = self.module_of(name)
-        if module is not None and module not in self.loaded:
-            self.loaded.add(module)
-            record = self.load(module)
+        self._prefetch([name])
+
+    def _prefetch(self, names) -> None:
+        """Load the modules of all these names in one go."""
+        modules = sorted({module for module in map(self.module_of, filter(self.may_define, names))
+                          if module is not None and module not in self.loaded})
+        self.loaded.update(modules)
+        for record in self.load(modules) if modules else ():
             if record is not None:
                 self.add(record)
 
@@ -77,16 +85,16 @@ class Program:
         return self._method(owner, attribute) if owner in self.classes else None
 
     def _method(self, class_name: str, attribute: str) -> str | None:
-        queue, seen = deque([class_name]), set()
-        while queue and len(seen) < MAX_BASES:
-            current = queue.popleft()
-            if current in seen:
-                continue
-            seen.add(current)
-            self._ensure(f"{current}.{attribute}")
-            if f"{current}.{attribute}" in self.functions:
-                return f"{current}.{attribute}"
-            queue.extend(self.classes.get(current, ()))
+        """`attribute` of the class or, breadth first, of its bases (their modules loaded a level at a time)."""
+        level, seen = [class_name], set()
+        while level and len(seen) < MAX_BASES:
+            level = [name for name in dict.fromkeys(level) if name not in seen]
+            seen.update(level)
+            self._prefetch(level)
+            for current in level:
+                if f"{current}.{attribute}" in self.functions:
+                    return f"{current}.{attribute}"
+            level = [base for current in level for base in self.classes.get(current, ())]
         return None
 
     def _blocking_calls(self, summary: dict) -> list[list]:
@@ -95,17 +103,16 @@ class Program:
     def chains(self, starts: set[str]) -> dict[str, list[Step]]:
         """For each function reachable from `starts` that blocks: its shortest chain, ending in the blocking call."""
         edges: dict[str, set[str]] = {}
-        queue = deque(starts)
-        while queue:
-            name = queue.popleft()
-            if name in edges:
-                continue
-            edges[name] = set()
-            for callee in self.functions[name][1]["calls"]:
-                target = self.resolve(callee)
-                if target is not None and target != name:
-                    edges[name].add(target)
-                    queue.append(target)
+        level = set(starts)
+        while level:  # breadth first, one batch of modules to load per level
+            level -= edges.keys()
+            self._prefetch(callee for name in level for callee in self.functions[name][1]["calls"])
+            reached = set()
+            for name in level:
+                edges[name] = {target for target in map(self.resolve, self.functions[name][1]["calls"])
+                               if target is not None and target != name}
+                reached |= edges[name]
+            level = reached
         callers: dict[str, set[str]] = {}
         for caller, targets in edges.items():
             for target in targets:
@@ -138,25 +145,26 @@ class Program:
         """AG800 for every call on the loop whose callee blocks, with the chain as evidence."""
         if self.enabled is not None and INDIRECT not in self.enabled:
             return []
-        calls = [(record, call, self.resolve(call[0])) for record in list(self.records.values())
-                 for call in record.loop_calls]
+        records = list(self.records.values())
+        self._prefetch(call[0] for record in records for call in record.loop_calls)
+        calls = [(record, call, self.resolve(call[0])) for record in records for call in record.loop_calls]
         chains = self.chains({target for _, _, target in calls if target is not None})
         found = []
-        for record, (callee, line, column, end_line, end_column, context), target in calls:
+        for record, (callee, line, column, end_line, end_column, context, written), target in calls:
             chain = chains.get(target) if target is not None else None
             if chain is None:
                 continue
             final_call, final_path, final_line = chain[-1].name, chain[-1].path, chain[-1].line
             _, _, code, use = self._blocking_calls(self.functions[chain[-2].name][1])[0]
             names = [self.short(step.name) for step in chain[:-1]] + [final_call]
-            shown = names[0]
+            shown = self.short(callee)  # as called: `LocalStorage.save`, `ReportBuilder`
             found.append(Finding(
                 path=record.path, line=line, column=column, end_line=end_line, end_column=end_column,
                 code=INDIRECT, category="indirect",
                 message=(f"`{shown}()` blocks the event loop in {context}: {' → '.join(names)} "
                          f"({final_path}:{final_line})"),
-                context=context, call=chain[0].name,
-                suggestion=f"`await asyncio.to_thread({shown.rpartition('.')[2]}, ...)`, or an async chain: "
+                context=context, call=callee,
+                suggestion=f"`await asyncio.to_thread({written or shown}, ...)`, or an async chain: "
                            f"for `{final_call}`, {use}",
                 chain=tuple({"name": step.name, "path": step.path, "line": step.line} for step in chain),
                 via=code,
@@ -164,6 +172,6 @@ class Program:
         return found
 
     def short(self, name: str) -> str:
-        """A function's name in its module: `list_price`, `BillingClient.charge`."""
-        record, _ = self.functions[name]
-        return name[len(record.module) + 1:] if name.startswith(f"{record.module}.") else name
+        """A name in its module: `list_price`, `BillingClient.charge`."""
+        module = self.module_of(name)
+        return name[len(module) + 1:] if module and name.startswith(f"{module}.") else name

@@ -8,6 +8,7 @@ analysis consulted is recorded, so the cache can tell when that file's findings 
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
@@ -20,6 +21,8 @@ from asyncguard.lint.syntax import absolute_module
 
 if TYPE_CHECKING:
     from asyncguard.lint.knowledge import Knowledge
+
+STANDARD_LIBRARY = frozenset(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
 
 
 def search_roots(modules: Iterable[tuple[str, Path]]) -> list[Path]:
@@ -57,6 +60,11 @@ class Outline:
     """Attribute names a class declares or sets on `self`."""
     producers: set[str] = field(default_factory=set)
     """Functions and methods (`f`, `Class.m`) with a return annotation or a `return`/`yield` of a value."""
+    sync_functions: set[str] = field(default_factory=set)
+    """Module-level `def`s (not `async def`): what the whole-program pass may summarise."""
+    sync_methods: dict[str, set[str]] = field(default_factory=dict)
+    derived: set[str] = field(default_factory=set)
+    """Classes with bases: a method they lack may be inherited."""
 
 
 def outline(text: str, module_name: str) -> Outline:
@@ -81,7 +89,12 @@ def outline(text: str, module_name: str) -> Outline:
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if _produces(node):
                 result.producers.add(node.name)
+            if isinstance(node, ast.FunctionDef):
+                result.sync_functions.add(node.name)
         elif isinstance(node, ast.ClassDef):
+            result.sync_methods[node.name] = {m.name for m in node.body if isinstance(m, ast.FunctionDef)}
+            if node.bases:
+                result.derived.add(node.name)
             attributes = result.class_attributes.setdefault(node.name, set())
             for member in ast.walk(node):
                 if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)) and _produces(member):
@@ -123,6 +136,8 @@ class Project:
         self.indexes: dict[str, ModuleIndex | None] = {}
         self.consulted: set[Path] = set()
         """Files whose bindings the current file's analysis used (its cache dependencies)."""
+        self._module_of: dict[str, str | None] = {}
+        self._tops: dict[str, list[Path]] = {}
 
     def begin_file(self, module_name: str, index: "ModuleIndex") -> None:
         self.indexes[module_name] = index
@@ -164,16 +179,42 @@ class Project:
     # -- modules ---------------------------------------------------------------------------------------------------
     def module_of(self, path: str) -> str | None:
         """The project module with the longest name that prefixes `path` (`app.db` of `app.db.get_session`)."""
+        if path in self._module_of:
+            return self._module_of[path]
+        found = None
         parts = path.split(".")
         for cut in range(len(parts) - 1, 0, -1):
             name = ".".join(parts[:cut])
             if name in self.modules or self._find_on_disk(name):
-                return name
-        return None
+                found = name
+                break
+        self._module_of[path] = found
+        return found
+
+    def defining_module(self, path: str) -> str | None:
+        """The project module that defines `path`, for the whole-program pass. A name of the standard library has
+        none, even where a vendored copy makes `collections` the suffix of a project module's name."""
+        return None if path.split(".", 1)[0] in STANDARD_LIBRARY else self.module_of(path)
+
+    def may_define(self, path: str) -> bool:
+        """Whether `path` may be a sync function, method or constructor of the project, as the module's outline
+        says: the whole-program pass summarises no module for a name that cannot be one."""
+        module = self.defining_module(path)
+        if module is None:
+            return False
+        found = self._outline(module)
+        parts = path[len(module) + 1:].split(".")
+        if len(parts) == 1:
+            name = parts[0]
+            return (name in found.sync_functions or name in found.derived
+                    or "__init__" in found.sync_methods.get(name, ()))
+        if len(parts) == 2:
+            return parts[1] in found.sync_methods.get(parts[0], ()) or parts[0] in found.derived
+        return False
 
     def owns(self, path: str) -> bool:
         """Whether `path` is defined in a module of the project (a call of it may be summarised)."""
-        return self.module_of(path) is not None
+        return self.defining_module(path) is not None
 
     def _split(self, path: str) -> tuple[str | None, list[str]]:
         """The project module with the longest name that prefixes `path`, and the remaining segments."""
@@ -184,20 +225,25 @@ class Project:
         return name, path.split(".")[name.count(".") + 1:]
 
     def _find_on_disk(self, name: str) -> bool:
-        top = name.split(".", 1)[0]
-        if name in self.missing or top in self.missing or not self.search_roots:
+        if name in self.missing or not self.search_roots:
             return False
-        if not any((root / top).exists() or (root / f"{top}.py").exists() for root in self.search_roots):
-            self.missing.add(top)
-            return False
+        top, _, rest = name.partition(".")
+        roots = self._roots_holding(top)
         relative = Path(*name.split("."))
-        for root in self.search_roots:
+        for root in roots:
             for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
                 if candidate.is_file():
                     self.modules[name] = candidate
                     return True
         self.missing.add(name)
         return False
+
+    def _roots_holding(self, top: str) -> list[Path]:
+        """The search roots with a package or module named `top` (looked up once per name)."""
+        if top not in self._tops:
+            self._tops[top] = [root for root in self.search_roots
+                               if (root / top).is_dir() or (root / f"{top}.py").is_file()]
+        return self._tops[top]
 
     def _source(self, module: str) -> str | None:
         try:

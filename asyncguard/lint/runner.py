@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
@@ -116,41 +117,73 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
 def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings: Settings,
                   enabled: frozenset[str], cache: FindingsCache) -> list[Finding]:
     """AG800: the calls on the loop that block through helpers. Modules the chains reach are summarised on demand
-    (most of a large tree never is), through the same cache as the findings."""
+    (most of a large tree never is), a level of the call graph at a time, in parallel, through the same cache as
+    the findings."""
     if INDIRECT not in enabled or not any(record.loop_calls for record in records):
         return []
-    from asyncguard.lint.checker import decode, summarize_source
-    from asyncguard.lint.knowledge import build_knowledge
-    from asyncguard.lint.project import Project, module_keys, search_roots
+    from asyncguard.lint.project import module_keys, search_roots
 
     named = [(source.module, source.path) for source in files]
-    knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls)
-    project = Project(module_keys(named), knowledge, search_roots=search_roots(named))
+    modules, roots = module_keys(named), search_roots(named)
+    _init_worker(settings, enabled, modules, roots)
+    project = _worker_state["project"]
     shown = {source.path: source.display for source in files}
+    with ExitStack() as stack:
+        pool: list[ProcessPoolExecutor] = []
 
-    def load(module: str) -> ModuleRecord | None:
-        path = project.modules[module]
-        try:
-            stat = path.stat()
-            cached = cache.lookup(str(path), stat)
-            if cached is None or cached.summary is None:
-                data = path.read_bytes()
-                content_digest = digest(data)
-                cached = cache.lookup_content(str(path), stat, content_digest)
-                if cached is None or cached.summary is None:
-                    project.consulted = set()
-                    summary = summarize_source(decode(data), module, knowledge, project)
-                    cache.store_summary(str(path), stat, content_digest, summary,
-                                        sorted(str(p) for p in project.consulted if p != path))
-                    return ModuleRecord(module, shown.get(path) or display_path(path), summary, [])
-        except (OSError, ValueError):  # unreadable or not text: it is reported when checked itself
-            return None
-        return ModuleRecord(module, shown.get(path) or display_path(path), cached.summary, [])
+        def summarize_all(jobs: list[tuple[str, bytes]]) -> Iterable[tuple[dict, list[str]]]:
+            workers = min(os.cpu_count() or 1, 8)
+            if len(jobs) < 4 or workers < 2:
+                return [_summarize_in_worker(module, data) for module, data in jobs]
+            if not pool:
+                pool.append(stack.enter_context(ProcessPoolExecutor(
+                    max_workers=workers, initializer=_init_worker, initargs=(settings, enabled, modules, roots))))
+            return pool[0].map(_summarize_in_worker, *zip(*jobs))
 
-    program = Program(enabled, module_of=project.module_of, load=load)
-    for record in records:
-        program.add(record)
-    return program.findings()
+        def load(names: list[str]) -> list[ModuleRecord | None]:
+            found: dict[str, ModuleRecord | None] = {}
+            jobs: list[tuple[str, bytes, Path, os.stat_result, str]] = []
+            for module in names:
+                path = project.modules[module]
+                display = shown.get(path) or display_path(path)
+                try:
+                    stat = path.stat()
+                    cached = cache.lookup(str(path), stat)
+                    if cached is None or cached.summary is None:
+                        data = path.read_bytes()
+                        cached = cache.lookup_content(str(path), stat, digest(data))
+                        if cached is None or cached.summary is None:
+                            jobs.append((module, data, path, stat, display))
+                            continue
+                except OSError:  # unreadable: it is reported when checked itself
+                    found[module] = None
+                    continue
+                found[module] = ModuleRecord(module, display, cached.summary, [])
+            summaries = summarize_all([(module, data) for module, data, *_ in jobs])
+            for (module, data, path, stat, display), (summary, dependencies) in zip(jobs, summaries):
+                cache.store_summary(str(path), stat, digest(data), summary, dependencies)
+                found[module] = ModuleRecord(module, display, summary, [])
+            return [found[module] for module in names]
+
+        program = Program(enabled, module_of=project.defining_module, load=load,
+                          may_define=project.may_define)
+        for record in records:
+            program.add(record)
+        return program.findings()
+
+
+def _summarize_in_worker(module: str, data: bytes) -> tuple[dict, list[str]]:
+    """The summary of a module reached by the whole-program pass, and the project files it consulted."""
+    from asyncguard.lint.checker import SourceError, decode, summarize_source
+
+    project = _worker_state["project"]
+    project.consulted = set()
+    try:
+        summary = summarize_source(decode(data), module, _worker_state["knowledge"], project)
+    except SourceError:
+        summary = {}
+    path = project.modules.get(module)
+    return summary, sorted(str(p) for p in project.consulted if p != path)
 
 
 def display_path(path: Path) -> str:

@@ -43,6 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--output-file", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     check.add_argument("--statistics", action="store_true", help="print the number of findings per rule")
     check.add_argument("--no-cache", action="store_true", help="neither read nor write the findings cache")
+    check.add_argument("--fix", action="store_true",
+                       help="apply safe fixes (time.sleep → await asyncio.sleep), then report what remains")
+    check.add_argument("--diff", action="store_true",
+                       help="print the fixes as a unified diff instead of writing them (exit 1 when there are any)")
+    check.add_argument("--unsafe-fixes", action="store_true",
+                       help="with --fix or --diff: also run other blocking calls in a thread "
+                            "(await asyncio.to_thread(f, ...)), which not every object allows")
+    check.add_argument("--write-baseline", metavar="FILE", help="record the current findings in FILE and exit 0")
+    check.add_argument("--baseline", metavar="FILE", help="report only findings that FILE does not record")
     check.add_argument("-q", "--quiet", action="store_true", help="print findings only, no summary")
 
     bench = commands.add_parser("bench", help="load-test and profile an app or the sample suite",
@@ -132,6 +141,8 @@ def run_check(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
     if missing:
         raise UsageError(f"path does not exist: {missing[0]}")
+    if args.unsafe_fixes and not (args.fix or args.diff):
+        raise UsageError("--unsafe-fixes goes with --fix or --diff")
     if args.format == "html" and importlib.util.find_spec("jinja2") is None:
         raise UsageError("--format html needs Jinja2: pip install 'asyncguard[bench]'")
     try:
@@ -146,6 +157,39 @@ def run_check(args: argparse.Namespace) -> int:
     files = list(discover(args.paths, settings.project_root, excludes))
     with progress_bar(len(files), enabled=not args.quiet and sys.stderr.isatty()) as advance:
         result = run(files, settings, use_cache=not args.no_cache, progress=advance)
+    if args.fix or args.diff:
+        from asyncguard.lint.fixes import fix_files
+
+        fixes = fix_files(result.findings, files, settings, unsafe=args.unsafe_fixes)
+        if args.diff:
+            sys.stdout.write("".join(fix.diff() for fix in fixes))
+            return EXIT_FINDINGS if fixes else EXIT_CLEAN
+        for fix in fixes:
+            fix.path.write_text(fix.after, encoding="utf-8")
+        if not args.quiet:
+            count = sum(fix.fixed for fix in fixes)
+            print(f"Fixed {count} finding{'s' * (count != 1)} in {len(fixes)} file{'s' * (len(fixes) != 1)}.",
+                  file=sys.stderr)
+        if fixes:
+            result = run(files, settings, use_cache=not args.no_cache)
+    if args.write_baseline:
+        from asyncguard.lint.baseline import write_baseline
+
+        try:
+            count = write_baseline(Path(args.write_baseline), result.findings)
+        except OSError as error:
+            raise UsageError(f"cannot write {args.write_baseline}: {error.strerror}") from None
+        print(f"Recorded {count} finding{'s' * (count != 1)} in {args.write_baseline}.", file=sys.stderr)
+        return EXIT_CLEAN
+    if args.baseline:
+        from asyncguard.lint.baseline import BaselineError, new_findings, read_baseline
+
+        try:
+            result.findings, known = new_findings(result.findings, read_baseline(Path(args.baseline)))
+        except BaselineError as error:
+            raise UsageError(str(error)) from None
+        if known and not args.quiet:
+            print(f"{known} finding{'s' * (known != 1)} recorded in {args.baseline} not shown.", file=sys.stderr)
 
     if args.statistics:
         report = format_statistics(result.findings)

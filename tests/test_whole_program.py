@@ -1,0 +1,84 @@
+"""The whole-program pass through the runner: the chain as evidence, rule selection, and a cache that notices
+when a helper changes."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from asyncguard.lint.config import Settings
+from asyncguard.lint.files import discover
+from asyncguard.lint.runner import run
+
+HANDLER = """\
+from app.services import billing
+
+
+async def pay(order):
+    return billing.charge(order)
+"""
+BILLING_CLEAN = """\
+from app.clients import gateway
+
+
+def charge(order):
+    return gateway.post({"order": order})
+"""
+GATEWAY = """\
+def post(payload):
+    return payload
+"""
+GATEWAY_BLOCKING = """\
+import requests
+
+
+def post(payload):
+    return requests.post("https://gateway.example", json=payload, timeout=5)
+"""
+
+
+def project(tmp_path, gateway: str = GATEWAY):
+    for name, text in {"app/__init__.py": "", "app/routes.py": HANDLER, "app/services/__init__.py": "",
+                       "app/services/billing.py": BILLING_CLEAN, "app/clients/__init__.py": "",
+                       "app/clients/gateway.py": gateway}.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def check(root, **settings):
+    return run(list(discover([str(root / "app")], root, [])), Settings(project_root=root, **settings)).findings
+
+
+def test_a_helper_that_starts_blocking_is_seen_through_the_cache(tmp_path):
+    root = project(tmp_path)
+    assert check(root) == []
+    gateway = root / "app" / "clients" / "gateway.py"
+    gateway.write_text(GATEWAY_BLOCKING)
+    os.utime(gateway, (time.time() + 5, time.time() + 5))
+    (finding,) = check(root)
+    assert finding.code == "AG800" and finding.via == "AG102" and finding.path.endswith("app/routes.py")
+    assert [step["name"] for step in finding.chain] == ["app.services.billing.charge", "app.clients.gateway.post",
+                                                        "requests.post"]
+    assert finding.chain[-1]["line"] == 5 and finding.chain[-1]["path"].endswith("app/clients/gateway.py")
+    assert "charge → post → requests.post" in finding.message
+    assert check(root) == [finding]  # warm: the same finding from the cache
+    gateway.write_text(GATEWAY)
+    os.utime(gateway, (time.time() + 10, time.time() + 10))
+    assert check(root) == []
+
+
+def test_chains_follow_the_selection_of_the_rule_they_end_in(tmp_path):
+    root = project(tmp_path, GATEWAY_BLOCKING)
+    assert [f.code for f in check(root)] == ["AG800"]
+    assert check(root, ignore=["AG102"]) == []
+    assert check(root, ignore=["AG800"]) == []
+    assert check(root, allowed_calls=["app.services.billing.charge"]) == []
+
+
+def test_a_call_on_the_loop_suppressed_with_noqa_is_not_reported(tmp_path):
+    root = project(tmp_path, GATEWAY_BLOCKING)
+    (root / "app" / "routes.py").write_text(HANDLER.replace("billing.charge(order)",
+                                                            "billing.charge(order)  # noqa: AG800"))
+    assert check(root) == []

@@ -20,30 +20,6 @@ Span = tuple[int, int, int, int]
 """Start line, start column, end line, end column; lines 1-based, columns 1-based characters."""
 
 
-SOURCE_ORDER = {
-    cst.FunctionDef: ("decorators", "params", "returns", "body"),
-    cst.ClassDef: ("decorators", "bases", "keywords", "body"),
-    cst.IfExp: ("body", "test", "orelse"),
-    cst.ExceptHandler: ("type", "name", "body"),
-    cst.ExceptStarHandler: ("type", "name", "body"),
-}
-"""Node types whose libcst fields are not in source order: their children in the order the source has them."""
-
-
-def children_in_source_order(node: cst.CSTNode) -> list[cst.CSTNode]:
-    fields = SOURCE_ORDER.get(type(node))
-    if fields is None:
-        return child_nodes(node)
-    ordered: list[cst.CSTNode] = []
-    for name in fields:
-        value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            ordered.append(value)
-        elif isinstance(value, (tuple, list)):
-            ordered.extend(v for v in value if isinstance(v, cst.CSTNode))
-    return ordered
-
-
 def libcst_calls(module: cst.Module) -> list[cst.Call]:
     """Every call in source order (an outer call before the calls inside it)."""
     found, stack = [], [module]
@@ -51,7 +27,7 @@ def libcst_calls(module: cst.Module) -> list[cst.Call]:
         node = stack.pop()
         if isinstance(node, cst.Call):
             found.append(node)
-        stack.extend(reversed(children_in_source_order(node)))
+        stack.extend(reversed(child_nodes(node, in_source_order=True)))
     return found
 
 

@@ -63,13 +63,25 @@ _PUNCTUATION_FIELDS = frozenset({
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def child_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
-    """The syntactic children of a node, in field order, without whitespace and punctuation.
+SOURCE_ORDER = {
+    cst.FunctionDef: ("decorators", "params", "returns", "body"),
+    cst.ClassDef: ("decorators", "bases", "keywords", "body"),
+    cst.IfExp: ("body", "test", "orelse"),
+    cst.ExceptHandler: ("type", "name", "body"),
+    cst.ExceptStarHandler: ("type", "name", "body"),
+}
+"""Node types whose fields are not in the order the source has them: their children in source order."""
+
+
+def child_nodes(node: cst.CSTNode, in_source_order: bool = False) -> list[cst.CSTNode]:
+    """The syntactic children of a node, in field order (or the source's), without whitespace and punctuation.
 
     libcst's own `children` and visitor rebuild every node they pass; reading the dataclass fields is several
     times faster, and the checker walks every coroutine of every file.
     """
-    names = _CHILD_FIELDS.get(type(node))
+    names = SOURCE_ORDER.get(type(node)) if in_source_order else None
+    if names is None:
+        names = _CHILD_FIELDS.get(type(node))
     if names is None:
         names = tuple(
             f.name for f in dataclasses.fields(node)

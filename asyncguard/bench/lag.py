@@ -61,11 +61,19 @@ class LagMonitor:
         return written + len(pending)
 
     def stop(self) -> None:
+        """On the loop: stop measuring, and tell the writer to flush what is left and finish."""
         if self.task is not None:
             self.task.cancel()
         self._stop.set()
+
+    def wait_written(self, timeout: float = 2.0) -> None:
+        """Blocks until the writer's last flush: run it off the loop."""
         if self._writer.is_alive():
-            self._writer.join(timeout=2)
+            self._writer.join(timeout)
+
+    async def finish(self) -> None:
+        self.stop()
+        await asyncio.to_thread(self.wait_written)
 
 
 class LagMeasuredApp:
@@ -84,13 +92,13 @@ class LagMeasuredApp:
             if message["type"] == "lifespan.startup":
                 self.monitor.start()
             elif message["type"] == "lifespan.shutdown":
-                self.monitor.stop()
+                await self.monitor.finish()
             return message
 
         try:
             await self.inner(scope, receive_and_watch, send)
         finally:
-            self.monitor.stop()
+            await self.monitor.finish()
 
 
 def _from_environment():

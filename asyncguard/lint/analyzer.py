@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import libcst as cst
 
 from asyncguard.lint.context import FastApiFacts, FunctionFrame
+from asyncguard.lint.files import absolute_module
 from asyncguard.lint.knowledge import BlockingApi, Knowledge
 from asyncguard.lint.positions import spans
 from asyncguard.lint.syntax import (
-    absolute_module,
     child_nodes,
     dotted_name,
     keyword,

@@ -203,3 +203,12 @@ def _walk(root: str, project_root: str, excludes: tuple[str, ...], inherited: li
             if matches_exclude(file, filename, project_root, excludes) or (rules and is_ignored(file, False, rules)):
                 continue
             yield file
+
+
+def absolute_module(module_name: str, level: int, module: str) -> str:
+    """The absolute name of `from <level dots><module> import ...` written in `module_name`."""
+    if not level:
+        return module
+    package = module_name.split(".")
+    package = package[: max(len(package) - level, 0)]
+    return ".".join([*package, module] if module else package)

@@ -66,8 +66,9 @@ class Program:
 
     def _prefetch(self, names) -> None:
         """Load the modules of all these names in one go."""
-        modules = sorted({module for module in map(self.module_of, filter(self.may_define, names))
-                          if module is not None and module not in self.loaded})
+        modules = sorted({module for name in names
+                          if (module := self.module_of(name)) is not None and module not in self.loaded
+                          and self.may_define(name)})
         self.loaded.update(modules)
         for record in self.load(modules) if modules else ():
             if record is not None:

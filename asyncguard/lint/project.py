@@ -13,13 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
-import libcst as cst
-
-from asyncguard.lint.analyzer import ModuleIndex, Value
-from asyncguard.lint.context import FastApiFacts
-from asyncguard.lint.syntax import absolute_module
+from asyncguard.lint.files import absolute_module
 
 if TYPE_CHECKING:
+    from asyncguard.lint.analyzer import ModuleIndex, Value
     from asyncguard.lint.knowledge import Knowledge
 
 STANDARD_LIBRARY = frozenset(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
@@ -133,7 +130,7 @@ class Project:
         self.knowledge = knowledge
         self.read = read or (lambda path: path.read_text(encoding="utf-8-sig"))
         self.outlines: dict[str, Outline] = {}
-        self.indexes: dict[str, ModuleIndex | None] = {}
+        self.indexes: dict[str, "ModuleIndex | None"] = {}
         self.consulted: set[Path] = set()
         """Files whose bindings the current file's analysis used (its cache dependencies)."""
         self._module_of: dict[str, str | None] = {}
@@ -151,6 +148,8 @@ class Project:
             return None
         found = self._outline(module)
         if rest[0] in found.imported:
+            from asyncguard.lint.analyzer import Value
+
             return Value(self.knowledge.canonical(found.imported[rest[0]]))
         if rest[0] not in found.assigned:
             return None
@@ -257,7 +256,12 @@ class Project:
             self.outlines[module] = outline(text, module) if text is not None else Outline()
         return self.outlines[module]
 
-    def _load(self, name: str) -> ModuleIndex | None:
+    def _load(self, name: str) -> "ModuleIndex | None":
+        import libcst as cst
+
+        from asyncguard.lint.analyzer import ModuleIndex
+        from asyncguard.lint.context import FastApiFacts
+
         if name in self.indexes:
             return self.indexes[name]
         self.indexes[name] = None  # a cycle of imports resolves to "unknown", not to a recursion

@@ -34,13 +34,13 @@ _worker_state: dict = {}
 
 
 def _init_worker(settings: Settings, enabled: frozenset[str], modules: dict[str, Path], roots: list[Path]) -> None:
-    from asyncguard.lint.checker import analyse_bytes
+    """The knowledge and the project, once per process (libcst is imported only once a file is analysed)."""
     from asyncguard.lint.knowledge import build_knowledge
     from asyncguard.lint.project import Project
 
     knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls)
     project = Project(modules, knowledge, search_roots=roots)
-    _worker_state.update(knowledge=knowledge, enabled=enabled, project=project, analyse=analyse_bytes)
+    _worker_state.update(knowledge=knowledge, enabled=enabled, project=project)
 
 
 Analysed = tuple[str | None, list[dict], list[str], dict | None, list[list]]
@@ -55,8 +55,10 @@ def _check_in_worker(source: SourceFile, data: bytes | None) -> Analysed:
         except OSError as error:
             return None, [not_checked(source.display, f"cannot read: {error.strerror or error}").to_json()], [], \
                 None, []
+    from asyncguard.lint.checker import analyse_bytes
+
     project = _worker_state["project"]
-    analysis = _worker_state["analyse"](data, source, _worker_state["knowledge"], _worker_state["enabled"], project)
+    analysis = analyse_bytes(data, source, _worker_state["knowledge"], _worker_state["enabled"], project)
     dependencies = sorted(str(p) for p in project.consulted if p != source.path)
     project.consulted = set()
     return (digest(data), [f.to_json() for f in analysis.findings], dependencies, analysis.summary,
@@ -165,8 +167,12 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
                 found[module] = ModuleRecord(module, display, summary, [])
             return [found[module] for module in names]
 
-        program = Program(enabled, module_of=project.defining_module, load=load,
-                          may_define=project.may_define)
+        def worth_loading(name: str) -> bool:
+            """A summary in the cache costs nothing to read; otherwise ask the module's outline."""
+            entry = cache.entries.get(str(project.modules[project.defining_module(name)]))
+            return entry is not None and entry.summary is not None or project.may_define(name)
+
+        program = Program(enabled, module_of=project.defining_module, load=load, may_define=worth_loading)
         for record in records:
             program.add(record)
         return program.findings()

@@ -31,15 +31,6 @@ def string_value(node: cst.BaseExpression | None) -> str | None:
     return None
 
 
-def absolute_module(module_name: str, level: int, module: str) -> str:
-    """The absolute name of `from <level dots><module> import ...` written in `module_name`."""
-    if not level:
-        return module
-    package = module_name.split(".")
-    package = package[: max(len(package) - level, 0)]
-    return ".".join([*package, module] if module else package)
-
-
 def keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
     for arg in call.args:
         if arg.keyword is not None and arg.keyword.value == name:

@@ -258,7 +258,9 @@ class Harness:
             with server:
                 run_load(server.url, load_targets(group), self.settings.profile_users, None, 0.5,
                          self.settings.profile_duration, self.settings.timeout, self.load_cpus)
-            return summarize_profile(directory, self.out, first.profile_frames)
+            summary = summarize_profile(directory, self.out, first.profile_frames)
+            (directory / "session.pyisession").unlink()  # ~10 MB, and pyinstrument's HTML holds the same samples
+            return summary
         except (ServerError, RuntimeError, OSError, subprocess.TimeoutExpired) as error:
             self.report(f"  profile failed: {error}")
             return None

@@ -153,8 +153,8 @@ def measure_and_report(settings, groups, results, out, upstream, old, conditions
         return EXIT_RUN_FAILED
     except KeyboardInterrupt:
         harness.save()
-        print(f"asyncguard: interrupted; {len(results.runs)} run(s) saved in {out / 'results.json'}",
-              file=sys.stderr)
+        print(f"asyncguard: interrupted; {len(results.runs)} run(s) saved in {out / 'results.json'}, "
+              f"report: {write_report(results, out)}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
     print(summary_table(results))

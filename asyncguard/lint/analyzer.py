@@ -445,7 +445,7 @@ def self_assignments(body: cst.BaseSuite) -> Iterator[tuple[str, cst.BaseExpress
             name = self_attribute(node.target)
             if name:
                 yield name, node.value, node.annotation.annotation
-        stack.extend(child_nodes(node))
+        stack.extend(reversed(child_nodes(node)))  # in source order: `self.b = self.a.f()` after `self.a = ...`
 
 
 def self_attribute(node: cst.BaseExpression) -> str | None:

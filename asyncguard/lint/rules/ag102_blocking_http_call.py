@@ -4,7 +4,7 @@ from asyncguard.lint.rule import Rule
 class BlockingHttpCall(Rule):
     """Finds synchronous HTTP clients used on the event loop: `requests` (functions and `Session` methods),
     `httpx`'s sync API and `httpx.Client`, `urllib.request`, `http.client`, `urllib3`, and the sync clients of
-    HTTP SDKs (OpenAI, Anthropic, Stripe).
+    HTTP SDKs (OpenAI, Anthropic, Google GenAI, Stripe).
     """
 
     code = "AG102"
@@ -16,6 +16,22 @@ class BlockingHttpCall(Rule):
         "other request on this worker waits, and one slow upstream stalls the service."
     )
     flagged = [
+        """\
+from google import genai
+from openai import OpenAI
+
+class Imagery:
+    def __init__(self):
+        self.gemini = genai.Client(api_key="key")
+        self.openai = OpenAI()
+
+    async def picture(self, prompt: str):
+        self.openai.images.generate(model="dall-e-3", prompt=prompt)  # AG102
+        return self.gemini.models.generate_images(model="imagen", prompt=prompt)  # AG102
+
+    async def picture_async(self, prompt: str):
+        return await self.gemini.aio.models.generate_images(model="imagen", prompt=prompt)
+""",
         """\
 import requests
 from fastapi import FastAPI

@@ -23,6 +23,17 @@ s3 = boto3.client("s3")
 async def download(key: str):
     return s3.get_object(Bucket="files", Key=key)["Body"].read()  # AG107
 """,
+        """\
+from google.cloud import storage
+
+class Uploads:
+    def __init__(self):
+        self.bucket = storage.Client().bucket("uploads")  # a local object: no request yet
+
+    async def save(self, name: str, data: bytes):
+        blob = self.bucket.blob(f"image/{name}")
+        blob.upload_from_string(data)  # AG107
+""",
     ]
     accepted = [
         """\

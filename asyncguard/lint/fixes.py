@@ -164,15 +164,15 @@ def fix_files(findings: Sequence[Finding], files: Sequence[SourceFile], settings
     """The fixes of every file with a fixable finding, resolved against the same project as the check."""
     from asyncguard.lint.checker import SourceError, decode
     from asyncguard.lint.knowledge import build_knowledge
-    from asyncguard.lint.project import module_keys, search_roots
+    from asyncguard.lint.project import layout
 
     wanted: dict[str, list[Finding]] = {}
     for finding in findings:
         if fixable(finding, unsafe):
             wanted.setdefault(finding.path, []).append(finding)
-    named = [(source.module, source.path) for source in files]
     knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls)
-    project = Project(module_keys(named), knowledge, search_roots=search_roots(named))
+    modules, roots = layout(files)
+    project = Project(modules, knowledge, search_roots=roots)
     fixes = []
     for source in files:
         if source.display not in wanted:

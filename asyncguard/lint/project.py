@@ -44,6 +44,12 @@ def module_keys(modules: Iterable[tuple[str, Path]]) -> dict[str, Path]:
     return {**{k: v for k, v in suffixes.items() if v is not None}, **full}
 
 
+def layout(files: Iterable) -> tuple[dict[str, Path], list[Path]]:
+    """The checked files as a project: module keys (`module_keys`) and search roots (`search_roots`)."""
+    named = [(source.module, source.path) for source in files]
+    return module_keys(named), search_roots(named)
+
+
 @dataclass
 class Outline:
     """What a module binds, read with `ast` (several times cheaper than libcst): enough to tell whether indexing

@@ -5,6 +5,7 @@ Nothing here imports libcst: a warm run that finds every file in the cache never
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
@@ -18,6 +19,7 @@ from asyncguard.lint.config import Settings
 from asyncguard.lint.files import SourceFile
 from asyncguard.lint.findings import Finding, not_checked
 from asyncguard.lint.program import INDIRECT, ModuleRecord, Program
+from asyncguard.lint.project import layout
 
 PARALLEL_THRESHOLD = 24
 """Below this many files to analyse, starting worker processes costs more than it saves."""
@@ -100,7 +102,8 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
             continue
         pending.append((source, stat, data))
 
-    analysed = _analyse_all(pending, settings, enabled, files)
+    project_layout = functools.cache(lambda: layout(files))  # both passes resolve against the same project
+    analysed = _analyse_all(pending, settings, enabled, project_layout)
     for (source, stat, _), (content_digest, findings, dependencies, summary, loop_calls) in zip(pending, analysed):
         if content_digest is not None and not any(f["code"] == "AG002" for f in findings):
             cache.store(str(source.path), stat, content_digest, [{**f, "path": ""} for f in findings],
@@ -110,23 +113,21 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
             records.append(ModuleRecord(source.module, source.display, summary, loop_calls))
         if progress:
             progress(1)
-    result.findings.extend(whole_program(records, files, settings, enabled, cache))
+    result.findings.extend(whole_program(records, files, settings, enabled, cache, project_layout))
     cache.save()
     result.findings.sort(key=lambda f: f.sort_key)
     return result
 
 
 def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings: Settings,
-                  enabled: frozenset[str], cache: FindingsCache) -> list[Finding]:
+                  enabled: frozenset[str], cache: FindingsCache,
+                  project_layout: Callable[[], tuple[dict[str, Path], list[Path]]]) -> list[Finding]:
     """AG800: the calls on the loop that block through helpers. Modules the chains reach are summarised on demand
     (most of a large tree never is), a level of the call graph at a time, in parallel, through the same cache as
     the findings."""
     if INDIRECT not in enabled or not any(record.loop_calls for record in records):
         return []
-    from asyncguard.lint.project import module_keys, search_roots
-
-    named = [(source.module, source.path) for source in files]
-    modules, roots = module_keys(named), search_roots(named)
+    modules, roots = project_layout()
     _init_worker(settings, enabled, modules, roots)
     project = _worker_state["project"]
     shown = {source.path: source.display for source in files}
@@ -201,13 +202,10 @@ def display_path(path: Path) -> str:
 
 
 def _analyse_all(pending: list, settings: Settings, enabled: frozenset[str],
-                 files: list[SourceFile]) -> Iterator[Analysed]:
+                 project_layout: Callable[[], tuple[dict[str, Path], list[Path]]]) -> Iterator[Analysed]:
     if not pending:
         return
-    from asyncguard.lint.project import module_keys, search_roots
-
-    named = [(source.module, source.path) for source in files]
-    modules, roots = module_keys(named), search_roots(named)
+    modules, roots = project_layout()
     workers = min(os.cpu_count() or 1, 8)
     if len(pending) < PARALLEL_THRESHOLD or workers < 2:
         _init_worker(settings, enabled, modules, roots)

@@ -280,6 +280,8 @@ def run_page(results: BenchResults) -> dict:
     """Everything `run.html.j2` shows for one results file."""
     titles = {flaw.id: flaw for flaw in results.flaws}
     groups = group_runs(results.runs)
+    matched = {group.id: findings_for(group, results) for group in groups}
+    shown = {id(finding) for found in matched.values() for finding in found}
     sections = []
     for group in groups:
         flaw = titles.get(group.id)
@@ -287,7 +289,7 @@ def run_page(results: BenchResults) -> dict:
             "id": group.id, "title": flaw.title if flaw else group.id, "why": flaw.why if flaw else "",
             "fix": flaw.fix if flaw else "", "note": flaw.note if flaw else "",
             "verdict": verdict(group) if flaw else "",
-            "findings": [finding_view(f) for f in findings_for(group, results)],
+            "findings": [finding_view(f) for f in matched[group.id]],
             "expects_findings": bool(flaw and flaw.findings),
             "metrics": [metrics_row(run) for run in group.runs],
             "charts": group_charts(group),
@@ -302,8 +304,7 @@ def run_page(results: BenchResults) -> dict:
         "provenance": provenance_rows(results),
         "errors": [{"label": f"{run.flaw} {run_label(run)}", "error": run.error} for run in results.runs
                    if run.error],
-        "unmatched_findings": [finding_view(f) for f in results.findings
-                               if not any(f in findings_for(g, results) for g in groups)],
+        "unmatched_findings": [finding_view(f) for f in results.findings if id(f) not in shown],
         "complete": results.complete,
         "blocked_threshold": ms(LAG_BLOCKED_P99_MS),
     }

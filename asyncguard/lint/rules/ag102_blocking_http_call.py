@@ -4,7 +4,7 @@ from asyncguard.lint.rule import Rule
 class BlockingHttpCall(Rule):
     """Finds synchronous HTTP clients used on the event loop: `requests` (functions and `Session` methods),
     `httpx`'s sync API and `httpx.Client`, `urllib.request`, `http.client`, `urllib3`, and the sync clients of
-    HTTP SDKs (OpenAI, Anthropic, Google GenAI, Stripe).
+    HTTP SDKs (OpenAI, Anthropic, Google GenAI, fal.ai, Stripe).
     """
 
     code = "AG102"
@@ -31,6 +31,13 @@ class Imagery:
 
     async def picture_async(self, prompt: str):
         return await self.gemini.aio.models.generate_images(model="imagen", prompt=prompt)
+""",
+        """\
+import fal_client
+
+async def flux(prompt: str):
+    handler = fal_client.submit("fal-ai/flux/dev", arguments={"prompt": prompt})  # AG102
+    return handler.get()  # AG102
 """,
         """\
 import requests

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import warnings
+from functools import lru_cache
 from typing import Iterable
 
 import libcst as cst
@@ -43,12 +44,20 @@ def called_name(node: cst.Call | ast.Call) -> str:
     return ""
 
 
-def ast_calls(text: str) -> list[tuple[Span, str]] | None:
+@lru_cache(maxsize=1)
+def parsed(text: str) -> ast.Module | None:
+    """The file's `ast`, parsed once for both the call positions and the definition lines."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tree = ast.parse(text)
+            return ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def ast_calls(text: str) -> list[tuple[Span, str]] | None:
+    tree = parsed(text)
+    if tree is None:
         return None
     lines = text.splitlines()
 
@@ -82,11 +91,8 @@ def spans(module: cst.Module, text: str, nodes: Iterable[cst.CSTNode]) -> dict[i
 
 def definition_lines(text: str) -> dict[str, int]:
     """Line of each module-level function and method, by its name in the module (`f`, `Class.method`)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = parsed(text)
+    if tree is None:
         return {}
     lines: dict[str, int] = {}
 

@@ -30,26 +30,31 @@ def static_findings(directory: Path) -> list[StaticFinding]:
     root = directory if directory.is_dir() else directory.parent
     result = run(discover([str(directory)], root, list(DEFAULT_EXCLUDES)), Settings(project_root=root),
                  use_cache=False)
-    return [as_static(finding) for finding in result.findings]
+    return as_static(result.findings)
 
 
-def as_static(finding) -> StaticFinding:
-    """A checker finding with the lines around it (read now, so the report needs no source)."""
+def as_static(findings) -> list[StaticFinding]:
+    """Checker findings with the lines around them (read now, each file once, so the report needs no source)."""
+    from asyncguard.lint.findings import source_lines
     from asyncguard.lint.rule import rules_by_code
 
-    start, lines = excerpt(Path(finding.path), finding.line)
-    return StaticFinding(code=finding.code, rule=rules_by_code()[finding.code].name, message=finding.message,
-                         suggestion=finding.suggestion, path=finding.path, line=finding.line, column=finding.column,
-                         context=finding.context, excerpt_start=start, excerpt=lines, chain=list(finding.chain))
+    read: dict[str, list[str]] = {}
+    evidence = []
+    for finding in findings:
+        if finding.path not in read:
+            read[finding.path] = source_lines(finding.path)
+        start, lines = excerpt(read[finding.path], finding.line)
+        evidence.append(StaticFinding(
+            code=finding.code, rule=rules_by_code()[finding.code].name, message=finding.message,
+            suggestion=finding.suggestion, path=finding.path, line=finding.line, column=finding.column,
+            context=finding.context, excerpt_start=start, excerpt=lines, chain=list(finding.chain)))
+    return evidence
 
 
-def excerpt(path: Path, line: int) -> tuple[int, list[str]]:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return line, []
+def excerpt(text: list[str], line: int) -> tuple[int, list[str]]:
+    """The lines around `line` (1-based), without a blank tail under it."""
     first = max(1, line - EXCERPT_CONTEXT)
     lines = text[first - 1:line + EXCERPT_CONTEXT]
-    while len(lines) > line - first + 1 and not lines[-1].strip():  # no blank tail under the finding
+    while len(lines) > line - first + 1 and not lines[-1].strip():
         lines.pop()
     return first, lines

@@ -648,11 +648,7 @@ class BlockingCallWalker:
             return
         api = self.knowledge.blocking_api(callee)
         if api is not None and not api.with_statement and not is_nonblocking(node, api):
-            raw = RawFinding(node=node, api=api, call=callee, frame=frame)
-            if frame.on_loop:
-                self.findings.append(raw)
-            else:
-                self.summaries.setdefault(frame.owner, FunctionSummary()).blocking.append(raw)
+            self._blocking(RawFinding(node=node, api=api, call=callee, frame=frame))
         elif (api is None and self.whole_program and self.resolver.in_project(callee)
               and not self.knowledge.is_allowed(callee)):
             if frame.on_loop:
@@ -675,11 +671,14 @@ class BlockingCallWalker:
         api = self.knowledge.blocking_api(value.path)
         if api is not None and api.with_statement:
             # `with lock:` is `lock.acquire()` in disguise
-            raw = RawFinding(node=item.item, api=api, call=f"{value.path}.acquire", frame=frame)
-            if frame.on_loop:
-                self.findings.append(raw)
-            else:
-                self.summaries.setdefault(frame.owner, FunctionSummary()).blocking.append(raw)
+            self._blocking(RawFinding(node=item.item, api=api, call=f"{value.path}.acquire", frame=frame))
+
+    def _blocking(self, raw: RawFinding) -> None:
+        """On the loop a finding; in a sync function, part of its summary."""
+        if raw.frame.on_loop:
+            self.findings.append(raw)
+        else:
+            self.summaries.setdefault(raw.frame.owner, FunctionSummary()).blocking.append(raw)
 
 
 def receiver_calls(node: cst.CSTNode) -> Iterator[cst.Call]:
@@ -743,7 +742,7 @@ def analyze(module: cst.Module, module_name: str, knowledge: Knowledge, project:
     walker = BlockingCallWalker(index, facts, whole_program)
     walker.walk(module)
     findings = walker.first_calls_of_chains()
-    summaries = {name: summary for name, summary in walker.summaries.items() if summary.blocking or summary.calls}
+    summaries = walker.summaries
     nodes = [raw.node for raw in findings] + [call.node for call in walker.loop_calls]
     nodes += [raw.node for summary in summaries.values() for raw in summary.blocking]
     located = spans(module, text if text is not None else module.code, nodes)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from asyncguard import __version__
-from asyncguard.lint.findings import Finding
+from asyncguard.lint.findings import Finding, source_lines
 
 BASELINE_VERSION = 1
 NOT_BASELINED = frozenset({"AG002"})
@@ -36,10 +36,7 @@ def line_texts(findings: Iterable[Finding]) -> dict[tuple[str, int], str]:
     lines_of: dict[str, list[str]] = {}
     for finding in findings:
         if finding.path not in lines_of:
-            try:
-                lines_of[finding.path] = Path(finding.path).read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError:
-                lines_of[finding.path] = []
+            lines_of[finding.path] = source_lines(finding.path)
         lines = lines_of[finding.path]
         texts[(finding.path, finding.line)] = lines[finding.line - 1] if 0 < finding.line <= len(lines) else ""
     return texts

@@ -75,12 +75,12 @@ def suppressed_codes(line: str) -> set[str] | None:
 
 
 def is_suppressed(finding: Finding, lines: Sequence[str]) -> bool:
-    for number in {finding.line, finding.end_line}:
-        if 1 <= number <= len(lines):
-            codes = suppressed_codes(lines[number - 1])
-            if codes is not None and ("*" in codes or finding.code in codes):
-                return True
-    return False
+    return any(line_suppresses(lines, number, finding.code) for number in {finding.line, finding.end_line})
+
+
+def line_suppresses(lines: Sequence[str], number: int, code: str) -> bool:
+    codes = suppressed_codes(lines[number - 1]) if 1 <= number <= len(lines) else None
+    return codes is not None and ("*" in codes or code in codes)
 
 
 @dataclass
@@ -159,11 +159,6 @@ def analyse_source(text: str, path: str = "<string>", module: str = "module",
                   for call, span in result.loop_calls if not line_suppresses(lines, span[0], INDIRECT)]
     return FileAnalysis(sorted(findings, key=lambda f: f.sort_key), summarize(result, module, text, lines),
                         loop_calls)
-
-
-def line_suppresses(lines: Sequence[str], number: int, code: str) -> bool:
-    codes = suppressed_codes(lines[number - 1]) if 1 <= number <= len(lines) else None
-    return codes is not None and ("*" in codes or code in codes)
 
 
 def summarize(result: AnalysisResult, module: str, text: str, lines: Sequence[str]) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from asyncguard.lint.rule import rules_by_code
 
@@ -62,3 +63,11 @@ def _file_finding(code: str, category: str, path: str, reason: str, line: int, c
     message = rules_by_code()[code].message.format(call=reason)
     return Finding(path=path, line=line, column=column, end_line=line, end_column=column, code=code,
                    message=message, category=category, call=reason)
+
+
+def source_lines(path: str) -> list[str]:
+    """The lines of a finding's file as shown beside it (excerpts, baselines); none when it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []

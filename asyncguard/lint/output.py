@@ -135,7 +135,7 @@ def format_html(findings: Sequence[Finding], files_checked: int, quiet: bool = F
     from asyncguard.bench.evidence import as_static
     from asyncguard.report.html import render_lint
 
-    return render_lint([as_static(f) for f in findings], files_checked)
+    return render_lint(as_static(findings), files_checked)
 
 
 FORMATTERS: dict[str, Callable[..., str]] = {

@@ -145,7 +145,7 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
 
         def load(names: list[str]) -> list[ModuleRecord | None]:
             found: dict[str, ModuleRecord | None] = {}
-            jobs: list[tuple[str, bytes, Path, os.stat_result, str]] = []
+            jobs: list[tuple[str, bytes, str, Path, os.stat_result, str]] = []
             for module in names:
                 path = project.modules[module]
                 display = shown.get(path) or display_path(path)
@@ -154,17 +154,18 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
                     cached = cache.lookup(str(path), stat)
                     if cached is None or cached.summary is None:
                         data = path.read_bytes()
-                        cached = cache.lookup_content(str(path), stat, digest(data))
+                        content_digest = digest(data)
+                        cached = cache.lookup_content(str(path), stat, content_digest)
                         if cached is None or cached.summary is None:
-                            jobs.append((module, data, path, stat, display))
+                            jobs.append((module, data, content_digest, path, stat, display))
                             continue
                 except OSError:  # unreadable: it is reported when checked itself
                     found[module] = None
                     continue
                 found[module] = ModuleRecord(module, display, cached.summary, [])
             summaries = summarize_all([(module, data) for module, data, *_ in jobs])
-            for (module, data, path, stat, display), (summary, dependencies) in zip(jobs, summaries):
-                cache.store_summary(str(path), stat, digest(data), summary, dependencies)
+            for (module, _, content_digest, path, stat, display), (summary, dependencies) in zip(jobs, summaries):
+                cache.store_summary(str(path), stat, content_digest, summary, dependencies)
                 found[module] = ModuleRecord(module, display, summary, [])
             return [found[module] for module in names]
 

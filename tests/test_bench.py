@@ -103,13 +103,15 @@ def test_suite_measures_a_flaw_beside_its_fix_with_the_finding_that_explains_it(
 
 
 def test_distributed_master_and_one_worker(tmp_path, app_dir):
-    out = tmp_path / "distributed"
+    out, scratch = tmp_path / "distributed", tmp_path / "tmp"
+    scratch.mkdir()
     process = bench("tiny:app", "--endpoint", "GET /fast", *FAST, "--workers", "1", "--app-dir", str(app_dir),
-                    "--out", str(out))
+                    "--out", str(out), env={"TMPDIR": str(scratch)})
     assert process.returncode == 0, process.stderr
     run = BenchResults.load(out / "results.json").runs[0]
     assert run.requests > 50 and run.failures == 0 and run.latency.p99 > 0
     assert orphans(str(app_dir)) == []
+    assert list(scratch.iterdir()) == []  # the workers' hand-over files went with the run
 
 
 def test_scenario_mixes_weighted_endpoints_in_one_load(tmp_path, app_dir):

@@ -117,40 +117,47 @@ def run_job(job: dict) -> dict:
     environment = build_environment(job, samples)
     workers = job.get("workers", 0)
     worker_processes, sample_files = [], []
-    if workers:
-        runner = environment.create_master_runner("127.0.0.1", job["master_port"])
-        scratch = Path(tempfile.mkdtemp(prefix="asyncguard-workers-"))
-        for index in range(workers):
-            sample_files.append(scratch / f"worker-{index}.json")
-            worker_processes.append(start_worker({**job, "samples_file": str(sample_files[-1])}))
-        deadline = time.time() + 30
-        while runner.worker_count < workers and time.time() < deadline:
-            gevent.sleep(0.1)
-        if runner.worker_count < workers:
-            raise RuntimeError(f"only {runner.worker_count} of {workers} workers connected")
-    else:
-        runner = environment.create_local_runner()
-    user_counts: list[list] = []
-    started = time.time()
-    cpu_before = cpu_seconds()
-    runner.start(job["users"], spawn_rate=job.get("spawn_rate", job["users"]))
-    end = started + job["warmup"] + job["duration"]
-    probe = gevent.spawn(probe_bystander, job, samples, end) if job.get("bystander") else None
-    seen = 0
-    while time.time() < end:
-        user_counts.append([round(time.time(), 3), runner.user_count])
-        gevent.sleep(min(1.0, max(0.0, end - time.time())))
-        seen = report_progress(samples, seen, started, job["warmup"])
-    cpu = cpu_seconds() - cpu_before
-    runner.quit()
-    if probe is not None:
-        probe.join(timeout=job.get("timeout", 30.0))
-    wall = time.time() - started
-    for process, sample_file in zip(worker_processes, sample_files):
-        process.wait(timeout=30)
-        handed_over = json.loads(sample_file.read_text())
-        samples.extend(handed_over["samples"])
-        cpu += handed_over["cpu"]
+    scratch = tempfile.TemporaryDirectory(prefix="asyncguard-workers-")
+    try:
+        if workers:
+            runner = environment.create_master_runner("127.0.0.1", job["master_port"])
+            for index in range(workers):
+                sample_files.append(Path(scratch.name) / f"worker-{index}.json")
+                worker_processes.append(start_worker({**job, "samples_file": str(sample_files[-1])}))
+            deadline = time.time() + 30
+            while runner.worker_count < workers and time.time() < deadline:
+                gevent.sleep(0.1)
+            if runner.worker_count < workers:
+                raise RuntimeError(f"only {runner.worker_count} of {workers} workers connected")
+        else:
+            runner = environment.create_local_runner()
+        user_counts: list[list] = []
+        started = time.time()
+        cpu_before = cpu_seconds()
+        runner.start(job["users"], spawn_rate=job.get("spawn_rate", job["users"]))
+        end = started + job["warmup"] + job["duration"]
+        probe = gevent.spawn(probe_bystander, job, samples, end) if job.get("bystander") else None
+        seen = 0
+        while time.time() < end:
+            user_counts.append([round(time.time(), 3), runner.user_count])
+            gevent.sleep(min(1.0, max(0.0, end - time.time())))
+            seen = report_progress(samples, seen, started, job["warmup"])
+        cpu = cpu_seconds() - cpu_before
+        runner.quit()
+        if probe is not None:
+            probe.join(timeout=job.get("timeout", 30.0))
+        wall = time.time() - started
+        for process, sample_file in zip(worker_processes, sample_files):
+            process.wait(timeout=30)
+            handed_over = json.loads(sample_file.read_text())
+            samples.extend(handed_over["samples"])
+            cpu += handed_over["cpu"]
+    finally:  # a failed run leaves neither a worker nor its samples file behind
+        for process in worker_processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        scratch.cleanup()
     samples.sort(key=lambda sample: sample[0])
     return {"started": started, "measure_from": started + job["warmup"], "ended": started + wall,
             "samples": samples, "users": user_counts, "generator_cpu": round(cpu / max(wall, 1e-9), 3),

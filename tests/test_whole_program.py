@@ -82,3 +82,38 @@ def test_a_call_on_the_loop_suppressed_with_noqa_is_not_reported(tmp_path):
     (root / "app" / "routes.py").write_text(HANDLER.replace("billing.charge(order)",
                                                             "billing.charge(order)  # noqa: AG800"))
     assert check(root) == []
+
+
+def write_tree(root, files: dict[str, str]):
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_names_a_package_re_exports_resolve_to_where_they_are_defined(tmp_path):
+    """`from .mailer import send` in `services/__init__.py` is `app.services.mailer.send` (relative to the package
+    itself, not to its parent), and a star import brings what the module binds."""
+    root = write_tree(tmp_path, {
+        "app/__init__.py": "",
+        "app/services/__init__.py": "from .mailer import send\nfrom .media import *\n",
+        "app/services/mailer.py": "import smtplib\n\n\ndef send(to):\n    smtplib.SMTP('localhost').sendmail('a', [to], 'hi')\n",
+        "app/services/media.py": "import subprocess\n\n\ndef convert(path):\n    subprocess.run(['ffmpeg', '-i', path])\n",
+        "app/routes.py": ("from app.services import convert, send\n\n\n"
+                          "async def welcome(to):\n    send(to)\n\n\nasync def upload(path):\n    convert(path)\n"),
+    })
+    found = {(f.line, f.chain[-1]["name"]) for f in check(root)}
+    assert found == {(5, "smtplib.SMTP"), (9, "subprocess.run")}
+
+
+def test_a_client_a_method_imports_for_itself_types_the_attribute(tmp_path):
+    root = write_tree(tmp_path, {
+        "app/__init__.py": "",
+        "app/storage.py": ("class Storage:\n    def __init__(self):\n        import boto3\n"
+                           "        self.s3 = boto3.client('s3')\n\n"
+                           "    def upload(self, body, key):\n        self.s3.put_object(Bucket='b', Key=key, Body=body)\n"),
+        "app/routes.py": "from app.storage import Storage\n\n\nasync def upload(body):\n    Storage().upload(body, 'k')\n",
+    })
+    (finding,) = check(root)
+    assert [step["name"] for step in finding.chain] == ["app.storage.Storage.upload", "boto3.Client.put_object"]

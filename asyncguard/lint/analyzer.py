@@ -97,6 +97,15 @@ class Scope:
     def bind(self, name: str, value: Value | None) -> None:
         self.names[name] = value
 
+    def binds(self, name: str) -> bool:
+        """Whether any enclosing scope binds `name`, to a known value or not."""
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.names:
+                return True
+            scope = scope.parent
+        return False
+
 
 def is_main_guard(node: cst.If) -> bool:
     test = node.test
@@ -145,7 +154,11 @@ class Resolver:
 
     def infer(self, node: cst.BaseExpression, scope: Scope) -> Value | None:
         if isinstance(node, cst.Name):
-            return self.through_project(scope.lookup(node.value))
+            found = scope.lookup(node.value)
+            if found is None and self.home.star_imports and self.project is not None and \
+                    not scope.binds(node.value):
+                found = self.project.star_binding(self.home.star_imports, node.value)
+            return self.through_project(found)
         if isinstance(node, cst.Attribute):
             base = self.infer(node.value, scope)
             if base is None:
@@ -247,10 +260,14 @@ class ModuleIndex:
     def __init__(self, module: cst.Module, module_name: str, knowledge: Knowledge, facts: FastApiFacts,
                  project: "Project | None" = None):
         self.module_name = module_name
+        self.package = project.package_of(module_name) if project is not None else module_name.rpartition(".")[0]
+        """What the module's relative imports are relative to: itself for a package's `__init__`."""
         self.prefix = f"{module_name}."
         self.facts = facts
         self.scope = Scope(None, "module")
         self.functions: dict[str, cst.FunctionDef] = {}
+        self.star_imports: list[str] = []
+        """Modules `from module import *` brings names from, looked up when a name is bound nowhere else."""
         self._results: dict[str, Value | None] = {}
         self.classes: dict[str, tuple[cst.ClassDef, Scope]] = {}
         self.class_attrs: dict[str, dict[str, Value]] = {}
@@ -265,14 +282,17 @@ class ModuleIndex:
             scope = Scope(self.scope, "function")
             result = self.resolver.annotation(node.returns.annotation if node.returns else None, self.scope)
             if result is None:
-                result = returned_value(node, scope, self.resolver, self.module_name)
+                result = returned_value(node, scope, self.resolver, self.package)
             self._results[path] = result
         return self._results[path]
 
     def _index_block(self, body: Sequence[cst.CSTNode], scope: Scope, prefix: str) -> None:
         for statement in body:
             self._note_router(statement)
-            for name, value in bindings_of(statement, scope, self.resolver, self.module_name):
+            for name, value in bindings_of(statement, scope, self.resolver, self.package):
+                if name == "*":
+                    self.star_imports.append(value.path)
+                    continue
                 if value is None and scope.names.get(name) is not None and assigns_none(statement):
                     continue  # `except ImportError: requests = None` keeps the import
                 scope.bind(name, value)
@@ -318,14 +338,15 @@ class ModuleIndex:
         self.class_attrs[path] = attrs  # visible while methods are read, for `self.a.b` chains
         for statement in node.body.body:
             if isinstance(statement, cst.SimpleStatementLine):
-                for name, value in bindings_of(statement, class_scope, self.resolver, self.module_name):
+                for name, value in bindings_of(statement, class_scope, self.resolver, self.package):
                     if value is not None:
                         attrs[name] = value
                         class_scope.bind(name, value)
             elif isinstance(statement, cst.FunctionDef):
                 method_scope = Scope(outer, "function")
                 bind_parameters(statement, method_scope, self.resolver, path)
-                for target, value_node, annotation in self_assignments(statement.body):
+                for target, value_node, annotation in self_assignments(statement.body, method_scope, self.resolver,
+                                                                       self.package):
                     value = self.resolver.annotation(annotation, method_scope) if annotation else None
                     if value is None and value_node is not None:
                         value = self.resolver.infer(value_node, method_scope)
@@ -333,7 +354,7 @@ class ModuleIndex:
                         attrs.setdefault(target, value)
 
 
-def returned_value(node: cst.FunctionDef, scope: Scope, resolver: Resolver, module_name: str) -> Value | None:
+def returned_value(node: cst.FunctionDef, scope: Scope, resolver: Resolver, package: str) -> Value | None:
     """The first inferable `return x` / `yield x` of a function body, its simple assignments followed."""
     bind_parameters(node, scope, resolver, None)
     stack: list[cst.CSTNode] = [node.body]
@@ -342,7 +363,7 @@ def returned_value(node: cst.FunctionDef, scope: Scope, resolver: Resolver, modu
         if isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
             continue
         if isinstance(current, cst.SimpleStatementLine):
-            for name, value in bindings_of(current, scope, resolver, module_name):
+            for name, value in bindings_of(current, scope, resolver, package):
                 scope.bind(name, value)
         if isinstance(current, (cst.Return, cst.Yield)) and isinstance(current.value, cst.BaseExpression):
             found = resolver.infer(current.value, scope)
@@ -379,7 +400,7 @@ def nested_blocks(statement: cst.CSTNode) -> Iterator[Sequence[cst.CSTNode]]:
             yield final.body.body
 
 
-def import_bindings(statement: cst.CSTNode, module_name: str) -> Iterator[tuple[str, Value]]:
+def import_bindings(statement: cst.CSTNode, package: str) -> Iterator[tuple[str, Value]]:
     if isinstance(statement, cst.Import):
         for alias in statement.names:
             full = dotted_name(alias.name) or ""
@@ -389,9 +410,10 @@ def import_bindings(statement: cst.CSTNode, module_name: str) -> Iterator[tuple[
                 root = full.split(".")[0]
                 yield root, Value(root)
     elif isinstance(statement, cst.ImportFrom):
-        base = absolute_module(module_name, len(statement.relative),
+        base = absolute_module(package, len(statement.relative),
                                dotted_name(statement.module) if statement.module else "")
         if isinstance(statement.names, cst.ImportStar):
+            yield "*", Value(base)
             return
         for alias in statement.names:
             name = dotted_name(alias.name) or ""
@@ -399,14 +421,14 @@ def import_bindings(statement: cst.CSTNode, module_name: str) -> Iterator[tuple[
             yield bound, Value(f"{base}.{name}" if base else name)
 
 
-def bindings_of(statement: cst.CSTNode, scope: Scope, resolver: Resolver, module_name: str
+def bindings_of(statement: cst.CSTNode, scope: Scope, resolver: Resolver, package: str
                 ) -> Iterator[tuple[str, Value | None]]:
     """Names a simple statement binds, with what they refer to."""
     if not isinstance(statement, cst.SimpleStatementLine):
         return
     for small in statement.body:
         if isinstance(small, (cst.Import, cst.ImportFrom)):
-            for name, value in import_bindings(small, module_name):
+            for name, value in import_bindings(small, package):
                 yield name, Value(resolver.knowledge.canonical(value.path))
         elif isinstance(small, cst.Assign):
             value = None
@@ -428,14 +450,18 @@ def bindings_of(statement: cst.CSTNode, scope: Scope, resolver: Resolver, module
             yield small.target.value, value
 
 
-def self_assignments(body: cst.BaseSuite) -> Iterator[tuple[str, cst.BaseExpression | None,
-                                                              cst.BaseExpression | None]]:
-    """`self.x = value` and `self.x: T = value` anywhere in a method body, not inside nested functions."""
+def self_assignments(body: cst.BaseSuite, scope: Scope, resolver: Resolver, package: str
+                     ) -> Iterator[tuple[str, cst.BaseExpression | None, cst.BaseExpression | None]]:
+    """`self.x = value` and `self.x: T = value` anywhere in a method body, not inside nested functions; the
+    method's own imports and assignments are bound in `scope` on the way (`import boto3` inside `__init__`)."""
     stack: list[cst.CSTNode] = [body]
     while stack:
         node = stack.pop()
         if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
             continue
+        if isinstance(node, cst.SimpleStatementLine):
+            for name, value in bindings_of(node, scope, resolver, package):
+                scope.bind(name, value)
         if isinstance(node, cst.Assign):
             for target in node.targets:
                 name = self_attribute(target.target)
@@ -600,7 +626,7 @@ class BlockingCallWalker:
     def walk_simple_statement(self, node: cst.SimpleStatementLine) -> None:
         self.walk_all(child_nodes(node))
         if self.frames and self.scope.kind == "function":
-            for name, value in bindings_of(node, self.scope, self.resolver, self.index.module_name):
+            for name, value in bindings_of(node, self.scope, self.resolver, self.index.package):
                 self.scope.bind(name, value)
 
     def walk_with(self, node: cst.With) -> None:

@@ -169,7 +169,7 @@ def summarize(result: AnalysisResult, module: str, text: str, lines: Sequence[st
     functions = {}
     for name, (summary, blocking) in result.summaries.items():
         kept = [[shown_call(raw.call), span[0], by_category[raw.api.category].code, raw.api.use]
-                for raw, span in blocking
+                for raw, span in sorted(blocking, key=lambda located: located[1])  # the first in the source first
                 if not line_suppresses(lines, span[0], by_category[raw.api.category].code)]
         if kept or summary.calls:
             functions[name] = {"line": definitions.get(name[len(module) + 1:], 1), "blocking": kept,

@@ -205,10 +205,11 @@ def _walk(root: str, project_root: str, excludes: tuple[str, ...], inherited: li
             yield file
 
 
-def absolute_module(module_name: str, level: int, module: str) -> str:
-    """The absolute name of `from <level dots><module> import ...` written in `module_name`."""
+def absolute_module(package: str, level: int, module: str) -> str:
+    """The absolute name of `from <level dots><module> import ...` written in a module of `package` (Python's
+    `__package__`: the package itself for its `__init__.py`)."""
     if not level:
         return module
-    package = module_name.split(".")
-    package = package[: max(len(package) - level, 0)]
-    return ".".join([*package, module] if module else package)
+    parts = package.split(".") if package else []
+    parts = parts[: max(len(parts) - level + 1, 0)]
+    return ".".join([*parts, module] if module else parts)

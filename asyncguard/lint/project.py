@@ -59,6 +59,8 @@ class Outline:
     """Module-level names bound by an assignment (not by `def`, `class` or `import`)."""
     imported: dict[str, str] = field(default_factory=dict)
     """Module-level names bound by an import, with the qualified name they refer to."""
+    star_imports: list[str] = field(default_factory=list)
+    """Modules whose names `from module import *` binds here."""
     class_attributes: dict[str, set[str]] = field(default_factory=dict)
     """Attribute names a class declares or sets on `self`."""
     producers: set[str] = field(default_factory=set)
@@ -69,8 +71,14 @@ class Outline:
     derived: set[str] = field(default_factory=set)
     """Classes with bases: a method they lack may be inherited."""
 
+    def binds(self, name: str) -> bool:
+        """Whether the module binds `name` at its top level by a sync `def`, a class, an assignment or an import
+        (what a star import of it may bring)."""
+        return (name in self.sync_functions or name in self.sync_methods or name in self.assigned
+                or name in self.imported)
 
-def outline(text: str, module_name: str) -> Outline:
+
+def outline(text: str, package: str) -> Outline:
     result = Outline()
     try:
         tree = ast.parse(text)
@@ -85,9 +93,11 @@ def outline(text: str, module_name: str) -> Outline:
                 bound = alias.asname or alias.name.split(".")[0]
                 result.imported[bound] = alias.name if alias.asname else bound
         elif isinstance(node, ast.ImportFrom):
-            base = absolute_module(module_name, node.level, node.module or "")
+            base = absolute_module(package, node.level, node.module or "")
             for alias in node.names:
-                if alias.name != "*":
+                if alias.name == "*":
+                    result.star_imports.append(base)
+                else:
                     result.imported[alias.asname or alias.name] = f"{base}.{alias.name}" if base else alias.name
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if _produces(node):
@@ -158,9 +168,19 @@ class Project:
 
             return Value(self.knowledge.canonical(found.imported[rest[0]]))
         if rest[0] not in found.assigned:
-            return None
+            return self.star_binding(found.star_imports, rest[0]) if not found.binds(rest[0]) else None
         index = self._load(module)
         return index.scope.names.get(rest[0]) if index is not None else None
+
+    def star_binding(self, modules: Iterable[str], name: str) -> Value | None:
+        """`name` as the first of these star-imported project modules that binds it brings it."""
+        from asyncguard.lint.analyzer import Value
+
+        for module in modules:
+            if self.module_of(f"{module}.{name}") == module and self._outline(module).binds(name):
+                self.consulted.add(self.modules[module])
+                return Value(f"{module}.{name}")
+        return None
 
     def instance_attribute(self, class_path: str, attribute: str) -> Value | None:
         """The type of `obj.attribute` for an instance of a project class defined in another module."""
@@ -195,6 +215,12 @@ class Project:
                 break
         self._module_of[path] = found
         return found
+
+    def package_of(self, module: str) -> str:
+        """What relative imports in `module` are relative to: the module itself where it is a package's
+        `__init__.py`, else its parent package."""
+        path = self.modules.get(module)
+        return module if path is not None and path.name == "__init__.py" else module.rpartition(".")[0]
 
     def defining_module(self, path: str) -> str | None:
         """The project module that defines `path`, for the whole-program pass. A name of the standard library has
@@ -259,7 +285,7 @@ class Project:
     def _outline(self, module: str) -> Outline:
         if module not in self.outlines:
             text = self._source(module)
-            self.outlines[module] = outline(text, module) if text is not None else Outline()
+            self.outlines[module] = outline(text, self.package_of(module)) if text is not None else Outline()
         return self.outlines[module]
 
     def _load(self, name: str) -> "ModuleIndex | None":

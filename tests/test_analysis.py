@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from asyncguard.lint.checker import check_source
+from conftest import expected_findings, reported
 
 
 def found(source: str) -> list[tuple[int, str, str]]:
@@ -267,3 +268,85 @@ def test_one_finding_per_chained_statement():
             conn.execute("select 1").fetchall()
     """
     assert calls(source) == ["sqlite3.Connection.execute"]
+
+
+SDK_CASES = {
+    "supabase table query": ("""\
+from supabase import create_client, Client
+supabase: Client = create_client("url", "key")
+
+async def f(user_id):
+    return supabase.table("posts").select("*").eq("user_id", user_id).order("at").execute()  # AG106
+""", True),
+    "supabase storage and auth": ("""\
+from supabase import create_client
+client = create_client("url", "key")
+
+async def f(token, data):
+    client.auth.get_user(token)  # AG107
+    client.storage.from_("photos").upload(path="a.jpg", file=data)  # AG107
+    return client.storage.from_("photos").get_public_url("a.jpg")
+""", True),
+    "supabase's async client": ("""\
+from supabase import acreate_client
+
+async def f():
+    client = await acreate_client("url", "key")
+    return await client.table("posts").select("*").execute()
+""", False),
+    "firestore document": ("""\
+from firebase_admin import firestore
+db = firestore.client()
+
+async def f(uid):
+    return db.collection("users").document(uid).get()  # AG106
+""", True),
+    "a LangChain chain built with |": ("""\
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_openai import ChatOpenAI
+
+prompt = ChatPromptTemplate.from_template("Summarise {text}")
+chain = prompt | ChatOpenAI(model="gpt-4o-mini")
+
+async def f(text):
+    return chain.invoke({"text": text})  # AG102
+""", True),
+    "LangChain's async methods": ("""\
+from langchain_openai import ChatOpenAI
+llm = ChatOpenAI()
+
+async def f(text):
+    return await llm.ainvoke(text)
+""", False),
+    "Google API discovery client": ("""\
+from googleapiclient.discovery import build
+
+async def f(creds, service=None):
+    drive = build("drive", "v3", credentials=creds)  # AG107
+    return drive.files().list(pageSize=10).execute()  # AG107
+""", True),
+    "Playwright's sync API": ("""\
+from playwright.sync_api import sync_playwright
+
+async def f(url):
+    with sync_playwright() as p:  # AG105
+        browser = p.chromium.launch()  # AG105
+        page = browser.new_page()  # AG105
+        page.goto(url)  # AG105
+""", True),
+    "ffmpeg-python and Pillow": ("""\
+import ffmpeg
+from PIL import Image
+
+async def f(src):
+    ffmpeg.input(src).output("out.mp4").run()  # AG105
+    Image.open(src).convert("RGB").save("out.png")  # AG104
+""", True),
+}
+
+
+@pytest.mark.parametrize("name", SDK_CASES)
+def test_blocking_sdk_clients_and_their_async_twins(name):
+    text, blocks = SDK_CASES[name]
+    assert reported(text) == expected_findings(text)
+    assert bool(expected_findings(text)) == blocks

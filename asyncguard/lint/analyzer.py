@@ -36,6 +36,10 @@ UNWRAPPED_ANNOTATIONS = frozenset({
 UNKNOWN = "<unknown>"
 
 
+OPERATOR_METHODS = {cst.Divide: "__truediv__", cst.BitOr: "__or__"}
+"""Binary operators whose result type the knowledge base may give (`[returns]` `"pathlib.Path.__truediv__"`)."""
+
+
 @dataclass(frozen=True)
 class Value:
     """What a name or expression refers to: a qualified path, and whether it is an instance of that path."""
@@ -175,9 +179,19 @@ class Resolver:
         if isinstance(node, cst.Subscript):
             base = self.infer(node.value, scope)
             return base.attribute("__getitem__") if base is not None else None
-        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
-            left = self.infer(node.left, scope)  # `directory / name` is a Path when `directory` is one
-            return left if left is not None and left.instance and left.path == "pathlib.Path" else None
+        if isinstance(node, cst.BinaryOperation) and type(node.operator) in OPERATOR_METHODS:
+            return self.operation_result(node, scope)
+        return None
+
+    def operation_result(self, node: cst.BinaryOperation, scope: Scope) -> Value | None:
+        """`directory / name` is a Path, `prompt | llm` a LangChain runnable: what the knowledge base says the
+        operator method of the left operand (or the reflected one of the right) returns."""
+        method = OPERATOR_METHODS[type(node.operator)]
+        for operand, name in ((node.left, method), (node.right, method.replace("__", "__r", 1))):
+            value = self.infer(operand, scope)
+            returned = self.knowledge.result_type(f"{value.path}.{name}") if value and value.instance else None
+            if returned is not None:
+                return Value(self.knowledge.canonical(returned), instance=True)
         return None
 
     def callee(self, call: cst.Call, scope: Scope) -> str | None:

@@ -4,7 +4,9 @@ from asyncguard.lint.rule import Rule
 class BlockingHttpCall(Rule):
     """Finds synchronous HTTP clients used on the event loop: `requests` (functions and `Session` methods),
     `httpx`'s sync API and `httpx.Client`, `urllib.request`, `http.client`, `urllib3`, and the sync clients of
-    HTTP SDKs (OpenAI, Anthropic, Google GenAI, fal.ai, Stripe).
+    HTTP SDKs: OpenAI, Anthropic, Google GenAI and Vertex AI, Groq, Mistral, Cohere, Ollama, LiteLLM, Replicate,
+    Hugging Face inference, LangChain, LangGraph and LlamaIndex runnables (`chain.invoke`, `prompt | llm`), fal.ai,
+    Stripe, Razorpay, Twilio, SendGrid, Resend, Slack, Google Maps.
     """
 
     code = "AG102"

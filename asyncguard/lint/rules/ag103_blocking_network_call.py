@@ -3,7 +3,9 @@ from asyncguard.lint.rule import Rule
 
 class BlockingNetworkCall(Rule):
     """Finds blocking socket, DNS and mail/FTP protocol calls on the event loop: `socket.create_connection`,
-    `socket.gethostbyname`, `sock.recv`, `smtplib.SMTP`, `ftplib`, `imaplib`, `paramiko`.
+    `socket.gethostbyname`, `sock.recv`, `smtplib.SMTP`, `ftplib`, `imaplib`, `paramiko`, and sync message-queue
+    clients: RabbitMQ's `pika.BlockingConnection`, kafka-python, confluent-kafka's `flush`/`poll`, `rq`, Celery's
+    `AsyncResult.get`, `ldap3`.
     """
 
     code = "AG103"

@@ -3,7 +3,9 @@ from asyncguard.lint.rule import Rule
 
 class BlockingFileIo(Rule):
     """Finds blocking file-system calls on the event loop: `open`, `io.open`, `pathlib.Path` reads, writes and
-    listings, `os` and `os.path` calls that touch the disk, `shutil`, `tempfile`, `glob`.
+    listings, `os` and `os.path` calls that touch the disk, `shutil`, `tempfile`, `glob`, archives (`zipfile`,
+    `tarfile`), and libraries that read or write files: Pillow, OpenCV, pandas, NumPy, joblib, `torch.load`/`save`,
+    openpyxl, python-docx, pypdf, PyMuPDF, pdfplumber.
 
     Pure path arithmetic (`os.path.join`, `os.path.relpath`, `Path.name`) does no I/O and is not reported.
     """

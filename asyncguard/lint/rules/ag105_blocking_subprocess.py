@@ -3,7 +3,8 @@ from asyncguard.lint.rule import Rule
 
 class BlockingSubprocess(Rule):
     """Finds processes started or waited for synchronously on the event loop: `subprocess.run`, `check_output`,
-    `Popen` and its `wait`/`communicate`, `os.system`, `os.popen`.
+    `Popen` and its `wait`/`communicate`, `os.system`, `os.popen`, and libraries that drive another program:
+    ffmpeg-python, pydub, pytesseract, pdf2image, pdfkit, Playwright's sync API, Selenium.
     """
 
     code = "AG105"

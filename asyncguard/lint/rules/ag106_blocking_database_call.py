@@ -4,7 +4,9 @@ from asyncguard.lint.rule import Rule
 class BlockingDatabaseCall(Rule):
     """Finds synchronous database and data-store drivers used on the event loop: `sqlite3`, `psycopg2`, psycopg's
     sync `Connection`, `pymysql`, `pymongo`, a sync SQLAlchemy `Session`/`Engine`/`Connection` (also through a
-    `db: Session` parameter), sync `redis`, Elasticsearch.
+    `db: Session` parameter), sync `redis`, Elasticsearch and OpenSearch, Supabase (PostgREST) queries, Firestore and
+    the Firebase Realtime Database, Neo4j, pyodbc, Oracle, Snowflake, DuckDB, ClickHouse, InfluxDB, and vector and
+    search stores: Qdrant, Pinecone, Chroma, Weaviate, Milvus, Meilisearch, Typesense.
     """
 
     code = "AG106"
@@ -44,6 +46,15 @@ cache = redis.Redis()
 async def hits():
     return cache.incr("hits")  # AG106
 """,
+        """\
+from supabase import Client, create_client
+
+supabase: Client = create_client("https://project.supabase.co", "service-key")
+
+async def posts_of(user_id: str):
+    result = supabase.table("posts").select("*").eq("user_id", user_id).execute()  # AG106
+    return result.data
+""",
     ]
     accepted = [
         """\
@@ -77,5 +88,13 @@ app = FastAPI()
 def count_notes():  # a plain def runs in FastAPI's threadpool
     with sqlite3.connect("notes.db") as conn:
         return conn.execute("select count(*) from notes").fetchone()
+""",
+        """\
+from supabase import acreate_client
+
+async def posts_of(user_id: str):
+    supabase = await acreate_client("https://project.supabase.co", "service-key")
+    result = await supabase.table("posts").select("*").eq("user_id", user_id).execute()
+    return result.data
 """,
     ]

@@ -3,7 +3,9 @@ from asyncguard.lint.rule import Rule
 
 class BlockingCloudSdkCall(Rule):
     """Finds synchronous cloud SDK calls on the event loop: boto3 clients and resources, Google Cloud Storage,
-    Azure Blob Storage.
+    Azure Blob Storage and Cosmos DB, Supabase storage and auth, Firebase Admin (auth, messaging), BigQuery, Pub/Sub,
+    Google Cloud API clients and discovery-based Google APIs, ID-token verification that fetches keys (Google's,
+    PyJWT's `PyJWKClient`), Cloudinary, the Hugging Face Hub.
     """
 
     code = "AG107"

@@ -350,3 +350,54 @@ def test_blocking_sdk_clients_and_their_async_twins(name):
     text, blocks = SDK_CASES[name]
     assert reported(text) == expected_findings(text)
     assert bool(expected_findings(text)) == blocks
+
+
+def test_a_session_from_a_context_manager_method_with_a_bare_generator_annotation():
+    text = """\
+from contextlib import contextmanager
+from typing import Generator
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+
+class DatabaseManager:
+    def __init__(self, url):
+        self.SessionLocal = None
+        self._setup(url)
+
+    def _setup(self, url):
+        self.SessionLocal = sessionmaker(bind=create_engine(url))
+
+    @contextmanager
+    def get_session(self) -> Generator:
+        session = self.SessionLocal()
+        yield session
+
+
+db = DatabaseManager("sqlite://")
+
+
+async def count(model):
+    with db.get_session() as session:
+        return session.query(model).count()  # AG106
+"""
+    assert reported(text) == expected_findings(text)
+
+
+def test_loop_and_comprehension_targets_take_the_item_type():
+    text = """\
+from pathlib import Path
+root = Path("storage")
+
+
+async def sizes():
+    for path in root.rglob("*"):  # AG104
+        if path.is_file():  # AG104
+            yield path.name
+    return [
+        p.name
+        for p in root.iterdir()  # AG104
+        if p.is_dir()  # AG104
+    ]
+"""
+    assert reported(text) == expected_findings(text)

@@ -33,6 +33,8 @@ UNWRAPPED_ANNOTATIONS = frozenset({
     "Optional", "Annotated", "Union", "Iterator", "Iterable", "Generator", "AsyncIterator", "AsyncIterable",
     "AsyncGenerator",
 })
+UNINFORMATIVE_ANNOTATIONS = UNWRAPPED_ANNOTATIONS | {"Any", "object", "ContextManager", "AbstractContextManager"}
+"""Return annotations that, unparameterised, name no type a call could be resolved on."""
 UNKNOWN = "<unknown>"
 
 
@@ -251,9 +253,17 @@ class Resolver:
         if isinstance(node, cst.Name) and node.value == "None":
             return None
         value = self.infer(node, scope)
-        if value is None or value.instance:
-            return None
+        if value is None or value.instance or value.path.rsplit(".", 1)[-1] in UNINFORMATIVE_ANNOTATIONS:
+            return None  # a bare `-> Generator` says nothing: what the body yields does
         return Value(value.path, instance=True)
+
+    def iterated(self, node: cst.BaseExpression, scope: Scope) -> Value | None:
+        """What a `for` loop over `node` binds: `for p in root.rglob("*")` gives Paths (`[iterates]`)."""
+        if not isinstance(node, cst.Call):
+            return None
+        callee = self.callee(node, scope)
+        item = self.knowledge.item_type(callee) if callee is not None else None
+        return Value(self.knowledge.canonical(item), instance=True) if item is not None else None
 
     def dependency(self, default: cst.BaseExpression | None, scope: Scope) -> Value | None:
         """`db=Depends(get_db)`: what FastAPI injects, inferred from `get_db`'s return or yield."""
@@ -296,7 +306,9 @@ class ModuleIndex:
             scope = Scope(self.scope, "function")
             result = self.resolver.annotation(node.returns.annotation if node.returns else None, self.scope)
             if result is None:
-                result = returned_value(node, scope, self.resolver, self.package)
+                owner = path.rpartition(".")[0]
+                result = returned_value(node, scope, self.resolver, self.package,
+                                        owner if owner in self.classes else None)
             self._results[path] = result
         return self._results[path]
 
@@ -368,9 +380,11 @@ class ModuleIndex:
                         attrs.setdefault(target, value)
 
 
-def returned_value(node: cst.FunctionDef, scope: Scope, resolver: Resolver, package: str) -> Value | None:
-    """The first inferable `return x` / `yield x` of a function body, its simple assignments followed."""
-    bind_parameters(node, scope, resolver, None)
+def returned_value(node: cst.FunctionDef, scope: Scope, resolver: Resolver, package: str,
+                   class_path: str | None = None) -> Value | None:
+    """The first inferable `return x` / `yield x` of a function (or method of `class_path`) body, its simple
+    assignments followed."""
+    bind_parameters(node, scope, resolver, class_path)
     stack: list[cst.CSTNode] = [node.body]
     while stack:
         current = stack.pop()
@@ -542,7 +556,9 @@ class BlockingCallWalker:
             cst.FunctionDef: self.walk_function, cst.Lambda: self.walk_lambda, cst.ClassDef: self.walk_class,
             cst.If: self.walk_if, cst.SimpleStatementLine: self.walk_simple_statement, cst.With: self.walk_with,
             cst.For: self.walk_for, cst.NamedExpr: self.walk_named_expr, cst.Await: self.walk_await,
-            cst.Call: self.walk_call,
+            cst.Call: self.walk_call, cst.CompFor: self.walk_comp_for, cst.ListComp: self.walk_comprehension,
+            cst.SetComp: self.walk_comprehension, cst.GeneratorExp: self.walk_comprehension,
+            cst.DictComp: self.walk_comprehension,
         }
 
     @property
@@ -654,10 +670,26 @@ class BlockingCallWalker:
         self.walk_all(child_nodes(node))
 
     def walk_for(self, node: cst.For) -> None:
-        if self.frames:
-            for name in target_names(node.target):
-                self.scope.bind(name, None)
-        self.walk_all(child_nodes(node))
+        self.walk(node.iter)
+        self._bind_loop_target(node.target, node.iter)
+        self.walk_all([node.target, node.body, node.orelse])
+
+    def walk_comprehension(self, node: cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp) -> None:
+        """The `for` part first: it binds the names the element uses."""
+        self.walk(node.for_in)
+        self.walk_all([node.key, node.value] if isinstance(node, cst.DictComp) else [node.elt])
+
+    def walk_comp_for(self, node: cst.CompFor) -> None:
+        self.walk(node.iter)
+        self._bind_loop_target(node.target, node.iter)
+        self.walk_all([*node.ifs, node.inner_for_in])
+
+    def _bind_loop_target(self, target: cst.BaseExpression, iterable: cst.BaseExpression) -> None:
+        if not self.frames:
+            return
+        item = self.resolver.iterated(iterable, self.scope) if isinstance(target, cst.Name) else None
+        for name in target_names(target):
+            self.scope.bind(name, item)
 
     def walk_named_expr(self, node: cst.NamedExpr) -> None:
         if self.frames and isinstance(node.target, cst.Name):

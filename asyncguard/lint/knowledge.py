@@ -112,6 +112,7 @@ class Knowledge:
     safe: PatternTable
     returns: PatternTable
     attributes: dict[str, str]
+    iterates: dict[str, str]
     aliases: list[tuple[str, str]]
     offloaders: PatternTable = field(default_factory=lambda: PatternTable((p, True) for p in OFFLOADERS))
 
@@ -140,6 +141,10 @@ class Knowledge:
 
     def attribute_type(self, name: str) -> str | None:
         return self.attributes.get(name)
+
+    def item_type(self, name: str) -> str | None:
+        """What iterating the result of calling `name` yields."""
+        return self.iterates.get(name)
 
     def is_offloader(self, name: str) -> bool:
         return self.offloaders.get(name) is not None
@@ -181,6 +186,7 @@ def build_knowledge(
         safe=PatternTable([*((p, True) for p in allowed), *safe]),
         returns=PatternTable(data.get("returns", {}).items()),
         attributes=dict(data.get("attributes", {})),
+        iterates=dict(data.get("iterates", {})),
         aliases=sorted(data.get("aliases", {}).items(), key=lambda kv: -len(kv[0])),
     )
 

@@ -92,16 +92,27 @@ class PatternTable:
                 wildcards.append((pattern, value))
             else:
                 self.exact.setdefault(pattern, value)
-        self.wildcards = [(re.compile(glob_to_regex(p)), v) for p, v in wildcards]
+        self.by_root: dict[str, list[tuple[int, re.Pattern[str], object]]] = {}
+        """Wildcard patterns by their literal first segment (`supabase` of `supabase.SyncBucket.*`), those whose
+        first segment is itself a wildcard under "": a name is tried against its root's few, not all of them."""
+        for order, (pattern, value) in enumerate(wildcards):
+            root = pattern.split(".", 1)[0]
+            key = "" if any(ch in root for ch in "*[") else root
+            self.by_root.setdefault(key, []).append((order, re.compile(glob_to_regex(pattern)), value))
 
     def get(self, name: str) -> object | None:
         found = self.exact.get(name)
         if found is not None:
             return found
-        for regex, value in self.wildcards:
-            if regex.fullmatch(name):
-                return value
-        return None
+        best: tuple[int, object] | None = None  # the first matching pattern in the order they were given
+        for candidates in (self.by_root.get(name.split(".", 1)[0], ()), self.by_root.get("", ())):
+            for order, regex, value in candidates:
+                if best is not None and order > best[0]:
+                    break
+                if regex.fullmatch(name):
+                    best = (order, value)
+                    break
+        return best[1] if best is not None else None
 
 
 @dataclass

@@ -401,3 +401,25 @@ async def sizes():
     ]
 """
     assert reported(text) == expected_findings(text)
+
+
+def test_a_property_is_typed_by_what_it_returns():
+    text = """\
+import httpx
+from functools import cached_property
+
+
+class Gateway:
+    @property
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url="https://gateway.example")
+
+    @cached_property
+    def session(self):
+        return httpx.Client()
+
+    async def charge(self, amount):
+        self.http.post("/charge", json={"amount": amount})  # AG102
+        return self.session.get("/status")  # AG102
+"""
+    assert reported(text) == expected_findings(text)

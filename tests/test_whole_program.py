@@ -117,3 +117,22 @@ def test_a_client_a_method_imports_for_itself_types_the_attribute(tmp_path):
     })
     (finding,) = check(root)
     assert [step["name"] for step in finding.chain] == ["app.storage.Storage.upload", "boto3.Client.put_object"]
+
+
+def test_a_method_inherited_from_a_blocking_third_party_class(tmp_path):
+    """`class ApiSession(requests.Session)`: its `get` is requests' own, unless the class overrides it."""
+    root = write_tree(tmp_path, {
+        "app/__init__.py": "",
+        "app/clients.py": ("import requests\n\n\nclass ApiSession(requests.Session):\n"
+                           "    def fetch(self, path):\n        return self.get('https://api.example' + path)\n\n\n"
+                           "class CachedSession(requests.Session):\n    def get(self, url, **kwargs):\n"
+                           "        return {'cached': url}\n"),
+        "app/routes.py": ("from app.clients import ApiSession, CachedSession\n\n\n"
+                          "async def fetch():\n    return ApiSession().fetch('/x')\n\n\n"
+                          "async def cached():\n    return CachedSession().get('/x')\n"),
+    })
+    (finding,) = check(root)
+    assert finding.line == 5 and finding.via == "AG102"
+    assert [step["name"] for step in finding.chain] == ["app.clients.ApiSession.fetch", "app.clients.ApiSession.get",
+                                                        "requests.Session.get"]
+    assert finding.chain[1]["line"] == 4  # the class that inherits the blocking method

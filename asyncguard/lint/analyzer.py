@@ -16,6 +16,7 @@ from asyncguard.lint.context import FastApiFacts, FunctionFrame
 from asyncguard.lint.files import absolute_module
 from asyncguard.lint.knowledge import BlockingApi, Knowledge
 from asyncguard.lint.positions import spans
+from asyncguard.lint.project import PROPERTY_DECORATORS
 from asyncguard.lint.syntax import (
     child_nodes,
     dotted_name,
@@ -368,6 +369,10 @@ class ModuleIndex:
                     if value is not None:
                         attrs[name] = value
                         class_scope.bind(name, value)
+            elif isinstance(statement, cst.FunctionDef) and is_property(statement):
+                value = self.function_result(f"{path}.{statement.name.value}")  # `self.http` is what it returns
+                if value is not None:
+                    attrs.setdefault(statement.name.value, value)
             elif isinstance(statement, cst.FunctionDef):
                 method_scope = Scope(outer, "function")
                 bind_parameters(statement, method_scope, self.resolver, path)
@@ -522,6 +527,10 @@ def bind_parameters(node: cst.FunctionDef | cst.Lambda, scope: Scope, resolver: 
     for star in (params.star_arg, params.star_kwarg):
         if isinstance(star, cst.Param):
             scope.bind(star.name.value, None)
+
+
+def is_property(node: cst.FunctionDef) -> bool:
+    return any((dotted_name(d.decorator) or "").rsplit(".", 1)[-1] in PROPERTY_DECORATORS for d in node.decorators)
 
 
 def is_staticmethod(node: cst.FunctionDef | cst.Lambda) -> bool:

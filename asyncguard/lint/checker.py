@@ -17,10 +17,10 @@ import libcst as cst
 
 from asyncguard.lint.analyzer import AnalysisResult, analyze
 from asyncguard.lint.files import SourceFile
-from asyncguard.lint.findings import Finding, internal_error, not_checked
+from asyncguard.lint.findings import Finding, internal_error, not_checked, shown_call
 from asyncguard.lint.knowledge import Knowledge, build_knowledge
 from asyncguard.lint.positions import definition_lines
-from asyncguard.lint.program import INDIRECT, ModuleRecord, Program
+from asyncguard.lint.program import INDIRECT, ModuleRecord, Program, inherited_blocking
 from asyncguard.lint.project import Project
 from asyncguard.lint.rule import rules_by_category
 from asyncguard.lint.syntax import dotted_name
@@ -96,12 +96,6 @@ class FileAnalysis:
     function; `written` is the called expression as the source has it (`payments.charge`), or ""."""
 
 
-def shown_call(call: str) -> str:
-    """`requests.get`, `open`, `conn.execute`: a qualified name as a reader writes it."""
-    shown = call.replace("builtins.", "").replace(".__call__", "")
-    return shown[len("<unknown>."):] if shown.startswith("<unknown>.") else shown
-
-
 def check_source(text: str, path: str = "<string>", module: str = "module",
                  knowledge: Knowledge | None = None, enabled: frozenset[str] | None = None,
                  project: Project | None = None) -> list[Finding]:
@@ -111,7 +105,7 @@ def check_source(text: str, path: str = "<string>", module: str = "module",
     record = ModuleRecord(module, path, analysis.summary or {}, analysis.loop_calls)
     prefix = f"{module}."
     indirect = Program(enabled, module_of=lambda name: module if name.startswith(prefix) else None,
-                       load=lambda modules: [])
+                       load=lambda modules: [], inherited=inherited_blocking(knowledge or build_knowledge()))
     indirect.add(record)
     return sorted(analysis.findings + indirect.findings(), key=lambda f: f.sort_key)
 
@@ -165,7 +159,7 @@ def summarize(result: AnalysisResult, module: str, text: str, lines: Sequence[st
     """The sync functions' summaries as plain data (cached with the file); a blocking call under `# noqa` is left
     out, so a suppression in a helper also clears the calls that reach it."""
     by_category = rules_by_category()
-    definitions = definition_lines(text) if result.summaries else {}
+    definitions = definition_lines(text) if result.summaries or result.class_bases else {}
     functions = {}
     for name, (summary, blocking) in result.summaries.items():
         kept = [[shown_call(raw.call), span[0], by_category[raw.api.category].code, raw.api.use]
@@ -174,7 +168,14 @@ def summarize(result: AnalysisResult, module: str, text: str, lines: Sequence[st
         if kept or summary.calls:
             functions[name] = {"line": definitions.get(name[len(module) + 1:], 1), "blocking": kept,
                                "calls": sorted(summary.calls)}
-    return {"functions": functions, "classes": result.class_bases}
+    derived = {}
+    for name, bases in result.class_bases.items():
+        if bases:  # where an inherited third-party method may be called: its line, and the methods it overrides
+            local = name[len(module) + 1:]
+            derived[name] = {"line": definitions.get(local, 1),
+                             "methods": sorted(key[len(local) + 1:] for key in definitions
+                                               if key.startswith(f"{local}.") and "." not in key[len(local) + 1:])}
+    return {"functions": functions, "classes": result.class_bases, "derived": derived}
 
 
 def summarize_source(text: str, module: str, knowledge: Knowledge, project: Project | None = None) -> dict:

@@ -71,3 +71,9 @@ def source_lines(path: str) -> list[str]:
         return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return []
+
+
+def shown_call(call: str) -> str:
+    """`requests.get`, `open`, `conn.execute`: a qualified name as a reader writes it."""
+    shown = call.replace("builtins.", "").replace(".__call__", "")
+    return shown[len("<unknown>."):] if shown.startswith("<unknown>.") else shown

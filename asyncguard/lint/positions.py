@@ -90,7 +90,8 @@ def spans(module: cst.Module, text: str, nodes: Iterable[cst.CSTNode]) -> dict[i
 
 
 def definition_lines(text: str) -> dict[str, int]:
-    """Line of each module-level function and method, by its name in the module (`f`, `Class.method`)."""
+    """Line of each module-level function, class and method, by its name in the module (`f`, `Class`,
+    `Class.method`)."""
     tree = parsed(text)
     if tree is None:
         return {}
@@ -101,6 +102,7 @@ def definition_lines(text: str) -> dict[str, int]:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines.setdefault(prefix + node.name, node.lineno)
             elif isinstance(node, ast.ClassDef):
+                lines.setdefault(prefix + node.name, node.lineno)
                 visit(node.body, f"{prefix}{node.name}.")
             elif isinstance(node, (ast.If, ast.Try, ast.With)):
                 for block in (node.body, getattr(node, "orelse", []), getattr(node, "finalbody", [])):

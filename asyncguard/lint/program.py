@@ -13,12 +13,25 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-from asyncguard.lint.findings import Finding
+from asyncguard.lint.findings import Finding, shown_call
+from asyncguard.lint.knowledge import Knowledge
+from asyncguard.lint.rule import rules_by_category
 
 INDIRECT = "AG800"
 """The code of a call on the loop that blocks through helpers (`asyncguard.lint.rules.ag800_...`)."""
 MAX_BASES = 16
 """Classes searched for an inherited method: enough for real hierarchies, a bound for cyclic or absurd ones."""
+
+
+def inherited_blocking(knowledge: Knowledge) -> Callable[[str], list | None]:
+    """`Program.inherited` from the knowledge base: `[call, code, use]` of a third-party method that blocks."""
+    by_category = rules_by_category()
+
+    def lookup(name: str) -> list | None:
+        api = knowledge.blocking_api(name)
+        return None if api is None else [shown_call(name), by_category[api.category].code, api.use]
+
+    return lookup
 
 
 @dataclass
@@ -40,7 +53,8 @@ class Step:
 class Program:
     def __init__(self, enabled: frozenset[str] | None, module_of: Callable[[str], str | None],
                  load: Callable[[list[str]], list[ModuleRecord | None]],
-                 may_define: Callable[[str], bool] = lambda name: True):
+                 may_define: Callable[[str], bool] = lambda name: True,
+                 inherited: Callable[[str], list | None] = lambda name: None):
         self.enabled = enabled
         self.module_of = module_of
         """The project module a qualified name belongs to, or None."""
@@ -49,9 +63,14 @@ class Program:
         can be summarised in parallel), None for one that cannot be read."""
         self.may_define = may_define
         """False for a name that cannot be a sync function, method or class of its module: nothing to load."""
+        self.inherited = inherited
+        """`[call, code, use]` when a method of a class outside the project blocks (`requests.Session.get`, which
+        a project class deriving from `requests.Session` inherits), else None."""
         self.records: dict[str, ModuleRecord] = {}
         self.functions: dict[str, tuple[ModuleRecord, dict]] = {}
         self.classes: dict[str, list[str]] = {}
+        self.derived: dict[str, tuple[ModuleRecord, dict]] = {}
+        """Project classes with bases: their record, line and the methods they define."""
         self.loaded: set[str] = set()
 
     def add(self, record: ModuleRecord) -> None:
@@ -60,6 +79,7 @@ class Program:
         for name, summary in record.summary.get("functions", {}).items():
             self.functions[name] = (record, summary)
         self.classes.update(record.summary.get("classes", {}))
+        self.derived.update((name, (record, facts)) for name, facts in record.summary.get("derived", {}).items())
 
     def _ensure(self, name: str) -> None:
         self._prefetch([name])
@@ -95,8 +115,23 @@ class Program:
             for current in level:
                 if f"{current}.{attribute}" in self.functions:
                     return f"{current}.{attribute}"
+                if current in self.derived and attribute in self.derived[current][1]["methods"]:
+                    return None  # defined there, and it does not block
+                blocking = None if current in self.classes else self.inherited(f"{current}.{attribute}")
+                if blocking is not None:
+                    return self._inherited_method(class_name, attribute, blocking)
             level = [base for current in level for base in self.classes.get(current, ())]
         return None
+
+    def _inherited_method(self, class_name: str, attribute: str, blocking: list) -> str:
+        """A project class's method that is a blocking one of a third-party base, as a function of the class that
+        makes that call (its chain ends in the base's method)."""
+        name = f"{class_name}.{attribute}"
+        record, facts = self.derived[class_name]
+        line = facts["line"]
+        self.functions[name] = (record, {"line": line, "blocking": [[blocking[0], line, *blocking[1:]]],
+                                         "calls": []})
+        return name
 
     def _blocking_calls(self, summary: dict) -> list[list]:
         return [entry for entry in summary["blocking"] if self.enabled is None or entry[2] in self.enabled]

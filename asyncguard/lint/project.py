@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from asyncguard.lint.knowledge import Knowledge
 
 STANDARD_LIBRARY = frozenset(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
+PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
+"""`@property`, `@functools.cached_property`: reading the attribute calls the method."""
 
 
 def search_roots(modules: Iterable[tuple[str, Path]]) -> list[Path]:
@@ -109,6 +111,7 @@ def outline(text: str, package: str) -> Outline:
             if node.bases:
                 result.derived.add(node.name)
             attributes = result.class_attributes.setdefault(node.name, set())
+            attributes.update(m.name for m in node.body if isinstance(m, ast.FunctionDef) and _is_property(m))
             for member in ast.walk(node):
                 if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)) and _produces(member):
                     result.producers.add(f"{node.name}.{member.name}")
@@ -128,6 +131,11 @@ def _module_level(body: list[ast.stmt]) -> Iterable[ast.stmt]:
                 yield from _module_level(block)
             for handler in getattr(node, "handlers", []):
                 yield from _module_level(handler.body)
+
+
+def _is_property(function: ast.FunctionDef) -> bool:
+    return any((d.id if isinstance(d, ast.Name) else d.attr if isinstance(d, ast.Attribute) else None)
+               in PROPERTY_DECORATORS for d in function.decorator_list)
 
 
 def _produces(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:

@@ -136,3 +136,25 @@ def test_a_method_inherited_from_a_blocking_third_party_class(tmp_path):
     assert [step["name"] for step in finding.chain] == ["app.clients.ApiSession.fetch", "app.clients.ApiSession.get",
                                                         "requests.Session.get"]
     assert finding.chain[1]["line"] == 4  # the class that inherits the blocking method
+
+
+def test_a_declared_return_type_is_read_from_the_outline_without_parsing_the_module(tmp_path):
+    from asyncguard.lint.analyzer import Value
+    from asyncguard.lint.knowledge import build_knowledge
+    from asyncguard.lint.project import Project
+
+    root = write_tree(tmp_path, {
+        "app/__init__.py": "",
+        "app/models/__init__.py": "from .client import Client\n",
+        "app/models/client.py": "class Client:\n    pass\n",
+        "app/db.py": ("from typing import Optional\nfrom sqlalchemy.orm import Session\nfrom app.models import Client\n\n\n"
+                      "def get_session() -> Optional[Session]:\n    ...\n\n\n"
+                      "def client() -> 'Client':\n    ...\n\n\ndef count() -> int:\n    return 1\n"),
+    })
+    modules = {"app.db": root / "app/db.py", "app.models": root / "app/models/__init__.py",
+               "app.models.client": root / "app/models/client.py"}
+    project = Project(modules, build_knowledge())
+    assert project.function_result("app.db.get_session") == Value("sqlalchemy.orm.Session", instance=True)
+    assert project.function_result("app.db.client") == Value("app.models.client.Client", instance=True)
+    assert project.function_result("app.db.count") is None
+    assert "app.db" not in project.indexes  # outlines only: no module was parsed with libcst

@@ -16,7 +16,7 @@ from asyncguard.lint.context import FastApiFacts, FunctionFrame
 from asyncguard.lint.files import absolute_module
 from asyncguard.lint.knowledge import BlockingApi, Knowledge
 from asyncguard.lint.positions import spans
-from asyncguard.lint.project import PROPERTY_DECORATORS
+from asyncguard.lint.project import PROPERTY_DECORATORS, UNINFORMATIVE_ANNOTATIONS, UNWRAPPED_ANNOTATIONS
 from asyncguard.lint.syntax import (
     child_nodes,
     dotted_name,
@@ -30,12 +30,6 @@ if TYPE_CHECKING:
 
 BUILTINS = frozenset({"open", "input"})
 DEPENDS = frozenset({"Depends", "fastapi.Depends", "Security", "fastapi.Security", "fastapi.params.Depends"})
-UNWRAPPED_ANNOTATIONS = frozenset({
-    "Optional", "Annotated", "Union", "Iterator", "Iterable", "Generator", "AsyncIterator", "AsyncIterable",
-    "AsyncGenerator",
-})
-UNINFORMATIVE_ANNOTATIONS = UNWRAPPED_ANNOTATIONS | {"Any", "object", "ContextManager", "AbstractContextManager"}
-"""Return annotations that, unparameterised, name no type a call could be resolved on."""
 UNKNOWN = "<unknown>"
 
 

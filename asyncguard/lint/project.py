@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 STANDARD_LIBRARY = frozenset(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
 PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
 """`@property`, `@functools.cached_property`: reading the attribute calls the method."""
+UNWRAPPED_ANNOTATIONS = frozenset({
+    "Optional", "Annotated", "Union", "Iterator", "Iterable", "Generator", "AsyncIterator", "AsyncIterable",
+    "AsyncGenerator",
+})
+"""Annotations whose first type argument is the type that matters (`Optional[Session]`, `Iterator[Session]`)."""
+UNINFORMATIVE_ANNOTATIONS = UNWRAPPED_ANNOTATIONS | {"Any", "object", "ContextManager", "AbstractContextManager"}
+"""Return annotations that, unparameterised, name no type a call could be resolved on."""
+LITERALS = (ast.Constant, ast.JoinedStr, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Lambda)
 
 
 def search_roots(modules: Iterable[tuple[str, Path]]) -> list[Path]:
@@ -59,6 +67,8 @@ class Outline:
 
     assigned: set[str] = field(default_factory=set)
     """Module-level names bound by an assignment (not by `def`, `class` or `import`)."""
+    constants: set[str] = field(default_factory=set)
+    """Assigned names whose every assignment is a literal: no instance of anything that could block."""
     imported: dict[str, str] = field(default_factory=dict)
     """Module-level names bound by an import, with the qualified name they refer to."""
     star_imports: list[str] = field(default_factory=list)
@@ -67,6 +77,9 @@ class Outline:
     """Attribute names a class declares or sets on `self`."""
     producers: set[str] = field(default_factory=set)
     """Functions and methods (`f`, `Class.m`) with a return annotation or a `return`/`yield` of a value."""
+    returns: dict[str, str] = field(default_factory=dict)
+    """The dotted name a function's or method's return annotation declares (`Session` of `-> Optional[Session]`),
+    "" for one that names nothing a call resolves on (`-> dict[str, int]`); absent without an annotation."""
     sync_functions: set[str] = field(default_factory=set)
     """Module-level `def`s (not `async def`): what the whole-program pass may summarise."""
     sync_methods: dict[str, set[str]] = field(default_factory=dict)
@@ -86,10 +99,14 @@ def outline(text: str, package: str) -> Outline:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return result
+    not_constant: set[str] = set()
     for node in _module_level(tree.body):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            result.assigned.update(t.id for t in targets if isinstance(t, ast.Name))
+            names = {t.id for t in targets if isinstance(t, ast.Name)}
+            result.assigned.update(names)
+            if not isinstance(node.value, LITERALS) or isinstance(node, ast.AnnAssign):
+                not_constant.update(names)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 bound = alias.asname or alias.name.split(".")[0]
@@ -104,6 +121,8 @@ def outline(text: str, package: str) -> Outline:
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if _produces(node):
                 result.producers.add(node.name)
+            if node.returns is not None:
+                result.returns[node.name] = annotation_name(node.returns)
             if isinstance(node, ast.FunctionDef):
                 result.sync_functions.add(node.name)
         elif isinstance(node, ast.ClassDef):
@@ -115,12 +134,42 @@ def outline(text: str, package: str) -> Outline:
             for member in ast.walk(node):
                 if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)) and _produces(member):
                     result.producers.add(f"{node.name}.{member.name}")
+                    if member.returns is not None:
+                        result.returns[f"{node.name}.{member.name}"] = annotation_name(member.returns)
                 elif isinstance(member, ast.Attribute) and isinstance(member.ctx, ast.Store):
                     attributes.add(member.attr)
                 elif isinstance(member, (ast.AnnAssign, ast.Assign)):
                     targets = member.targets if isinstance(member, ast.Assign) else [member.target]
                     attributes.update(t.id for t in targets if isinstance(t, ast.Name))
+    result.constants = result.assigned - not_constant
     return result
+
+
+def annotation_name(node: ast.expr) -> str:
+    """The dotted name an annotation declares, unwrapped as the analyzer unwraps it (`Optional[X]`, `X | None`,
+    `Annotated[X, ...]`, `Iterator[X]`, strings); "" when it names no single class."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:
+            node = ast.parse(node.value, mode="eval").body
+        except (SyntaxError, ValueError, RecursionError):
+            return ""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return annotation_name(node.left) or annotation_name(node.right)
+    if isinstance(node, ast.Subscript):
+        if _dotted(node.value).rsplit(".", 1)[-1] not in UNWRAPPED_ANNOTATIONS:
+            return ""
+        elements = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        return next((found for element in elements if (found := annotation_name(element))), "")
+    return _dotted(node)
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else ""
+    return ""
 
 
 def _module_level(body: list[ast.stmt]) -> Iterable[ast.stmt]:
@@ -177,6 +226,8 @@ class Project:
             return Value(self.knowledge.canonical(found.imported[rest[0]]))
         if rest[0] not in found.assigned:
             return self.star_binding(found.star_imports, rest[0]) if not found.binds(rest[0]) else None
+        if rest[0] in found.constants:
+            return None
         index = self._load(module)
         return index.scope.names.get(rest[0]) if index is not None else None
 
@@ -202,12 +253,42 @@ class Project:
         return attributes.get(attribute) if attributes else None
 
     def function_result(self, path: str) -> Value | None:
-        """What a project function or method defined in another module returns."""
+        """What a project function or method defined in another module returns: read from its outline where the
+        return annotation names a class (most typed code), from its parsed body otherwise."""
         module, rest = self._split(path)
         if module is None or ".".join(rest) not in self._outline(module).producers:
             return None
+        declared = self._declared_return(module, ".".join(rest))
+        if declared is not None:
+            from asyncguard.lint.analyzer import Value
+
+            return Value(declared, instance=True) if declared else None
         index = self._load(module)
         return index.function_result(path) if index is not None and path in index.functions else None
+
+    def _declared_return(self, module: str, local: str) -> str | None:
+        """The class a return annotation names, resolved in its module's namespace (re-exports followed); "" for
+        an annotation that names none; None where the module must be parsed to know (no annotation, a bare
+        `-> Generator` whose yields tell, a name the module assigns)."""
+        found = self._outline(module)
+        declared = found.returns.get(local)
+        if declared is None or declared.rsplit(".", 1)[-1] in UNINFORMATIVE_ANNOTATIONS:
+            return None
+        first, _, rest = declared.partition(".")
+        if first in found.imported:
+            path = found.imported[first] + (f".{rest}" if rest else "")
+        elif first in found.sync_methods:  # a class of the module itself
+            path = f"{module}.{declared}"
+        elif first in found.assigned:  # a type alias: its value tells
+            return None
+        else:
+            return ""  # a builtin (`str`, `dict`) or a name the module does not bind
+        for _ in range(4):  # a class re-exported by a package's `__init__`
+            alias = self.lookup(path) if self.module_of(path) is not None else None
+            if alias is None or alias.instance or alias.path == path:
+                break
+            path = alias.path
+        return self.knowledge.canonical(path)
 
     # -- modules ---------------------------------------------------------------------------------------------------
     def module_of(self, path: str) -> str | None:

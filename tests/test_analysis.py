@@ -423,3 +423,9 @@ class Gateway:
         return self.session.get("/status")  # AG102
 """
     assert reported(text) == expected_findings(text)
+
+
+def test_a_subscripted_client_reads_as_written():
+    (finding,) = check_source("from pymongo import MongoClient\ndb = MongoClient()['app']\n\n\n"
+                              "async def user(email):\n    return db.users.find_one({'email': email})\n")
+    assert finding.code == "AG106" and finding.call == "pymongo.MongoClient[...].users.find_one"

@@ -74,6 +74,7 @@ def source_lines(path: str) -> list[str]:
 
 
 def shown_call(call: str) -> str:
-    """`requests.get`, `open`, `conn.execute`: a qualified name as a reader writes it."""
-    shown = call.replace("builtins.", "").replace(".__call__", "")
+    """`requests.get`, `open`, `conn.execute`, `pymongo.MongoClient[...].users.find_one`: a qualified name as a
+    reader writes it."""
+    shown = call.replace("builtins.", "").replace(".__call__", "").replace(".__getitem__", "[...]")
     return shown[len("<unknown>."):] if shown.startswith("<unknown>.") else shown

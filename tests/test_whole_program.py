@@ -158,3 +158,24 @@ def test_a_declared_return_type_is_read_from_the_outline_without_parsing_the_mod
     assert project.function_result("app.db.client") == Value("app.models.client.Client", instance=True)
     assert project.function_result("app.db.count") is None
     assert "app.db" not in project.indexes  # outlines only: no module was parsed with libcst
+
+
+def test_a_helper_blocks_through_what_it_calls_on_an_argument_of_a_known_type(tmp_path):
+    """`def get_user(db, user_id)` has no annotation: the caller's `db: Session` decides, by position or keyword,
+    for functions and for methods (whose `self` is not passed)."""
+    root = write_tree(tmp_path, {
+        "app/__init__.py": "",
+        "app/crud.py": ("def get_user(db, user_id):\n    return db.query(User).filter(User.id == user_id).first()\n\n\n"
+                        "def rename(user, name):\n    user.name = name.title()\n\n\n"
+                        "class Repo:\n    def find(self, conn, key):\n"
+                        "        return conn.execute('select 1 where k = ?', (key,)).fetchone()\n"),
+        "app/routes.py": ("import sqlite3\nfrom sqlalchemy.orm import Session\nfrom app import crud\n\n\n"
+                          "async def by_position(db: Session, user_id):\n    return crud.get_user(db, user_id)\n\n\n"
+                          "async def by_keyword(db: Session):\n    return crud.get_user(user_id=1, db=db)\n\n\n"
+                          "async def unknown(db, user_id):\n    return crud.get_user(db, user_id)\n\n\n"
+                          "async def plain(db: Session):\n    crud.rename(db, 'x')\n\n\n"
+                          "async def method(conn: sqlite3.Connection):\n    return crud.Repo().find(conn, 'a')\n"),
+    })
+    found = {(f.line, f.chain[-1]["name"], f.via) for f in check(root)}
+    assert found == {(7, "sqlalchemy.orm.Query.first", "AG106"), (11, "sqlalchemy.orm.Query.first", "AG106"),
+                     (23, "sqlite3.Connection.execute", "AG106")}

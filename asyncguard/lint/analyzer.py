@@ -65,6 +65,11 @@ class FunctionSummary:
 
     blocking: list[RawFinding] = field(default_factory=list)
     calls: set[str] = field(default_factory=set)
+    parameters: list[str] = field(default_factory=list)
+    """Its parameters in the order callers pass them (`self`/`cls` of a method left out)."""
+    parameter_calls: list[tuple[str, tuple[tuple[str, bool], ...], cst.Call]] = field(default_factory=list)
+    """Calls on a parameter of unknown type (`db.query(User).first()` with `def get_user(db, ...)`): the parameter
+    and the attribute steps from it, each marked whether it is called; a caller that passes a known type decides."""
 
 
 @dataclass
@@ -74,6 +79,8 @@ class LoopCall:
     node: cst.Call
     callee: str
     frame: FunctionFrame
+    arguments: dict[str, str] = field(default_factory=dict)
+    """The known instance types of its arguments, by position (`"0"`) or keyword."""
 
 
 class Scope:
@@ -555,6 +562,8 @@ class BlockingCallWalker:
         self.summaries: dict[str, FunctionSummary] = {}
         self.loop_calls: list[LoopCall] = []
         self.class_bases: dict[str, list[str]] = {}
+        self.parameters: dict[str, list[str]] = {}
+        """Parameters of each summarised function, as callers pass them."""
         self.handlers = {
             cst.FunctionDef: self.walk_function, cst.Lambda: self.walk_lambda, cst.ClassDef: self.walk_class,
             cst.If: self.walk_if, cst.SimpleStatementLine: self.walk_simple_statement, cst.With: self.walk_with,
@@ -612,6 +621,8 @@ class BlockingCallWalker:
         frame = FunctionFrame(node=node, name=node.name.value, is_async=node.asynchronous is not None,
                               class_path=enclosing_class, parent=self.frame, on_loop=self._runs_on_loop(node),
                               owner=self._summary_owner(node, enclosing_class))
+        if frame.owner is not None and (frame.parent is None or frame.parent.owner != frame.owner):
+            self.parameters[frame.owner] = passed_parameters(node, enclosing_class)
         scope = Scope(self.scope, "function")
         bind_parameters(node, scope, self.resolver, enclosing_class)
         self.frames.append(frame)
@@ -727,9 +738,39 @@ class BlockingCallWalker:
         elif (api is None and self.whole_program and self.resolver.in_project(callee)
               and not self.knowledge.is_allowed(callee)):
             if frame.on_loop:
-                self.loop_calls.append(LoopCall(node, callee, frame))
+                self.loop_calls.append(LoopCall(node, callee, frame, self._argument_types(node)))
             else:
-                self.summaries.setdefault(frame.owner, FunctionSummary()).calls.add(callee)
+                self._summary(frame).calls.add(callee)
+        elif api is None and self.whole_program and not frame.on_loop and callee.startswith(f"{UNKNOWN}."):
+            self._note_parameter_call(node, frame)
+
+    def _argument_types(self, node: cst.Call) -> dict[str, str]:
+        types = {}
+        for position, arg in enumerate(a for a in node.args if a.keyword is None and not a.star):
+            value = self.resolver.infer(arg.value, self.scope)
+            if value is not None and value.instance:
+                types[str(position)] = value.path
+        for arg in node.args:
+            value = self.resolver.infer(arg.value, self.scope) if arg.keyword is not None else None
+            if value is not None and value.instance:
+                types[arg.keyword.value] = value.path
+        return types
+
+    def _note_parameter_call(self, node: cst.Call, frame: FunctionFrame) -> None:
+        """`db.query(User).first()` on an unannotated parameter of the summarised function itself."""
+        steps = attribute_steps(node)
+        if steps is None or frame.parent is not None and frame.parent.owner == frame.owner:
+            return  # not on a name, or in a nested function (its parameters are not the summary's)
+        root, path = steps
+        summary = self._summary(frame)
+        if root in summary.parameters and self.scope.lookup(root) is None:
+            summary.parameter_calls.append((root, path, node))
+
+    def _summary(self, frame: FunctionFrame) -> FunctionSummary:
+        """The summary of the function a frame's calls go into, its parameters noted when it is first made."""
+        if frame.owner not in self.summaries:
+            self.summaries[frame.owner] = FunctionSummary(parameters=self.parameters.get(frame.owner, []))
+        return self.summaries[frame.owner]
 
     def first_calls_of_chains(self) -> list[RawFinding]:
         """`conn.execute(q).fetchone()` is one blocking statement: keep the first call of a chain only."""
@@ -753,7 +794,30 @@ class BlockingCallWalker:
         if raw.frame.on_loop:
             self.findings.append(raw)
         else:
-            self.summaries.setdefault(raw.frame.owner, FunctionSummary()).blocking.append(raw)
+            self._summary(raw.frame).blocking.append(raw)
+
+
+def attribute_steps(call: cst.Call) -> tuple[str, tuple[tuple[str, bool], ...]] | None:
+    """`db.session.query(User).first()` → `("db", (("session", False), ("query", True), ("first", True)))`."""
+    steps: list[tuple[str, bool]] = []
+    node: cst.BaseExpression = call
+    called = False
+    while True:
+        if isinstance(node, cst.Call):
+            node, called = node.func, True
+        elif isinstance(node, cst.Attribute):
+            steps.append((node.attr.value, called))
+            node, called = node.value, False
+        elif isinstance(node, cst.Name) and steps:
+            return node.value, tuple(reversed(steps))
+        else:
+            return None
+
+
+def passed_parameters(node: cst.FunctionDef, class_path: str | None) -> list[str]:
+    """Parameter names in the order a call passes arguments: a method's `self` or `cls` is bound, not passed."""
+    names = [p.name.value for p in [*node.params.posonly_params, *node.params.params, *node.params.kwonly_params]]
+    return names[1:] if class_path is not None and not is_staticmethod(node) and names else names
 
 
 def receiver_calls(node: cst.CSTNode) -> Iterator[cst.Call]:
@@ -802,6 +866,8 @@ class AnalysisResult:
     """Each sync function's summary, with the positions of its blocking calls."""
     loop_calls: list[tuple[LoopCall, tuple[int, int, int, int]]] = field(default_factory=list)
     class_bases: dict[str, list[str]] = field(default_factory=dict)
+    parameter_lines: dict[int, int] = field(default_factory=dict)
+    """Line of each call on a parameter of unknown type, by the call node's id."""
 
 
 def analyze(module: cst.Module, module_name: str, knowledge: Knowledge, project: "Project | None" = None,
@@ -820,11 +886,14 @@ def analyze(module: cst.Module, module_name: str, knowledge: Knowledge, project:
     summaries = walker.summaries
     nodes = [raw.node for raw in findings] + [call.node for call in walker.loop_calls]
     nodes += [raw.node for summary in summaries.values() for raw in summary.blocking]
+    nodes += [call for summary in summaries.values() for _, _, call in summary.parameter_calls]
     located = spans(module, text if text is not None else module.code, nodes)
     return AnalysisResult(
         findings=[(raw, located[id(raw.node)]) for raw in findings], facts=facts,
         summaries={name: (summary, [(raw, located[id(raw.node)]) for raw in summary.blocking])
                    for name, summary in summaries.items()},
+        parameter_lines={id(call): located[id(call)][0] for summary in summaries.values()
+                         for _, _, call in summary.parameter_calls},
         loop_calls=[(call, located[id(call.node)]) for call in walker.loop_calls],
         class_bases=walker.class_bases,
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 from asyncguard import __version__
 
 CACHE_DIR = ".asyncguard_cache"
-CACHE_FORMAT = 7
+CACHE_FORMAT = 8
 """Version 2 added each file's summary and calls on the loop (the whole-program pass)."""
 
 

@@ -20,7 +20,7 @@ from asyncguard.lint.files import SourceFile
 from asyncguard.lint.findings import Finding, internal_error, not_checked, shown_call
 from asyncguard.lint.knowledge import Knowledge, build_knowledge
 from asyncguard.lint.positions import definition_lines
-from asyncguard.lint.program import INDIRECT, ModuleRecord, Program, inherited_blocking
+from asyncguard.lint.program import INDIRECT, LibraryCalls, ModuleRecord, Program
 from asyncguard.lint.project import Project
 from asyncguard.lint.rule import rules_by_category
 from asyncguard.lint.syntax import dotted_name
@@ -92,8 +92,9 @@ class FileAnalysis:
     """`{"functions": {qualified name: {"line", "blocking", "calls"}}, "classes": {name: [bases]}}`; None when the
     file was not analysed (no `async` in it: only its syntax was checked)."""
     loop_calls: list[list] = field(default_factory=list)
-    """`[callee, line, column, end line, end column, context, written]` of every call on the loop of a project
-    function; `written` is the called expression as the source has it (`payments.charge`), or ""."""
+    """`[callee, line, column, end line, end column, context, written, arguments]` of every call on the loop of a
+    project function; `written` is the called expression as the source has it (`payments.charge`), or "";
+    `arguments` the known instance types of its arguments by position or keyword."""
 
 
 def check_source(text: str, path: str = "<string>", module: str = "module",
@@ -105,7 +106,7 @@ def check_source(text: str, path: str = "<string>", module: str = "module",
     record = ModuleRecord(module, path, analysis.summary or {}, analysis.loop_calls)
     prefix = f"{module}."
     indirect = Program(enabled, module_of=lambda name: module if name.startswith(prefix) else None,
-                       load=lambda modules: [], inherited=inherited_blocking(knowledge or build_knowledge()))
+                       load=lambda modules: [], library=LibraryCalls(knowledge or build_knowledge()))
     indirect.add(record)
     return sorted(analysis.findings + indirect.findings(), key=lambda f: f.sort_key)
 
@@ -149,7 +150,7 @@ def analyse_source(text: str, path: str = "<string>", module: str = "module",
         if not is_suppressed(finding, lines):
             findings.append(finding)
     loop_calls = [[call.callee, *span, result.facts.describe(call.frame).removeprefix("in "),
-                   dotted_name(call.node.func) or ""]
+                   dotted_name(call.node.func) or "", call.arguments]
                   for call, span in result.loop_calls if not line_suppresses(lines, span[0], INDIRECT)]
     return FileAnalysis(sorted(findings, key=lambda f: f.sort_key), summarize(result, module, text, lines),
                         loop_calls)
@@ -165,9 +166,14 @@ def summarize(result: AnalysisResult, module: str, text: str, lines: Sequence[st
         kept = [[shown_call(raw.call), span[0], by_category[raw.api.category].code, raw.api.use]
                 for raw, span in sorted(blocking, key=lambda located: located[1])  # the first in the source first
                 if not line_suppresses(lines, span[0], by_category[raw.api.category].code)]
-        if kept or summary.calls:
+        on_parameters = sorted({(parameter, result.parameter_lines[id(call)], steps)
+                                for parameter, steps, call in summary.parameter_calls})
+        if kept or summary.calls or on_parameters:
             functions[name] = {"line": definitions.get(name[len(module) + 1:], 1), "blocking": kept,
                                "calls": sorted(summary.calls)}
+            if on_parameters:
+                functions[name].update(parameters=summary.parameters, parameter_calls=[
+                    [parameter, line, [list(step) for step in steps]] for parameter, line, steps in on_parameters])
     derived = {}
     for name, bases in result.class_bases.items():
         if bases:  # where an inherited third-party method may be called: its line, and the methods it overrides

@@ -23,15 +23,38 @@ MAX_BASES = 16
 """Classes searched for an inherited method: enough for real hierarchies, a bound for cyclic or absurd ones."""
 
 
-def inherited_blocking(knowledge: Knowledge) -> Callable[[str], list | None]:
-    """`Program.inherited` from the knowledge base: `[call, code, use]` of a third-party method that blocks."""
-    by_category = rules_by_category()
+class LibraryCalls:
+    """What the knowledge base says of the third-party calls the pass meets: a blocking method a project class
+    inherits, and what a helper's calls on an argument become once the caller's argument type is known."""
 
-    def lookup(name: str) -> list | None:
-        api = knowledge.blocking_api(name)
-        return None if api is None else [shown_call(name), by_category[api.category].code, api.use]
+    def __init__(self, knowledge: Knowledge):
+        self.knowledge = knowledge
+        self.codes = {category: rule.code for category, rule in rules_by_category().items()}
 
-    return lookup
+    def blocking(self, name: str) -> list | None:
+        """`[call, code, use]` when calling `name` blocks."""
+        api = self.knowledge.blocking_api(name)
+        return None if api is None else [shown_call(name), self.codes[api.category], api.use]
+
+    def through(self, instance: str, steps: list) -> list | None:
+        """`[call, code, use]` of the first blocking call along `steps` (`[attribute, called]` pairs) from an
+        instance of `instance`, resolved as the analyzer resolves them (attribute types, result types)."""
+        path, is_instance = instance, True
+        for attribute, called in steps:
+            name = self.knowledge.canonical(f"{path}.{attribute}")
+            typed = self.knowledge.attribute_type(name) if is_instance else None
+            path, is_instance = (typed, True) if typed else (name, False)
+            if not called:
+                continue
+            callee = f"{path}.__call__" if is_instance else path
+            found = self.blocking(callee)
+            if found is not None:
+                return found
+            returned = self.knowledge.result_type(callee)
+            if returned is None:
+                return None
+            path, is_instance = self.knowledge.canonical(returned), True
+        return None
 
 
 @dataclass
@@ -53,8 +76,7 @@ class Step:
 class Program:
     def __init__(self, enabled: frozenset[str] | None, module_of: Callable[[str], str | None],
                  load: Callable[[list[str]], list[ModuleRecord | None]],
-                 may_define: Callable[[str], bool] = lambda name: True,
-                 inherited: Callable[[str], list | None] = lambda name: None):
+                 may_define: Callable[[str], bool] = lambda name: True, library: LibraryCalls | None = None):
         self.enabled = enabled
         self.module_of = module_of
         """The project module a qualified name belongs to, or None."""
@@ -63,9 +85,9 @@ class Program:
         can be summarised in parallel), None for one that cannot be read."""
         self.may_define = may_define
         """False for a name that cannot be a sync function, method or class of its module: nothing to load."""
-        self.inherited = inherited
-        """`[call, code, use]` when a method of a class outside the project blocks (`requests.Session.get`, which
-        a project class deriving from `requests.Session` inherits), else None."""
+        self.library = library
+        """Third-party methods a project class inherits (`requests.Session.get`) and calls on arguments of a known
+        type; without it neither is followed."""
         self.records: dict[str, ModuleRecord] = {}
         self.functions: dict[str, tuple[ModuleRecord, dict]] = {}
         self.classes: dict[str, list[str]] = {}
@@ -117,7 +139,8 @@ class Program:
                     return f"{current}.{attribute}"
                 if current in self.derived and attribute in self.derived[current][1]["methods"]:
                     return None  # defined there, and it does not block
-                blocking = None if current in self.classes else self.inherited(f"{current}.{attribute}")
+                blocking = None if current in self.classes or self.library is None else \
+                    self.library.blocking(f"{current}.{attribute}")
                 if blocking is not None:
                     return self._inherited_method(class_name, attribute, blocking)
             level = [base for current in level for base in self.classes.get(current, ())]
@@ -186,12 +209,12 @@ class Program:
         calls = [(record, call, self.resolve(call[0])) for record in records for call in record.loop_calls]
         chains = self.chains({target for _, _, target in calls if target is not None})
         found = []
-        for record, (callee, line, column, end_line, end_column, context, written), target in calls:
-            chain = chains.get(target) if target is not None else None
-            if chain is None:
+        for record, (callee, line, column, end_line, end_column, context, written, arguments), target in calls:
+            evidence = self._evidence(target, chains, arguments)
+            if evidence is None:
                 continue
+            chain, code, use = evidence
             final_call, final_path, final_line = chain[-1].name, chain[-1].path, chain[-1].line
-            _, _, code, use = self._blocking_calls(self.functions[chain[-2].name][1])[0]
             names = [self.short(step.name) for step in chain[:-1]] + [final_call]
             shown = self.short(callee)  # as called: `LocalStorage.save`, `ReportBuilder`
             found.append(Finding(
@@ -206,6 +229,30 @@ class Program:
                 via=code,
             ))
         return found
+
+    def _evidence(self, target: str | None, chains: dict[str, list[Step]], arguments: dict[str, str]
+                  ) -> tuple[list[Step], str, str] | None:
+        """The chain by which calling `target` blocks, with the rule and advice of its last call: through its
+        callees, or through what it calls on an argument whose type the caller knows (`get_user(db, 1)` with
+        `db: Session`, where `def get_user(db, user_id): return db.query(User).first()`)."""
+        if target is None:
+            return None
+        if target in chains:
+            chain = chains[target]
+            _, _, code, use = self._blocking_calls(self.functions[chain[-2].name][1])[0]
+            return chain, code, use
+        if self.library is None or not arguments or target not in self.functions:
+            return None
+        record, summary = self.functions[target]
+        parameters = summary.get("parameters", [])
+        passed = {parameters[int(key)] if key.isdigit() and int(key) < len(parameters) else key: instance
+                  for key, instance in arguments.items()}
+        for parameter, line, steps in summary.get("parameter_calls", []):
+            blocking = self.library.through(passed[parameter], steps) if parameter in passed else None
+            if blocking is not None and (self.enabled is None or blocking[1] in self.enabled):
+                return [Step(target, record.path, summary["line"]), Step(blocking[0], record.path, line)], \
+                    blocking[1], blocking[2]
+        return None
 
     def short(self, name: str) -> str:
         """A name in its module: `list_price`, `BillingClient.charge`."""

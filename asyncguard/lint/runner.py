@@ -18,7 +18,7 @@ from asyncguard.lint.cache import FindingsCache, digest
 from asyncguard.lint.config import Settings
 from asyncguard.lint.files import SourceFile
 from asyncguard.lint.findings import Finding, not_checked
-from asyncguard.lint.program import INDIRECT, ModuleRecord, Program, inherited_blocking
+from asyncguard.lint.program import INDIRECT, LibraryCalls, ModuleRecord, Program
 from asyncguard.lint.project import layout
 
 PARALLEL_THRESHOLD = 24
@@ -175,7 +175,7 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
             return entry is not None and entry.summary is not None or project.may_define(name)
 
         program = Program(enabled, module_of=project.defining_module, load=load, may_define=worth_loading,
-                          inherited=inherited_blocking(_worker_state["knowledge"]))
+                          library=LibraryCalls(_worker_state["knowledge"]))
         for record in records:
             program.add(record)
         return program.findings()

@@ -3,8 +3,10 @@ from asyncguard.lint.rule import Rule
 
 class BlockingCallThroughHelpers(Rule):
     """Finds calls on the event loop of the project's own sync functions that block: directly or through any
-    number of further calls, in the same module or others, through methods, constructors and inherited methods.
-    The message and the JSON `chain` show the way to the blocking call, shortest first.
+    number of further calls, in the same module or others, through methods, constructors and inherited methods,
+    and through what a helper calls on an argument the caller passes (`get_user(db, 1)` with `db: Session`, where
+    `def get_user(db, user_id)` runs `db.query(...).first()`). The message and the JSON `chain` show the way to
+    the blocking call, shortest first.
 
     A chain counts when its blocking call's own rule is selected (ignore AG104 and file I/O reached through
     helpers is ignored too). A `# noqa` on the blocking call inside the helper clears every chain through it;
@@ -56,6 +58,22 @@ async def handler():
     stock = Inventory()  # AG800
     Inventory.reserve("sku-1")  # AG800
 """,
+        """\
+from fastapi import Depends, FastAPI
+from sqlalchemy.orm import Session
+
+app = FastAPI()
+
+def get_db():
+    ...
+
+def get_user(db, user_id):  # no annotation: the caller's `db` tells what it is
+    return db.query(User).filter(User.id == user_id).first()
+
+@app.get("/users/{user_id}")
+async def read_user(user_id: int, db: Session = Depends(get_db)):
+    return get_user(db, user_id)  # AG800
+""",
     ]
     accepted = [
         """\
@@ -79,5 +97,22 @@ def pay(order: int):  # a plain def: FastAPI runs it in its threadpool
 
 async def later(tasks, order):
     tasks.add_task(charge, order)  # a background task, after the response
+""",
+        """\
+from fastapi import Depends, FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+app = FastAPI()
+
+def get_db():
+    ...
+
+def display_name(user):
+    return user.name.title()
+
+@app.get("/users/{user_id}")
+async def read_user(user_id: int, db: AsyncSession = Depends(get_db)):
+    user = await db.get(User, user_id)
+    return display_name(user)  # attribute reads only
 """,
     ]

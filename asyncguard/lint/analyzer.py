@@ -93,26 +93,24 @@ class Scope:
         self.class_path = class_path
 
     def lookup(self, name: str) -> Value | None:
-        scope: Scope | None = self
-        first = True
-        while scope is not None:
-            if (first or scope.kind != "class") and name in scope.names:
-                return scope.names[name]
-            first = False
-            scope = scope.parent
+        scope = self.binder(name)
+        if scope is not None:
+            return scope.names[name]
         return Value(f"builtins.{name}") if name in BUILTINS else None
 
     def bind(self, name: str, value: Value | None) -> None:
         self.names[name] = value
 
-    def binds(self, name: str) -> bool:
-        """Whether any enclosing scope binds `name`, to a known value or not."""
+    def binder(self, name: str) -> "Scope | None":
+        """The scope whose binding of `name` (to a known value or not) is seen from here."""
         scope: Scope | None = self
+        first = True
         while scope is not None:
-            if name in scope.names:
-                return True
+            if (first or scope.kind != "class") and name in scope.names:
+                return scope
+            first = False
             scope = scope.parent
-        return False
+        return None
 
 
 def is_main_guard(node: cst.If) -> bool:
@@ -164,7 +162,7 @@ class Resolver:
         if isinstance(node, cst.Name):
             found = scope.lookup(node.value)
             if found is None and self.home.star_imports and self.project is not None and \
-                    not scope.binds(node.value):
+                    scope.binder(node.value) is None:
                 found = self.project.star_binding(self.home.star_imports, node.value)
             return self.through_project(found)
         if isinstance(node, cst.Attribute):
@@ -175,9 +173,8 @@ class Resolver:
                 own = self.instance_attribute(base.path, node.attr.value)
                 if own is not None:
                     return own
-            name = self.knowledge.canonical(f"{base.path}.{node.attr.value}")
-            typed = self.knowledge.attribute_type(name) if base.instance else None
-            return Value(typed, instance=True) if typed else self.through_project(Value(name))
+            path, instance = self.knowledge.member(base.path, base.instance, node.attr.value)
+            return Value(path, instance=True) if instance else self.through_project(Value(path))
         if isinstance(node, cst.Call):
             return self.call_result(node, scope)
         if isinstance(node, cst.Subscript):
@@ -205,7 +202,7 @@ class Resolver:
             if isinstance(call.func, cst.Attribute):
                 return f"{UNKNOWN}.{call.func.attr.value}"
             return None
-        return f"{value.path}.__call__" if value.instance else value.path
+        return self.knowledge.invoked(value.path, value.instance)
 
     def call_result(self, call: cst.Call, scope: Scope) -> Value | None:
         value = self.infer(call.func, scope)
@@ -213,10 +210,9 @@ class Resolver:
 
     def result_of(self, value: Value) -> Value | None:
         """What calling `value` produces: a known return type, a class's instance, a project function's result."""
-        name = f"{value.path}.__call__" if value.instance else value.path
-        returned = self.knowledge.result_type(name)
+        returned = self.knowledge.returned(self.knowledge.invoked(value.path, value.instance))
         if returned is not None:
-            return Value(self.knowledge.canonical(returned), instance=True)
+            return Value(returned, instance=True)
         if value.instance:
             return None
         produced = self.function_result(value.path)
@@ -745,15 +741,15 @@ class BlockingCallWalker:
             self._note_parameter_call(node, frame)
 
     def _argument_types(self, node: cst.Call) -> dict[str, str]:
-        types = {}
-        for position, arg in enumerate(a for a in node.args if a.keyword is None and not a.star):
+        types, position = {}, 0
+        for arg in node.args:
+            if arg.star:
+                continue
+            key = arg.keyword.value if arg.keyword is not None else str(position)
+            position += arg.keyword is None
             value = self.resolver.infer(arg.value, self.scope)
             if value is not None and value.instance:
-                types[str(position)] = value.path
-        for arg in node.args:
-            value = self.resolver.infer(arg.value, self.scope) if arg.keyword is not None else None
-            if value is not None and value.instance:
-                types[arg.keyword.value] = value.path
+                types[key] = value.path
         return types
 
     def _note_parameter_call(self, node: cst.Call, frame: FunctionFrame) -> None:

@@ -174,13 +174,15 @@ def summarize(result: AnalysisResult, module: str, text: str, lines: Sequence[st
             if on_parameters:
                 functions[name].update(parameters=summary.parameters, parameter_calls=[
                     [parameter, line, [list(step) for step in steps]] for parameter, line, steps in on_parameters])
+    methods: dict[str, list[str]] = {}
+    for key in definitions:
+        owner, _, method = key.rpartition(".")
+        methods.setdefault(owner, []).append(method)
     derived = {}
     for name, bases in result.class_bases.items():
         if bases:  # where an inherited third-party method may be called: its line, and the methods it overrides
             local = name[len(module) + 1:]
-            derived[name] = {"line": definitions.get(local, 1),
-                             "methods": sorted(key[len(local) + 1:] for key in definitions
-                                               if key.startswith(f"{local}.") and "." not in key[len(local) + 1:])}
+            derived[name] = {"line": definitions.get(local, 1), "methods": sorted(methods.get(local, []))}
     return {"functions": functions, "classes": result.class_bases, "derived": derived}
 
 

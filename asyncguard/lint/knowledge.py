@@ -153,6 +153,23 @@ class Knowledge:
     def attribute_type(self, name: str) -> str | None:
         return self.attributes.get(name)
 
+    def member(self, path: str, instance: bool, attribute: str) -> tuple[str, bool]:
+        """`obj.attribute` on a library object: the attribute's declared type (an instance), else the longer name
+        (`pymongo.MongoClient.db.users`), with whether it is an instance."""
+        name = self.canonical(f"{path}.{attribute}")
+        typed = self.attribute_type(name) if instance else None
+        return (typed, True) if typed else (name, False)
+
+    @staticmethod
+    def invoked(path: str, instance: bool) -> str:
+        """The name a call of the object invokes: `Class.__call__` for an instance."""
+        return f"{path}.__call__" if instance else path
+
+    def returned(self, callee: str) -> str | None:
+        """The instance type a call of `callee` produces, where the knowledge base gives one."""
+        found = self.result_type(callee)
+        return self.canonical(found) if found is not None else None
+
     def item_type(self, name: str) -> str | None:
         """What iterating the result of calling `name` yields."""
         return self.iterates.get(name)

@@ -41,19 +41,17 @@ class LibraryCalls:
         instance of `instance`, resolved as the analyzer resolves them (attribute types, result types)."""
         path, is_instance = instance, True
         for attribute, called in steps:
-            name = self.knowledge.canonical(f"{path}.{attribute}")
-            typed = self.knowledge.attribute_type(name) if is_instance else None
-            path, is_instance = (typed, True) if typed else (name, False)
+            path, is_instance = self.knowledge.member(path, is_instance, attribute)
             if not called:
                 continue
-            callee = f"{path}.__call__" if is_instance else path
+            callee = self.knowledge.invoked(path, is_instance)
             found = self.blocking(callee)
             if found is not None:
                 return found
-            returned = self.knowledge.result_type(callee)
+            returned = self.knowledge.returned(callee)
             if returned is None:
                 return None
-            path, is_instance = self.knowledge.canonical(returned), True
+            path, is_instance = returned, True
         return None
 
 

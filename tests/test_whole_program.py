@@ -179,3 +179,39 @@ def test_a_helper_blocks_through_what_it_calls_on_an_argument_of_a_known_type(tm
     found = {(f.line, f.chain[-1]["name"], f.via) for f in check(root)}
     assert found == {(7, "sqlalchemy.orm.Query.first", "AG106"), (11, "sqlalchemy.orm.Query.first", "AG106"),
                      (23, "sqlite3.Connection.execute", "AG106")}
+
+
+def test_a_route_path_with_parameters_names_the_context(tmp_path):
+    """`add_api_route` with a `{param}` path once raised KeyError while naming the context, ending the run."""
+    routes = ("import time\nfrom fastapi import APIRouter\n\nrouter = APIRouter()\n\n\n"
+              "async def progress(request_id: str):\n    time.sleep(1)\n\n\n"
+              'router.add_api_route("/v1/requests/{request_id}/progress", progress, methods=["GET"])\n')
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "routes.py").write_text(routes)
+    (finding,) = check(tmp_path)
+    assert finding.code == "AG101"
+    assert finding.context == "path operation GET /v1/requests/{request_id}/progress"
+
+
+def test_an_internal_error_in_the_pass_is_contained_to_its_module(tmp_path, monkeypatch, capsys):
+    """A bug while summarising one module is AG002 there (exit 2); every other chain is still reported."""
+    from asyncguard.cli import main
+    from asyncguard.lint import checker
+
+    root = project(tmp_path, GATEWAY_BLOCKING)
+    (root / "app" / "routes.py").write_text(HANDLER + "\n\nasync def refund(order):\n"
+                                            "    from app.clients import gateway\n    return gateway.post(order)\n")
+    summarize = checker.summarize_source
+
+    def failing(text, module, *args, **kwargs):
+        if module == "app.services.billing":
+            raise RuntimeError("summary bug")
+        return summarize(text, module, *args, **kwargs)
+
+    monkeypatch.setattr(checker, "summarize_source", failing)
+    monkeypatch.chdir(root)
+    assert main(["check", "--no-cache", "-q", "app"]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("app/services/billing.py:1:1: AG002") and "RuntimeError: summary bug" in line for line in lines)
+    assert any(line.startswith("app/routes.py:") and "AG800 `post()`" in line for line in lines), lines

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import libcst as cst
 
@@ -107,23 +107,23 @@ class FastApiFacts:
         name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
         if name in {"Depends", "Security"}:
             target = positional(call, 0) or keyword(call, "dependency")
-            self._name_role(target, "dependency {}")
+            self._name_role(target, lambda name: f"dependency {name}")
         elif name in ROUTE_HOLDERS:
-            self._name_role(keyword(call, "lifespan"), "lifespan")
+            self._name_role(keyword(call, "lifespan"), lambda name: "lifespan")
         elif name == "add_task":
-            self._name_role(positional(call, 0), "background task {}")
+            self._name_role(positional(call, 0), lambda name: f"background task {name}")
         elif name in {"StreamingResponse", "EventSourceResponse"}:
             content = positional(call, 0) or keyword(call, "content")
             if isinstance(content, cst.Call):
                 content = content.func
-            self._name_role(content, "streaming response generator {}")
+            self._name_role(content, lambda name: f"streaming response generator {name}")
         elif name == "add_exception_handler":
-            self._name_role(positional(call, 1), "exception handler")
+            self._name_role(positional(call, 1), lambda name: "exception handler")
         elif name in {"add_api_route", "add_route", "add_websocket_route"}:
             path = _firststring_value(call) or ""
             methods = _string_list(keyword(call, "methods")) or ["GET"]
             kind = "websocket handler" if "websocket" in name else f"path operation {','.join(methods).upper()}"
-            self._name_role(positional(call, 1) or keyword(call, "endpoint"), f"{kind} {path}")
+            self._name_role(positional(call, 1) or keyword(call, "endpoint"), lambda name: f"{kind} {path}")
         elif name == "add_middleware":
             target = positional(call, 0)
             value = resolver.infer(target, scope) if target is not None else None
@@ -135,11 +135,13 @@ class FastApiFacts:
         if prefix:
             self.router_prefixes[name] = prefix
 
-    def _name_role(self, target: cst.BaseExpression | None, template: str) -> None:
-        if isinstance(target, cst.Name):
-            self.named_roles.setdefault(target.value, template.format(target.value))
-        elif isinstance(target, cst.Attribute):
-            self.named_roles.setdefault(target.attr.value, template.format(target.attr.value))
+    def _name_role(self, target: cst.BaseExpression | None, role: Callable[[str], str]) -> None:
+        """The role of the function `target` names, from its name (never `str.format`: a route path such as
+        `/items/{item_id}` is part of the role)."""
+        name = target.value if isinstance(target, cst.Name) else \
+            target.attr.value if isinstance(target, cst.Attribute) else None
+        if name is not None:
+            self.named_roles.setdefault(name, role(name))
 
     def describe(self, frame: "FunctionFrame") -> str:
         """ "in path operation GET /x", "in dependency get_db", "in nested function f (in middleware)"."""

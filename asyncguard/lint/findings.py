@@ -54,9 +54,10 @@ def not_checked(path: str, reason: str, line: int = 1, column: int = 1) -> Findi
     return _file_finding("AG001", "input", path, reason, max(line, 1), max(column, 1))
 
 
-def internal_error(path: str, error: BaseException) -> Finding:
-    """AG002: the checker itself failed on this file."""
-    return _file_finding("AG002", "internal", path, f"{type(error).__name__}: {error}", 1, 1)
+def internal_error(path: str, error: BaseException | str) -> Finding:
+    """AG002: the checker itself failed on this file (`error` as raised, or already described: from a worker)."""
+    reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return _file_finding("AG002", "internal", path, reason, 1, 1)
 
 
 def _file_finding(code: str, category: str, path: str, reason: str, line: int, column: int) -> Finding:

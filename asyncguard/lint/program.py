@@ -10,10 +10,11 @@ themselves, so each function gets its shortest chain to a blocking call, cycles 
 from __future__ import annotations
 
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
-from asyncguard.lint.findings import Finding, shown_call
+from asyncguard.lint.findings import Finding, internal_error, shown_call
 from asyncguard.lint.knowledge import Knowledge
 from asyncguard.lint.rule import rules_by_category
 
@@ -198,35 +199,49 @@ class Program:
         steps.append(Step(call, record.path, line))
         return steps
 
-    def findings(self) -> list[Finding]:
-        """AG800 for every call on the loop whose callee blocks, with the chain as evidence."""
+    def findings(self, failures: list[Finding] | None = None) -> list[Finding]:
+        """AG800 for every call on the loop whose callee blocks, with the chain as evidence. Given `failures`, the
+        pass's own error on a module becomes an AG002 there and the rest is still followed; without, it raises."""
         if self.enabled is not None and INDIRECT not in self.enabled:
             return []
         records = list(self.records.values())
         self._prefetch(call[0] for record in records for call in record.loop_calls)
-        calls = [(record, call, self.resolve(call[0])) for record in records for call in record.loop_calls]
-        chains = self.chains({target for _, _, target in calls if target is not None})
+        calls = []
+        for record in records:
+            with contained(failures, [record.path]):
+                calls += [(record, call, self.resolve(call[0])) for call in record.loop_calls]
+        chains: dict[str, list[Step]] = {}
+        with contained(failures, sorted({record.path for record, _, _ in calls})):
+            chains = self.chains({target for _, _, target in calls if target is not None})
         found = []
-        for record, (callee, line, column, end_line, end_column, context, written, arguments), target in calls:
-            evidence = self._evidence(target, chains, arguments)
-            if evidence is None:
-                continue
-            chain, code, use = evidence
-            final_call, final_path, final_line = chain[-1].name, chain[-1].path, chain[-1].line
-            names = [self.short(step.name) for step in chain[:-1]] + [final_call]
-            shown = self.short(callee)  # as called: `LocalStorage.save`, `ReportBuilder`
-            found.append(Finding(
-                path=record.path, line=line, column=column, end_line=end_line, end_column=end_column,
-                code=INDIRECT, category="indirect",
-                message=(f"`{shown}()` blocks the event loop in {context}: {' → '.join(names)} "
-                         f"({final_path}:{final_line})"),
-                context=context, call=callee,
-                suggestion=f"`await asyncio.to_thread({written or shown}, ...)`, or an async chain: "
-                           f"for `{final_call}`, {use}",
-                chain=tuple({"name": step.name, "path": step.path, "line": step.line} for step in chain),
-                via=code,
-            ))
+        for record, call, target in calls:
+            with contained(failures, [record.path]):
+                finding = self._finding(record, call, target, chains)
+                if finding is not None:
+                    found.append(finding)
         return found
+
+    def _finding(self, record: ModuleRecord, call: list, target: str | None, chains: dict[str, list[Step]]
+                 ) -> Finding | None:
+        callee, line, column, end_line, end_column, context, written, arguments = call
+        evidence = self._evidence(target, chains, arguments)
+        if evidence is None:
+            return None
+        chain, code, use = evidence
+        final_call, final_path, final_line = chain[-1].name, chain[-1].path, chain[-1].line
+        names = [self.short(step.name) for step in chain[:-1]] + [final_call]
+        shown = self.short(callee)  # as called: `LocalStorage.save`, `ReportBuilder`
+        return Finding(
+            path=record.path, line=line, column=column, end_line=end_line, end_column=end_column,
+            code=INDIRECT, category="indirect",
+            message=(f"`{shown}()` blocks the event loop in {context}: {' → '.join(names)} "
+                     f"({final_path}:{final_line})"),
+            context=context, call=callee,
+            suggestion=f"`await asyncio.to_thread({written or shown}, ...)`, or an async chain: "
+                       f"for `{final_call}`, {use}",
+            chain=tuple({"name": step.name, "path": step.path, "line": step.line} for step in chain),
+            via=code,
+        )
 
     def _evidence(self, target: str | None, chains: dict[str, list[Step]], arguments: dict[str, str]
                   ) -> tuple[list[Step], str, str] | None:
@@ -256,3 +271,15 @@ class Program:
         """A name in its module: `list_price`, `BillingClient.charge`."""
         module = self.module_of(name)
         return name[len(module) + 1:] if module and name.startswith(f"{module}.") else name
+
+
+@contextmanager
+def contained(failures: list[Finding] | None, paths: list[str]) -> Iterator[None]:
+    """Where `failures` is given, an error of the pass becomes AG002 on each of `paths` instead of ending the run."""
+    if failures is None:
+        yield
+        return
+    try:
+        yield
+    except Exception as error:  # a bug in asyncguard: report it, keep going
+        failures.extend(internal_error(path, error) for path in paths)

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator
 from asyncguard.lint.cache import FindingsCache, digest
 from asyncguard.lint.config import Settings
 from asyncguard.lint.files import SourceFile
-from asyncguard.lint.findings import Finding, not_checked
+from asyncguard.lint.findings import Finding, internal_error, not_checked
 from asyncguard.lint.program import INDIRECT, LibraryCalls, ModuleRecord, Program
 from asyncguard.lint.project import layout
 
@@ -131,6 +131,7 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
     _init_worker(settings, enabled, modules, roots)
     project = _worker_state["project"]
     shown = {source.path: source.display for source in files}
+    failures: list[Finding] = []  # AG002 for each module the pass itself failed on
     with ExitStack() as stack:
         pool: list[ProcessPoolExecutor] = []
 
@@ -164,8 +165,12 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
                     continue
                 found[module] = ModuleRecord(module, display, cached.summary, [])
             summaries = summarize_all([(module, data) for module, data, *_ in jobs])
-            for (module, _, content_digest, path, stat, display), (summary, dependencies) in zip(jobs, summaries):
-                cache.store_summary(str(path), stat, content_digest, summary, dependencies)
+            for (module, _, content_digest, path, stat, display), (summary, dependencies, error) in \
+                    zip(jobs, summaries):
+                if error is not None:
+                    failures.append(internal_error(display, error))
+                else:
+                    cache.store_summary(str(path), stat, content_digest, summary, dependencies)
                 found[module] = ModuleRecord(module, display, summary, [])
             return [found[module] for module in names]
 
@@ -178,21 +183,25 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
                           library=LibraryCalls(_worker_state["knowledge"]))
         for record in records:
             program.add(record)
-        return program.findings()
+        return program.findings(failures) + failures
 
 
-def _summarize_in_worker(module: str, data: bytes) -> tuple[dict, list[str]]:
-    """The summary of a module reached by the whole-program pass, and the project files it consulted."""
+def _summarize_in_worker(module: str, data: bytes) -> tuple[dict, list[str], str | None]:
+    """The summary of a module reached by the whole-program pass, the project files it consulted, and the
+    checker's own error on it (`None`): a bug in one module must not end the run."""
     from asyncguard.lint.checker import SourceError, decode, summarize_source
 
     project = _worker_state["project"]
     project.consulted = set()
+    error = None
     try:
         summary = summarize_source(decode(data), module, _worker_state["knowledge"], project)
     except SourceError:
         summary = {}
+    except Exception as failure:  # reported as AG002 on that module
+        summary, error = {}, f"{type(failure).__name__}: {failure}"
     path = project.modules.get(module)
-    return summary, sorted(str(p) for p in project.consulted if p != path)
+    return summary, sorted(str(p) for p in project.consulted if p != path), error
 
 
 def display_path(path: Path) -> str:

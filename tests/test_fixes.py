@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ast
+import asyncio
 import json
 import os
 import shutil
@@ -32,7 +32,7 @@ def test_each_fix_on_its_rule_examples_rechecks_clean_and_is_idempotent(rule, in
     unsafe = rule.code != "AG101"
     before = {(f.line, f.code) for f in check_source(code, module="example", knowledge=KNOWLEDGE)}
     after_text, count = fixed(code, unsafe)
-    ast.parse(after_text)  # still Python
+    compile(after_text, f"{rule.code}-flagged-{index}", "exec")  # still Python, `await` only where it may stand
     if not any(fixable(f, unsafe) for f in check_source(code, module="example", knowledge=KNOWLEDGE)):
         assert count == 0 and after_text == code
         return
@@ -68,6 +68,53 @@ def test_unsafe_fix_parenthesises_where_the_await_is_an_operand():
     assert count == 1 and "(await asyncio.to_thread(conn.execute, 'q')).fetchone()" in after
 
 
+@pytest.mark.parametrize("text", [
+    "import time\n\nasync def handler():\n    def inner(x: time.sleep(1)): ...\n    return inner\n",
+    "import requests\n\nasync def handler(url):\n    x: requests.get(url) = 1\n    return x\n",
+    "from __future__ import annotations\nimport requests\n\nasync def handler(url):\n    x: requests.get(url) = 1\n",
+    "import time\n\nasync def handler():\n    class Settings:\n        pause = time.sleep(1)\n    return Settings\n",
+], ids=["parameter-annotation", "variable-annotation", "postponed-annotation", "class-body"])
+def test_no_fix_in_an_annotation_or_a_class_body(text):
+    assert fixed(text, unsafe=True) == (text, 0)
+
+
+def test_a_default_of_a_nested_function_is_fixed_in_the_coroutine_that_evaluates_it():
+    text = "import time\n\nasync def handler():\n    async def inner(pause=time.sleep(0)): ...\n    return inner\n"
+    after, count = fixed(text, unsafe=False)
+    assert count == 1 and "async def inner(pause=await asyncio.sleep(0))" in after
+    compile(after, "example", "exec")
+
+
+def run_handler(text: str, *args):
+    """Execute the fixed module and run its `handler` coroutine: proves the fix calls the real `asyncio.sleep`."""
+    namespace: dict = {}
+    exec(compile(text, "example", "exec"), namespace)
+    return asyncio.run(namespace["handler"](*args))
+
+
+@pytest.mark.parametrize("text,args", [
+    ("import time\n\nasync def handler():\n    asyncio = 5\n    time.sleep(0)\n    return asyncio\n", ()),
+    ("import time\n\nasync def handler():\n    def asyncio(): return 5\n    time.sleep(0)\n    return asyncio()\n",
+     ()),
+    ("import time\n\nasync def handler(asyncio):\n    time.sleep(0)\n    return asyncio\n", (5,)),
+    ("import time\nasyncio = 5\n\nasync def handler():\n    time.sleep(0)\n    return asyncio\n", ()),
+    ("import asyncio\nimport time\n\nasync def handler(asyncio):\n    time.sleep(0)\n    return asyncio\n", (5,)),
+], ids=["assigned", "function", "parameter", "module-level", "import-shadowed"])
+def test_fix_reaches_asyncio_under_another_name_where_the_name_is_rebound(text, args):
+    after, count = fixed(text, unsafe=False)
+    assert count == 1 and "import asyncio as _asyncio\n" in after and "await _asyncio.sleep(0)" in after
+    assert run_handler(after, *args) == 5
+
+
+def test_fix_keeps_the_plain_name_where_it_is_not_rebound():
+    text = ("import time\n\nasync def handler():\n    time.sleep(0)\n    return 5\n\n"
+            "async def other(asyncio):\n    time.sleep(0)\n")
+    after, count = fixed(text, unsafe=False)
+    assert count == 2 and "    await asyncio.sleep(0)\n    return 5" in after and "await _asyncio.sleep(0)" in after
+    assert after.startswith("import asyncio\nimport asyncio as _asyncio\nimport time\n")
+    assert run_handler(after) == 5
+
+
 def cli(*args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "asyncguard", "check", *args, "--no-cache"], capture_output=True,
                           text=True, cwd=cwd, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -90,6 +137,8 @@ def test_diff_writes_nothing_and_fix_round_trips(billing):
     remaining = json.loads(fixed_run.stdout)["findings"]
     assert [(f["code"], f["line"]) for f in remaining] == [("AG800", 45)]  # `with db.session_scope():` stays
     assert "Fixed 13 findings in 3 files." in fixed_run.stderr
+    for path in billing.rglob("*.py"):
+        compile(path.read_bytes(), str(path), "exec")
     assert cli("billing", "--diff", "--unsafe-fixes", cwd=billing).returncode == 0  # nothing left to fix
 
 

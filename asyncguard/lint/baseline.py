@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -19,10 +20,12 @@ from asyncguard.lint.findings import Finding, source_lines
 BASELINE_VERSION = 1
 NOT_BASELINED = frozenset({"AG002"})
 """A crash of the checker is never accepted as the way things are."""
+SOURCE_SUFFIXES = (".py", ".pyi", ".pyw")
+"""Python source: never overwritten by a baseline, whether it is being checked or not."""
 
 
 class BaselineError(ValueError):
-    """A baseline file that cannot be read: reported in one line, exit status 2."""
+    """A baseline file that cannot be read, or may not be written: reported in one line, exit status 2."""
 
 
 def fingerprint(finding: Finding, line_text: str) -> str:
@@ -47,8 +50,19 @@ def fingerprints(findings: Sequence[Finding]) -> list[str]:
     return [fingerprint(f, texts[(f.path, f.line)]) for f in findings]
 
 
+def refuse_over_source(path: Path, checked: Iterable[Path]) -> None:
+    """A baseline written over source code would destroy it (`--write-baseline app.py` for `--baseline`): refuse a
+    Python file, and any file being checked, also through a symbolic link."""
+    if path.suffix.lower() in SOURCE_SUFFIXES:
+        raise BaselineError(f"refusing to write the baseline over {path}: a Python source file")
+    target = os.path.realpath(path)
+    if any(os.path.realpath(source) == target for source in checked):
+        raise BaselineError(f"refusing to write the baseline over {path}: a file being checked")
+
+
 def write_baseline(path: Path, findings: Sequence[Finding]) -> int:
-    """Record the findings (what the baseline will let through); returns how many."""
+    """Record the findings (what the baseline will let through); returns how many. The caller has refused a `path`
+    that is source code (`refuse_over_source`) before the run."""
     kept = [f for f in findings if f.code not in NOT_BASELINED]
     entries = [{"fingerprint": fp, "path": f.path, "code": f.code, "line": f.line, "message": f.message}
                for f, fp in zip(kept, fingerprints(kept))]

@@ -5,27 +5,40 @@ module lacks it). Unsafe (`--unsafe-fixes`): any other reported call in a corout
 `await asyncio.to_thread(f, a, b=c)`; unsafe because the call then runs in another thread, which not every object
 allows (an `sqlite3` connection refuses to be used from a thread other than its own).
 
-A fix is made only where `await` may stand: in the coroutine's own body, not in a nested function, a lambda or a
-generator expression, and not on a call that opens a `with` block or feeds a `for` loop (the block and the loop
-would still block).
+A fix is made only where `await` may stand: in the coroutine's own body, not in a nested function, a lambda, a
+generator expression, a class body or an annotation, and not on a call that opens a `with` block or feeds a `for`
+loop (the block and the loop would still block). Where `asyncio` names something else at the call (a local, a
+parameter, a module-level assignment), the fix reaches the module as `_asyncio` (`import asyncio as _asyncio`).
+
+A fixed file is written back in its own encoding, BOM and newlines, atomically, and only while it still holds the
+bytes the fix was computed from: a file that cannot be fixed or written is skipped with its reason, never damaged.
 """
 
 from __future__ import annotations
 
 import difflib
+import io
+import os
+import stat
+import tempfile
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import ClassScope, GlobalScope, MetadataWrapper, Scope, ScopeProvider
 
 from asyncguard.lint.analyzer import analyze
+from asyncguard.lint.checker import SourceError, decode
 from asyncguard.lint.config import Settings
 from asyncguard.lint.files import SourceFile
 from asyncguard.lint.findings import Finding
 from asyncguard.lint.knowledge import Knowledge
 from asyncguard.lint.program import INDIRECT
 from asyncguard.lint.project import Project
+from asyncguard.lint.rule import rules_by_category
 
 SAFE = {"AG101": "time.sleep"}
 """Rule code → the call its safe fix rewrites."""
@@ -42,11 +55,24 @@ class FileFix:
     before: str
     after: str
     fixed: int
+    original: bytes
+    """The bytes the fix was computed from: the file is replaced only while it still holds them."""
+    replacement: bytes
+    """The fixed text in the file's own encoding (with its BOM, if it had one)."""
 
     def diff(self) -> str:
         return "".join(difflib.unified_diff(self.before.splitlines(keepends=True),
                                             self.after.splitlines(keepends=True),
                                             fromfile=f"a/{self.display}", tofile=f"b/{self.display}"))
+
+
+@dataclass
+class NotFixed:
+    display: str
+    reason: str
+
+    def message(self) -> str:
+        return f"asyncguard: not fixed: {self.display}: {self.reason}"
 
 
 def fixable(finding: Finding, unsafe: bool) -> bool:
@@ -56,13 +82,14 @@ def fixable(finding: Finding, unsafe: bool) -> bool:
 class Fixer(cst.CSTTransformer):
     """Replaces the chosen calls (by node identity) with their awaited form."""
 
-    def __init__(self, chosen: dict[int, str], asyncio_name: str):
+    def __init__(self, chosen: dict[int, tuple[str, str]]):
         super().__init__()
         self.chosen = chosen
-        """`id(call)` → "sleep" or "thread"."""
-        self.asyncio = asyncio_name
+        """`id(call)` → ("sleep" or "thread", the name that reaches the asyncio module there)."""
         self.stack: list[cst.CSTNode] = []
         self.applied = 0
+        self.names_used: set[str] = set()
+        """The names of the asyncio module the applied fixes use: each needs its import."""
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         self.stack.append(node)
@@ -70,11 +97,12 @@ class Fixer(cst.CSTTransformer):
 
     def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode):
         self.stack.pop()
-        kind = self.chosen.get(id(original))
-        if kind is None or not isinstance(updated, cst.Call) or not self._await_may_stand(original):
+        kind, asyncio_name = self.chosen.get(id(original), (None, ""))
+        if kind is None or not isinstance(updated, cst.Call) or not await_may_stand(original, self.stack):
             return updated
         self.applied += 1
-        asyncio_attribute = lambda name: cst.Attribute(cst.Name(self.asyncio), cst.Name(name))  # noqa: E731
+        self.names_used.add(asyncio_name)
+        asyncio_attribute = lambda name: cst.Attribute(cst.Name(asyncio_name), cst.Name(name))  # noqa: E731
         if kind == "sleep":
             call = updated.with_changes(func=asyncio_attribute("sleep"))
         else:
@@ -85,16 +113,22 @@ class Fixer(cst.CSTTransformer):
         wrapped = isinstance(parent, NEEDS_PARENTHESES)
         return cst.Await(call, lpar=[cst.LeftParen()] if wrapped else [], rpar=[cst.RightParen()] if wrapped else [])
 
-    def _await_may_stand(self, call: cst.CSTNode) -> bool:
-        parent = self.stack[-1] if self.stack else None
-        if isinstance(parent, cst.WithItem) or isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is call:
-            return False
-        for ancestor in reversed(self.stack):
-            if isinstance(ancestor, cst.GeneratorExp):
-                return False
-            if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
-                return isinstance(ancestor, cst.FunctionDef) and ancestor.asynchronous is not None
+
+def await_may_stand(call: cst.CSTNode, ancestors: Sequence[cst.CSTNode]) -> bool:
+    """Whether `await` may replace the call: it runs in the body of an `async def` (a nested function's defaults
+    and decorators run in the function around it), outside annotations, class bodies, lambdas and generator
+    expressions, and it neither opens a `with` block nor feeds a `for` loop."""
+    parent = ancestors[-1] if ancestors else None
+    if isinstance(parent, cst.WithItem) or isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is call:
         return False
+    child = call
+    for ancestor in reversed(ancestors):
+        if isinstance(ancestor, (cst.Annotation, cst.GeneratorExp, cst.Lambda)):
+            return False
+        if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)) and child is ancestor.body:
+            return isinstance(ancestor, cst.FunctionDef) and ancestor.asynchronous is not None
+        child = ancestor
+    return False
 
 
 def asyncio_binding(module: cst.Module) -> str | None:
@@ -109,9 +143,26 @@ def asyncio_binding(module: cst.Module) -> str | None:
     return None
 
 
-def with_import_asyncio(module: cst.Module) -> cst.Module:
-    """`import asyncio` at the head of the imports: after the docstring and the `from __future__` imports, taking
-    over the blank lines before the import that follows."""
+def names_asyncio_only(scope: Scope, name: str, imported: bool) -> bool:
+    """Whether `name`, seen from `scope`, can only be the module-level `import asyncio` (`imported`) or the one
+    about to be added: no enclosing function binds it, and the module binds it by that import alone."""
+    while not isinstance(scope, GlobalScope):
+        if not isinstance(scope, ClassScope) and scope.assignments[name]:  # a function skips its class's names
+            return False
+        scope = scope.parent
+    return len(scope.assignments[name]) == int(imported)
+
+
+def unused_name(module: cst.Module, base: str) -> str:
+    """`base`, or `base_2`, `base_3`...: the first that no name of the module spells."""
+    taken = {node.value for node in m.findall(module, m.Name())}
+    candidates = (base if number == 1 else f"{base}_{number}" for number in range(1, len(taken) + 2))
+    return next(name for name in candidates if name not in taken)
+
+
+def with_import_asyncio(module: cst.Module, alias: str | None = None) -> cst.Module:
+    """`import asyncio` (`as alias`) at the head of the imports: after the docstring and the `from __future__`
+    imports, taking over the blank lines before the import that follows."""
     body = list(module.body)
     position = 0
     for index, statement in enumerate(body):
@@ -124,7 +175,7 @@ def with_import_asyncio(module: cst.Module) -> cst.Module:
         if not (is_docstring or is_future):
             break
         position = index + 1
-    statement = cst.parse_statement("import asyncio\n")
+    statement = cst.parse_statement(f"import asyncio as {alias}\n" if alias else "import asyncio\n")
     following = body[position] if position < len(body) else None
     if isinstance(following, cst.SimpleStatementLine) and isinstance(following.body[0], (cst.Import, cst.ImportFrom)):
         statement = statement.with_changes(leading_lines=following.leading_lines)
@@ -135,34 +186,57 @@ def with_import_asyncio(module: cst.Module) -> cst.Module:
 
 def fix_source(text: str, module_name: str, findings: Sequence[Finding], knowledge: Knowledge,
                project: Project | None, unsafe: bool) -> tuple[str, int]:
-    """The text with the findings' fixes applied, and how many were."""
+    """The text with the findings' fixes applied, and how many were. A finding is fixed only where the text still
+    has a call its rule reports at its position. Raises what libcst raises on text it cannot parse or on too
+    deep an expression (`RecursionError`)."""
     module = cst.parse_module(text)
     result = analyze(module, module_name, knowledge, project, text,
                      whole_program=any(f.code == INDIRECT for f in findings))
-    at = {(span[0], span[1]): (raw.node, raw.call) for raw, span in result.findings}
-    at.update({(span[0], span[1]): (call.node, call.callee) for call, span in result.loop_calls})
-    chosen = {}
+    by_category = rules_by_category()
+    at = {(span[0], span[1], by_category[raw.api.category].code): (raw.node, raw.call) for raw, span in result.findings}
+    at.update({(span[0], span[1], INDIRECT): (call.node, call.callee) for call, span in result.loop_calls})
+    kinds = {}
     for finding in findings:
-        node, call = at.get((finding.line, finding.column), (None, None))
+        node, call = at.get((finding.line, finding.column, finding.code), (None, None))
         if node is None or not fixable(finding, unsafe):
             continue
         if SAFE.get(finding.code) == call:
-            chosen[id(node)] = "sleep"
+            kinds[node] = "sleep"
         elif unsafe:
-            chosen[id(node)] = "thread"
-    if not chosen:
+            kinds[node] = "thread"
+    if not kinds:
         return text, 0
-    fixer = Fixer(chosen, asyncio_binding(module) or "asyncio")
+    imported = asyncio_binding(module)
+    plain, alias = imported or "asyncio", unused_name(module, "_asyncio")
+    scopes = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)
+    chosen = {id(node): (kind, plain if names_asyncio_only(scopes[node], plain, imported is not None) else alias)
+              for node, kind in kinds.items()}
+    fixer = Fixer(chosen)
     fixed = module.visit(fixer)
-    if fixer.applied and asyncio_binding(module) is None:
+    if alias in fixer.names_used:
+        fixed = with_import_asyncio(fixed, alias)
+    if imported is None and plain in fixer.names_used:
         fixed = with_import_asyncio(fixed)
     return fixed.code, fixer.applied
 
 
+def decode_reversibly(data: bytes) -> tuple[str, str]:
+    """The source text and the encoding to write it back in (`utf-8-sig` keeps a BOM); a SourceError when that
+    encoding would not give back the same bytes, so that a fix could not leave the rest of the file as it was."""
+    text = decode(data)
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    try:
+        if text.encode(encoding) == data:
+            return text, encoding
+    except UnicodeError:
+        pass
+    raise SourceError(f"its bytes do not survive a round trip through {encoding}")
+
+
 def fix_files(findings: Sequence[Finding], files: Sequence[SourceFile], settings: Settings,
-              unsafe: bool) -> list[FileFix]:
-    """The fixes of every file with a fixable finding, resolved against the same project as the check."""
-    from asyncguard.lint.checker import SourceError, decode
+              unsafe: bool) -> tuple[list[FileFix], list[NotFixed]]:
+    """The fixes of every file with a fixable finding, resolved against the same project as the check; and the
+    files with one that could not be fixed, with why."""
     from asyncguard.lint.knowledge import build_knowledge
     from asyncguard.lint.project import layout
 
@@ -173,15 +247,74 @@ def fix_files(findings: Sequence[Finding], files: Sequence[SourceFile], settings
     knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls)
     modules, roots = layout(files)
     project = Project(modules, knowledge, search_roots=roots)
-    fixes = []
+    fixes, not_fixed = [], []
     for source in files:
         if source.display not in wanted:
             continue
         try:
-            before = decode(source.path.read_bytes())
-        except (OSError, SourceError):
-            continue
-        after, count = fix_source(before, source.module, wanted[source.display], knowledge, project, unsafe)
-        if count:
-            fixes.append(FileFix(source.path, source.display, before, after, count))
-    return fixes
+            original = source.path.read_bytes()
+            before, encoding = decode_reversibly(original)
+            after, count = fix_source(before, source.module, wanted[source.display], knowledge, project, unsafe)
+            replacement = after.encode(encoding)
+        except OSError as error:
+            not_fixed.append(NotFixed(source.display, f"cannot read: {error.strerror or error}"))
+        except SourceError as error:
+            not_fixed.append(NotFixed(source.display, str(error)))
+        except cst.ParserSyntaxError as error:
+            not_fixed.append(NotFixed(source.display, f"syntax error at {error.raw_line}:{error.raw_column + 1}"))
+        except (RecursionError, MemoryError):
+            not_fixed.append(NotFixed(source.display, "too deeply nested to fix"))
+        else:
+            if count:
+                fixes.append(FileFix(source.path, source.display, before, after, count, original, replacement))
+    return fixes, not_fixed
+
+
+def write_fixes(fixes: Sequence[FileFix]) -> tuple[list[FileFix], list[NotFixed]]:
+    """Write every fix that can be written; the fixes written, and the files skipped with why."""
+    written, not_fixed = [], []
+    for fix in fixes:
+        reason = replace_if_unchanged(fix)
+        if reason is None:
+            written.append(fix)
+        else:
+            not_fixed.append(NotFixed(fix.display, reason))
+    return written, not_fixed
+
+
+def replace_if_unchanged(fix: FileFix) -> str | None:
+    """Replace the file with its fixed bytes, atomically (a temporary file beside it, then `os.replace`), keeping
+    its mode and owner, and only if it still holds the bytes the fix was computed from (compared after the
+    temporary file is written, just before the replace); returns why not, or None once written. A symbolic link
+    is followed, so that it keeps pointing at the fixed file."""
+    target = Path(os.path.realpath(fix.path))
+    try:
+        status = target.stat()
+        if os.statvfs(target.parent).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+        if not status.st_mode & 0o222 or not os.access(target, os.W_OK):
+            return "read-only file"
+        if status.st_nlink > 1:
+            return "has other hard links, which a replaced file would no longer share"
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".asyncguard", dir=target.parent)
+        try:
+            with os.fdopen(descriptor, "wb") as stream:
+                stream.write(fix.replacement)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.chmod(temporary, stat.S_IMODE(status.st_mode))
+            created = os.stat(temporary)
+            if (created.st_uid, created.st_gid) != (status.st_uid, status.st_gid):
+                try:
+                    os.chown(temporary, status.st_uid, status.st_gid)
+                except PermissionError:
+                    return "cannot keep its owner and group"
+            if target.read_bytes() != fix.original:
+                return "changed since it was read"
+            os.replace(temporary, target)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+    except OSError as error:
+        return f"cannot write: {error.strerror or error}"
+    return None

@@ -1,15 +1,18 @@
 """The `asyncguard` command line.
 
-Exit status of `asyncguard check`: 0 no findings, 1 findings, 2 usage, configuration or internal error.
+Exit status of `asyncguard check`: 0 no findings, 1 findings, 2 usage, configuration or internal error; 130
+interrupted (143 on SIGTERM, 129 on SIGHUP).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import signal
 import sys
+import threading
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Sequence
 
@@ -30,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="find blocking calls that run on the event loop",
                                 description="Find blocking calls that run on the event loop. Exit status: 0 clean, "
-                                            "1 findings, 2 usage, configuration or internal error.")
+                                            "1 findings, 2 usage, configuration or internal error, 130 "
+                                            "interrupted (143 on SIGTERM, 129 on SIGHUP).")
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or directories (default: .)")
     check.add_argument("--format", choices=["text", "json", "sarif", "github", "html"], default="text",
                        help="output format (default: text; html: a page of the findings with their code)")
@@ -77,9 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    warnings.simplefilter("ignore", SyntaxWarning)  # invalid escapes in checked code are not our findings
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        warnings.simplefilter("ignore", SyntaxWarning)  # invalid escapes in checked code are not our findings
+        with signals_interrupt() if args.command == "check" else nullcontext():
+            return run_command(args)
+    except KeyboardInterrupt as interruption:  # Ctrl-C at any point; SIGTERM and SIGHUP during `check` too
+        print("asyncguard: interrupted", file=sys.stderr)
+        return 128 + getattr(interruption, "signum", signal.SIGINT)
+
+
+def run_command(args: argparse.Namespace) -> int:
     try:
         if args.command == "check":
             return run_check(args)
@@ -100,10 +113,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"asyncguard: error: {error}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("asyncguard: interrupted", file=sys.stderr)
-        return 130
     return EXIT_ERROR
+
+
+@contextmanager
+def signals_interrupt():
+    """SIGINT, SIGTERM and SIGHUP end the run as Ctrl-C does, through KeyboardInterrupt, so that the worker pool is
+    stopped on the way out; once one has arrived, the others are ignored so that they cannot cut that short. A
+    signal ignored when the command started (`nohup`, a background job) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from asyncguard.lint.runner import STOP_SIGNALS, Interrupted
+
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    handled = [signum for signum, handler in previous.items() if handler not in (signal.SIG_IGN, None)]
+
+    def interrupt(signum, frame):
+        for one in handled:
+            signal.signal(one, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for signum in handled:
+        signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum in handled:
+            signal.signal(signum, previous[signum])
 
 
 def run_rule(code: str) -> int:
@@ -134,13 +171,14 @@ def progress_bar(total: int, enabled: bool):
 
 def run_check(args: argparse.Namespace) -> int:
     from asyncguard.lint.config import ConfigError, load_settings, parse_codes
-    from asyncguard.lint.files import DEFAULT_EXCLUDES, discover
+    from asyncguard.lint.files import DEFAULT_EXCLUDES, discover, path_error
     from asyncguard.lint.output import FORMATTERS, format_statistics
     from asyncguard.lint.runner import run
 
-    missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
-    if missing:
-        raise UsageError(f"path does not exist: {missing[0]}")
+    for path in args.paths:
+        error = path_error(path)
+        if error is not None:
+            raise UsageError(error)
     if args.unsafe_fixes and not (args.fix or args.diff):
         raise UsageError("--unsafe-fixes goes with --fix or --diff")
     if args.format == "html" and importlib.util.find_spec("jinja2") is None:
@@ -148,24 +186,34 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.paths, args.config)
         if args.select is not None:
-            settings.select = parse_codes(args.select)
-        settings.extend_select += parse_codes(args.extend_select)
-        settings.ignore += parse_codes(args.ignore)
+            settings.select = parse_codes(args.select, "--select")
+        settings.extend_select += parse_codes(args.extend_select, "--extend-select")
+        settings.ignore += parse_codes(args.ignore, "--ignore")
     except ConfigError as error:
         raise UsageError(str(error)) from None
     excludes = [*(settings.exclude or DEFAULT_EXCLUDES), *settings.extend_exclude, *args.exclude]
     files = list(discover(args.paths, settings.project_root, excludes))
+    if args.write_baseline:  # refused before the run, not after it
+        from asyncguard.lint.baseline import BaselineError, refuse_over_source
+
+        try:
+            refuse_over_source(Path(args.write_baseline), [source.path for source in files])
+        except BaselineError as error:
+            raise UsageError(str(error)) from None
     with progress_bar(len(files), enabled=not args.quiet and sys.stderr.isatty()) as advance:
         result = run(files, settings, use_cache=not args.no_cache, progress=advance)
     if args.fix or args.diff:
-        from asyncguard.lint.fixes import fix_files
+        from asyncguard.lint.fixes import fix_files, write_fixes
 
-        fixes = fix_files(result.findings, files, settings, unsafe=args.unsafe_fixes)
+        fixes, not_fixed = fix_files(result.findings, files, settings, unsafe=args.unsafe_fixes)
         if args.diff:
             sys.stdout.write("".join(fix.diff() for fix in fixes))
-            return EXIT_FINDINGS if fixes else EXIT_CLEAN
-        for fix in fixes:
-            fix.path.write_text(fix.after, encoding="utf-8")
+            for skipped in not_fixed:
+                print(skipped.message(), file=sys.stderr)
+            return EXIT_FINDINGS if fixes or not_fixed else EXIT_CLEAN
+        fixes, not_written = write_fixes(fixes)
+        for skipped in not_fixed + not_written:
+            print(skipped.message(), file=sys.stderr)
         if not args.quiet:
             count = sum(fix.fixed for fix in fixes)
             print(f"Fixed {count} finding{'s' * (count != 1)} in {len(fixes)} file{'s' * (len(fixes) != 1)}.",

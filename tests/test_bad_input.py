@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -61,13 +65,58 @@ def test_new_syntax_does_not_hide_findings():
     assert [(f.line, f.code) for f in check_source(source)] == [(6, "AG101")]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
-def test_unreadable_file(tmp_path, capsys):
-    target = tmp_path / "secret.py"
-    target.write_text(SLEEP)
-    target.chmod(0)
-    code, lines = check_dir(tmp_path, capsys)
-    assert code == 1 and "AG001 file not checked: cannot read" in lines[0]
+@pytest.fixture
+def shared_dir():
+    """A directory every user may enter (pytest's own temporary directories are its owner's only)."""
+    directory = Path(tempfile.mkdtemp(prefix="asyncguard-check-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory)
+
+
+def check_unprivileged(cwd: Path, *paths: str) -> subprocess.CompletedProcess:
+    """`asyncguard check` as a user the permissions apply to: as root, the user nobody (root reads everything)."""
+    command = [sys.executable, "-m", "asyncguard", "check", "-q", "--no-cache", *paths]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root, and no setpriv to drop privileges with")
+        command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *command]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_unreadable_file(shared_dir):
+    (shared_dir / "secret.py").write_text(SLEEP)
+    (shared_dir / "secret.py").chmod(0)
+    (shared_dir / "good.py").write_text(SLEEP)
+    process = check_unprivileged(shared_dir, ".")
+    assert process.returncode == 1 and process.stderr == ""
+    lines = process.stdout.splitlines()
+    assert lines[1:] == ["secret.py:1:1: AG001 file not checked: cannot read: Permission denied"]
+    assert lines[0].startswith("good.py:4:5: AG101")
+
+
+def test_unreadable_directory_in_the_tree_is_reported(shared_dir):
+    (shared_dir / "app" / "private").mkdir(parents=True)
+    (shared_dir / "app" / "private" / "hidden.py").write_text(SLEEP)
+    (shared_dir / "app" / "private").chmod(0o700)
+    (shared_dir / "app" / "good.py").write_text(SLEEP)
+    process = check_unprivileged(shared_dir, "app")
+    assert process.returncode == 1 and process.stderr == ""
+    lines = process.stdout.splitlines()
+    assert lines[1:] == ["app/private:1:1: AG001 file not checked: cannot read directory: Permission denied"]
+    assert lines[0].startswith("app/good.py:4:5: AG101")
+
+
+@pytest.mark.parametrize("given", ["private", "private/hidden.py", "private.py"])
+def test_an_unreadable_path_given_explicitly_is_a_usage_error(shared_dir, given):
+    (shared_dir / "private").mkdir()
+    (shared_dir / "private" / "hidden.py").write_text(SLEEP)
+    (shared_dir / "private").chmod(0o700)
+    (shared_dir / "private.py").write_text(SLEEP)
+    (shared_dir / "private.py").chmod(0o600)
+    process = check_unprivileged(shared_dir, given)
+    assert process.returncode == 2 and process.stdout == ""
+    assert process.stderr == f"asyncguard: error: cannot read {given}: Permission denied\n"
 
 
 def test_fifo_named_py_is_reported_not_read(tmp_path, capsys):

@@ -167,6 +167,72 @@ def test_bad_config_is_one_line_with_exit_2(project, capsys):
     assert code == 2 and "unknown key(s) in [tool.asyncguard]: selecct" in err
 
 
+@pytest.mark.parametrize("value,named", [
+    ("AG999", "not a rule code or prefix: 'AG999'"),
+    ("AG9", "not a rule code or prefix: 'AG9'"),
+    ("XYZ", "not a rule code or prefix: 'XYZ'"),
+    ("ag101", "not a rule code or prefix: 'ag101'"),
+    ("AG1,AGX", "not a rule code or prefix: 'AGX'"),
+    ("", "no rule code in ''"),
+    (",", "no rule code in ','"),
+])
+@pytest.mark.parametrize("flag", ["--select", "--extend-select", "--ignore"])
+def test_codes_that_select_no_rule_are_usage_errors(project, capsys, flag, value, named):
+    code, out, err = run_cli(capsys, "check", flag, value)
+    assert code == 2 and out == ""
+    assert err.startswith(f"asyncguard: error: {flag}: {named}") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("written,meant", [("ag101", "AG101"), ("all", "ALL")])
+def test_a_lower_case_code_is_an_error_that_names_the_code_meant(project, capsys, written, meant):
+    assert f"did you mean {meant!r}?" in run_cli(capsys, "check", "--select", written)[2]
+
+
+@pytest.mark.parametrize("setting,named", [
+    ('select = ["XYZ"]', "select: not a rule code or prefix: 'XYZ'"),
+    ('select = ["ag101"]', "select: not a rule code or prefix: 'ag101'; did you mean 'AG101'?"),
+    ('extend-select = ["AG999"]', "extend-select: not a rule code or prefix: 'AG999'"),
+    ('ignore = [101]', "ignore must be a list of strings"),
+    ('select = [1]', "select must be a list of strings"),
+    ('select = "AG101"', "select must be a list of strings"),
+    ('exclude = [1]', "exclude must be a list of strings"),
+    ('extend-exclude = "migrations"', "extend-exclude must be a list of strings"),
+    ('allowed-calls = [1]', "allowed-calls must be a list of strings"),
+    ('allowed-calls = ["["]', "allowed-calls: not a pattern: '[' (unterminated character set)"),
+    ('allowed-calls = ["app.[z-a]"]', "allowed-calls: not a pattern: 'app.[z-a]' (bad character range z-a)"),
+    ('extra-blocking-calls = ["legacy.fetch"]', "extra-blocking-calls must be a table"),
+    ('extra-blocking-calls = { "[" = "legacy.aio.fetch" }',
+     "extra-blocking-calls: not a pattern: '[' (unterminated character set)"),
+    ('extra-blocking-calls = { "legacy.fetch" = { message = 5 } }',
+     "extra-blocking-calls.\"legacy.fetch\".message must be a string"),
+    ('extra-blocking-calls = { "legacy.fetch" = { sugestion = "x" } }',
+     "extra-blocking-calls.\"legacy.fetch\": unknown key(s): sugestion (known: message, suggestion)"),
+    ('extra-blocking-calls = { "legacy.fetch" = 5 }',
+     "extra-blocking-calls.\"legacy.fetch\" must be a string (the suggestion) or a table"),
+])
+def test_settings_of_the_wrong_kind_are_one_line_errors_naming_the_key(project, capsys, setting, named):
+    (project / "pyproject.toml").write_text(f"[tool.asyncguard]\n{setting}\n")
+    code, out, err = run_cli(capsys, "check")
+    assert code == 2 and out == ""
+    assert err == f"asyncguard: error: {project / 'pyproject.toml'}: [tool.asyncguard] {named}\n"
+
+
+@pytest.mark.parametrize("text,named", [
+    ("tool = 3\n", "tool must be a table"),
+    ("[tool]\nasyncguard = 5\n", "[tool.asyncguard] must be a table"),
+])
+def test_tables_of_the_wrong_kind_are_one_line_errors(project, capsys, text, named):
+    (project / "pyproject.toml").write_text(text)
+    code, _, err = run_cli(capsys, "check")
+    assert code == 2 and err == f"asyncguard: error: {project / 'pyproject.toml'}: {named}\n"
+
+
+def test_an_empty_selection_in_the_configuration_is_allowed(project, capsys):
+    (project / "pyproject.toml").write_text("[tool.asyncguard]\nselect = []\nextend-select = ['AG102']\n")
+    code, out, _ = run_cli(capsys, "check", "-q")
+    assert code == 1 and {line.split()[1] for line in out.splitlines()} == {"AG102"}
+
+
 def test_unknown_flag_exits_2(project):
     process = subprocess.run([sys.executable, "-m", "asyncguard", "check", "--frobnicate"], capture_output=True,
                              text=True)

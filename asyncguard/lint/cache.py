@@ -12,6 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from asyncguard import __version__
 
@@ -22,6 +23,76 @@ CACHE_FORMAT = 8
 
 def digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+# -- the shape of an entry, checked as it is loaded ----------------------------------------------------------------
+@dataclass(frozen=True)
+class TableOf:
+    """A JSON object with any keys, each value of this shape."""
+
+    values: object
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A value of any of these shapes."""
+
+    shapes: tuple
+
+
+@dataclass(frozen=True)
+class Omittable:
+    """A key of a table that may be missing."""
+
+    shape: object
+
+
+def validator(shape: object) -> Callable[[object], bool]:
+    """A test of whether a value read from JSON has this shape: a type (exactly: a bool is no int), None, `[item]`
+    a list of items, `(a, b)` a list of exactly these, `{key: shape}` a table of exactly these keys (an `Omittable`
+    one may be missing), or a `TableOf` or `OneOf`. Built once, so that loading a large cache stays cheap."""
+    if isinstance(shape, type):
+        return lambda value: type(value) is shape
+    if shape is None:
+        return lambda value: value is None
+    if isinstance(shape, list):
+        item = validator(shape[0])
+        return lambda value: type(value) is list and all(map(item, value))
+    if isinstance(shape, tuple):
+        items = [validator(one) for one in shape]
+        return lambda value: (type(value) is list and len(value) == len(items)
+                              and all(test(item) for test, item in zip(items, value)))
+    if isinstance(shape, TableOf):
+        item = validator(shape.values)
+        return lambda value: type(value) is dict and all(map(item, value.values()))
+    if isinstance(shape, OneOf):
+        tests = [validator(one) for one in shape.shapes]
+        return lambda value: any(test(value) for test in tests)
+    fields = {key: validator(one.shape if isinstance(one, Omittable) else one) for key, one in shape.items()}
+    required = {key for key, one in shape.items() if not isinstance(one, Omittable)}
+    return lambda value: (type(value) is dict and required <= value.keys() <= fields.keys()
+                          and all(fields[key](item) for key, item in value.items()))
+
+
+STEP = {"name": str, "path": str, "line": int}
+FINDING = {"path": str, "line": int, "column": int, "end_line": int, "end_column": int, "code": str, "message": str,
+           "category": str, "context": str, "call": str, "suggestion": str, "chain": [STEP], "via": str}
+"""asyncguard.lint.findings.Finding.to_json."""
+SUMMARY = {
+    "functions": Omittable(TableOf({
+        "line": int, "blocking": [(str, int, str, str)], "calls": [str], "parameters": Omittable([str]),
+        "parameter_calls": Omittable([(str, int, [(str, bool)])]),
+    })),
+    "classes": Omittable(TableOf([str])),
+    "derived": Omittable(TableOf({"line": int, "methods": [str]})),
+}
+"""What asyncguard.lint.checker.summarize writes and the whole-program pass reads ({} for a file not parsed)."""
+LOOP_CALL = (str, int, int, int, int, str, str, TableOf(str))
+"""Callee, span, context, the call as written, known argument types (asyncguard.lint.checker)."""
+ENTRY = {"mtime_ns": int, "size": int, "digest": str, "findings": OneOf((None, [FINDING])),
+         "dependencies": [(str, int, int)], "summary": OneOf((None, SUMMARY)), "loop_calls": [LOOP_CALL]}
+"""A CacheEntry; change CACHE_FORMAT with it."""
+is_entry = validator(ENTRY)
 
 
 @dataclass
@@ -59,11 +130,17 @@ class FindingsCache:
             self._load()
 
     def _load(self) -> None:
+        """A missing or unparsable cache is an empty one; an entry of the wrong shape (written by hand, or by a
+        bug) is left out, a miss: its file is checked again and the entry rewritten."""
         try:
             raw = json.loads(self.file.read_text(encoding="utf-8"))
-            self.entries = {path: CacheEntry(**entry) for path, entry in raw.items()}
-        except (OSError, ValueError, TypeError):
-            self.entries = {}  # a missing or corrupt cache is an empty one
+        except (OSError, ValueError):
+            return
+        if not isinstance(raw, dict):
+            self.dirty = True
+            return
+        self.entries = {path: CacheEntry(**entry) for path, entry in raw.items() if is_entry(entry)}
+        self.dirty = len(self.entries) != len(raw)
 
     def lookup(self, key: str, stat: os.stat_result) -> CacheEntry | None:
         """The entry of an unchanged file (same size and mtime, dependencies unchanged)."""

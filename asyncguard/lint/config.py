@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from asyncguard.lint.knowledge import glob_to_regex
 from asyncguard.lint.rule import all_rules
 
 if sys.version_info >= (3, 11):
@@ -16,9 +19,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-KNOWN_KEYS = {
-    "select", "extend-select", "ignore", "exclude", "extend-exclude", "extra-blocking-calls", "allowed-calls",
-}
+CODE_KEYS = ("select", "extend-select", "ignore")
+LIST_KEYS = (*CODE_KEYS, "exclude", "extend-exclude", "allowed-calls")
+KNOWN_KEYS = {*LIST_KEYS, "extra-blocking-calls"}
+EXTRA_CALL_KEYS = ("message", "suggestion")
+"""What asyncguard.lint.knowledge.build_knowledge reads of an extra-blocking-calls entry."""
 
 
 class ConfigError(Exception):
@@ -51,10 +56,11 @@ class Settings:
 
 
 def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above `start`; one in a directory that cannot be entered is not seen."""
     start = start.resolve()
-    for directory in [start, *start.parents] if start.is_dir() else start.parents:
+    for directory in [start, *start.parents] if os.path.isdir(start) else start.parents:
         candidate = directory / "pyproject.toml"
-        if candidate.is_file():
+        if os.path.isfile(candidate):
             return candidate
     return None
 
@@ -74,31 +80,90 @@ def load_settings(paths: Iterable[str], config_file: str | None = None) -> Setti
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"cannot read {pyproject}: {error}") from None
-    table = data.get("tool", {}).get("asyncguard", {})
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{pyproject}: tool must be a table")
+    table = tool.get("asyncguard", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{pyproject}: [tool.asyncguard] must be a table")
     unknown = set(table) - KNOWN_KEYS
     if unknown:
         raise ConfigError(f"{pyproject}: unknown key(s) in [tool.asyncguard]: {', '.join(sorted(unknown))}")
     settings = Settings(project_root=pyproject.parent, config_file=pyproject)
-    for key, value in table.items():
-        attribute = key.replace("-", "_")
-        expected = dict if key == "extra-blocking-calls" else list
-        if not isinstance(value, expected):
-            raise ConfigError(f"{pyproject}: [tool.asyncguard] {key} must be a {'table' if expected is dict else 'list'}")
-        setattr(settings, attribute, value)
-    for pattern, spec in settings.extra_blocking_calls.items():
-        if isinstance(spec, str):
-            settings.extra_blocking_calls[pattern] = {"suggestion": spec}
-        elif not isinstance(spec, dict):
-            raise ConfigError(f"{pyproject}: extra-blocking-calls.{pattern} must be a string or a table")
+    try:
+        for key, value in table.items():
+            setattr(settings, key.replace("-", "_"), validated(key, value))
+    except ConfigError as error:
+        raise ConfigError(f"{pyproject}: [tool.asyncguard] {error}") from None
     return settings
 
 
-def parse_codes(text: str | None) -> list[str]:
-    """`AG101,AG2` → ["AG101", "AG2"]; rejects what is not a code prefix."""
-    if not text:
+def validated(key: str, value: object) -> object:
+    """A setting checked as ruff checks its own, so that a mistake is an error rather than a silently different
+    run: the right types, codes that select a rule, patterns that compile."""
+    if key == "extra-blocking-calls":
+        return extra_blocking_calls(value)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{key} must be a list of strings")
+    if key in CODE_KEYS:
+        return [rule_selector(code, key) for code in value]
+    if key == "allowed-calls":
+        for pattern in value:
+            check_pattern(pattern, key)
+    return value
+
+
+def extra_blocking_calls(value: object) -> dict[str, dict[str, str]]:
+    """`pattern = "suggestion"` or `pattern = { message = ..., suggestion = ... }`, each made a table."""
+    if not isinstance(value, dict):
+        raise ConfigError("extra-blocking-calls must be a table")
+    calls = {}
+    for pattern, spec in value.items():
+        check_pattern(pattern, "extra-blocking-calls")
+        entry = f'extra-blocking-calls."{pattern}"'
+        if isinstance(spec, str):
+            spec = {"suggestion": spec}
+        elif not isinstance(spec, dict):
+            raise ConfigError(f"{entry} must be a string (the suggestion) or a table")
+        unknown = set(spec) - set(EXTRA_CALL_KEYS)
+        if unknown:
+            raise ConfigError(f"{entry}: unknown key(s): {', '.join(sorted(unknown))} "
+                              f"(known: {', '.join(EXTRA_CALL_KEYS)})")
+        for name, text in spec.items():
+            if not isinstance(text, str):
+                raise ConfigError(f"{entry}.{name} must be a string")
+        calls[pattern] = spec
+    return calls
+
+
+def check_pattern(pattern: str, key: str) -> None:
+    """A qualified-name pattern compiles as the knowledge base compiles it."""
+    try:
+        re.compile(glob_to_regex(pattern))
+    except re.error as error:
+        raise ConfigError(f"{key}: not a pattern: {pattern!r} ({error.msg})") from None
+
+
+def rule_selector(code: str, where: str) -> str:
+    """A rule code or prefix that selects at least one rule (`AG101`, `AG1`, `AG`; `ALL` is `AG`), written in
+    upper case: as in ruff, anything else is an error, not a selection of nothing."""
+    if code == "ALL":
+        return "AG"
+    if selects_a_rule(code):
+        return code
+    hint = f"; did you mean {code.upper()!r}?" if code.upper() == "ALL" or selects_a_rule(code.upper()) else ""
+    raise ConfigError(f"{where}: not a rule code or prefix: {code!r}{hint}")
+
+
+def selects_a_rule(code: str) -> bool:
+    return re.fullmatch(r"AG\d*", code) is not None and any(rule.code.startswith(code) for rule in all_rules())
+
+
+def parse_codes(text: str | None, option: str) -> list[str]:
+    """`AG101,AG2` → ["AG101", "AG2"] (None: the flag was not given); a value that selects nothing is an error."""
+    if text is None:
         return []
-    codes = [part.strip().upper() for part in text.split(",") if part.strip()]
-    for code in codes:
-        if code != "ALL" and not (code.startswith("AG") and code[2:].isdigit() or code == "AG"):
-            raise ConfigError(f"not a rule code or prefix: {code!r}")
-    return ["AG" if code == "ALL" else code for code in codes]
+    codes = [part.strip() for part in text.split(",") if part.strip()]
+    if not codes:
+        raise ConfigError(f"{option}: no rule code in {text!r}")
+    return [rule_selector(code, option) for code in codes]

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 DEFAULT_EXCLUDES = (
     ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "__pycache__", "node_modules", "build", "dist",
@@ -24,14 +24,16 @@ DEFAULT_EXCLUDES = (
 class SourceFile:
     """A file to check: where it is, how to show it, and (computed on first use) its module name."""
 
-    __slots__ = ("path", "display", "root", "_module")
+    __slots__ = ("path", "display", "root", "problem", "_module")
 
-    def __init__(self, path: Path, display: str, root: str, module: str | None = None):
+    def __init__(self, path: Path, display: str, root: str, module: str | None = None, problem: str | None = None):
         self.path = path
         self.display = display
         """The path as the user sees it in findings, relative to the working directory where possible."""
         self.root = root
         """The checked directory the file was found under."""
+        self.problem = problem
+        """Why it cannot be checked, found while walking (a directory that cannot be read): reported as AG001."""
         self._module = module
 
     @property
@@ -42,10 +44,10 @@ class SourceFile:
         return self._module
 
     def __getstate__(self):
-        return (self.path, self.display, self.root, self.module)
+        return (self.path, self.display, self.root, self.problem, self.module)
 
     def __setstate__(self, state):
-        self.path, self.display, self.root, self._module = state
+        self.path, self.display, self.root, self.problem, self._module = state
 
 
 @dataclass(frozen=True)
@@ -162,8 +164,9 @@ def discover(paths: Iterable[str], project_root: Path, excludes: Iterable[str]) 
     inherited = [rule for directory in repository_dirs(project_root.resolve()) for rule in read_gitignore(directory)]
     for given in paths:
         absolute = os.path.abspath(given)
+        unlisted: list[OSError] = []
         if os.path.isdir(absolute):
-            files = _walk(absolute, root_prefix, excludes, inherited)
+            files = _walk(absolute, root_prefix, excludes, inherited, unlisted.append)
             root = absolute
         else:
             files, root = iter([absolute]), os.path.dirname(absolute)
@@ -171,6 +174,31 @@ def discover(paths: Iterable[str], project_root: Path, excludes: Iterable[str]) 
             if file not in seen:
                 seen.add(file)
                 yield SourceFile(Path(file), display_path(file, cwd), root)
+        for error in unlisted:  # what it holds is not checked: that is a finding, not a silence
+            directory = os.fspath(error.filename)
+            if directory not in seen:
+                seen.add(directory)
+                yield SourceFile(Path(directory), display_path(directory, cwd), root,
+                                 problem=f"cannot read directory: {error.strerror or error}")
+
+
+def path_error(path: str) -> str | None:
+    """What makes a path given on the command line unusable, or None: it does not exist, or it is a directory that
+    cannot be listed or a file that cannot be opened (anything else, a FIFO, is reported when checked)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return f"path does not exist: {path}"
+    except OSError as error:
+        return f"cannot read {path}: {error.strerror or error}"
+    try:
+        if os.path.isdir(path):
+            os.scandir(path).close()
+        elif os.path.isfile(path):
+            open(path, "rb").close()
+    except OSError as error:
+        return f"cannot read {path}: {error.strerror or error}"
+    return None
 
 
 def repository_dirs(project_root: Path) -> list[str]:
@@ -185,9 +213,11 @@ def repository_dirs(project_root: Path) -> list[str]:
     return [str(directory) for directory in reversed(chain)]
 
 
-def _walk(root: str, project_root: str, excludes: tuple[str, ...], inherited: list[IgnoreRule]) -> Iterator[str]:
+def _walk(root: str, project_root: str, excludes: tuple[str, ...], inherited: list[IgnoreRule],
+          on_unlisted: Callable[[OSError], None]) -> Iterator[str]:
+    """The files to check under `root`; each directory that cannot be listed is handed to `on_unlisted`."""
     rules_by_dir: dict[str, list[IgnoreRule]] = {}
-    for directory, dirnames, filenames in os.walk(root, followlinks=False, onerror=lambda error: None):
+    for directory, dirnames, filenames in os.walk(root, followlinks=False, onerror=on_unlisted):
         parent_rules = rules_by_dir.get(os.path.dirname(directory), inherited)
         rules = parent_rules + read_gitignore(directory) if ".gitignore" in filenames else parent_rules
         rules_by_dir[directory] = rules

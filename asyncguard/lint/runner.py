@@ -6,9 +6,13 @@ Nothing here imports libcst: a warm run that finds every file in the cache never
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
+import signal
+import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
@@ -45,6 +49,110 @@ def _init_worker(settings: Settings, enabled: frozenset[str], modules: dict[str,
     _worker_state.update(knowledge=knowledge, enabled=enabled, project=project)
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+"""Signals that end a run: the main process turns them into `Interrupted` and stops the workers itself."""
+STOP_GRACE = 0.5
+"""Seconds an interrupted run gives its workers to stop before killing them."""
+PR_SET_PDEATHSIG = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal, handled as Ctrl-C is; `check` exits with 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)  # the arguments it is rebuilt from when a worker sends it back
+        self.signum = signum
+
+
+def _start_worker(parent: int, *state) -> None:
+    """A worker leaves Ctrl-C and hang-ups, which reach the whole process group, to the parent; the parent stops it
+    with SIGTERM, and it dies with the parent if that is killed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_requested)
+    _die_with(parent)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked while the pool started it
+    _init_worker(*state)
+
+
+def _stop_requested(signum: int, frame) -> None:
+    """Abandon the task at hand, and every one after it, but never a result half sent: a worker killed while
+    writing one would leave the pool's reader waiting for the rest of it forever."""
+    _worker_state["stopping"] = True
+    if _worker_state.get("in_task"):
+        raise Interrupted(signum)
+
+
+def _stoppable_task(fn: Callable, *args, **kwargs):
+    """A task in a worker: until it returns it has sent nothing, so SIGTERM may abandon it."""
+    if _worker_state.get("stopping"):
+        raise Interrupted(signal.SIGTERM)
+    _worker_state["in_task"] = True
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _worker_state["in_task"] = False
+
+
+def _die_with(parent: int) -> None:
+    """Ask Linux to kill this process when its parent dies, even by SIGKILL; elsewhere, nothing is done."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+
+
+class _StoppablePool(ProcessPoolExecutor):
+    def submit(self, fn, /, *args, **kwargs):
+        """Every task stoppable; and a worker started here (the pool starts them as work arrives) must not take a
+        signal before it has set its handlers: it starts with the stop signals blocked. So do the pool's threads,
+        which leaves the signals to the main one."""
+        if not hasattr(signal, "pthread_sigmask"):  # Windows
+            return super().submit(_stoppable_task, fn, *args, **kwargs)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return super().submit(_stoppable_task, fn, *args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+@contextmanager
+def worker_pool(workers: int, settings: Settings, enabled: frozenset[str], modules: dict[str, Path],
+                roots: list[Path]) -> Iterator[ProcessPoolExecutor]:
+    """Worker processes set up by `_init_worker`, for both passes. Left by an exception (an interruption: Ctrl-C,
+    SIGTERM), the pool's pending work is cancelled and its workers are stopped, killed if they do not stop soon."""
+    earlier = set(multiprocessing.active_children())
+    pool = _StoppablePool(max_workers=workers, initializer=_start_worker,
+                          initargs=(os.getpid(), settings, enabled, modules, roots))
+    try:
+        yield pool
+    except BaseException:
+        _stop(pool, [worker for worker in multiprocessing.active_children() if worker not in earlier])
+        raise
+    pool.shutdown()
+
+
+def _stop(pool: ProcessPoolExecutor, workers: list) -> None:
+    """Each worker abandons its task (SIGTERM), what has not started is cancelled, and the pool winds down; what
+    still runs after STOP_GRACE is killed (held up in native code, a parser, so not sending a result)."""
+    for worker in workers:
+        worker.terminate()
+    killer = threading.Timer(STOP_GRACE, lambda: [worker.kill() for worker in workers if worker.is_alive()])
+    killer.start()
+    try:
+        pool.shutdown(cancel_futures=True)  # waits for the pool's own thread: none is left running at exit
+    finally:
+        killer.cancel()
+
+
 Analysed = tuple[str | None, list[dict], list[str], dict | None, list[list]]
 """(content digest, findings as JSON, project files consulted, summary, calls on the loop) of one file."""
 
@@ -79,6 +187,9 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
     pending: list[tuple[SourceFile, os.stat_result, bytes | None]] = []
     for source in files:
         result.files_checked += 1
+        if source.problem is not None:
+            result.findings.append(not_checked(source.display, source.problem))
+            continue
         key = str(source.path)
         try:
             stat = source.path.stat()
@@ -102,19 +213,23 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
             continue
         pending.append((source, stat, data))
 
-    project_layout = functools.cache(lambda: layout(files))  # both passes resolve against the same project
+    project_layout = functools.cache(  # both passes resolve against the same project
+        lambda: layout([source for source in files if source.problem is None]))
     analysed = _analyse_all(pending, settings, enabled, project_layout)
-    for (source, stat, _), (content_digest, findings, dependencies, summary, loop_calls) in zip(pending, analysed):
-        if content_digest is not None and not any(f["code"] == "AG002" for f in findings):
-            cache.store(str(source.path), stat, content_digest, [{**f, "path": ""} for f in findings],
-                        dependencies, summary, loop_calls)
-        result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in findings)
-        if summary is not None:
-            records.append(ModuleRecord(source.module, source.display, summary, loop_calls))
-        if progress:
-            progress(1)
-    result.findings.extend(whole_program(records, files, settings, enabled, cache, project_layout))
-    cache.save()
+    try:
+        for (source, stat, _), (content_digest, findings, dependencies, summary, loop_calls) in zip(pending, analysed):
+            if content_digest is not None and not any(f["code"] == "AG002" for f in findings):
+                cache.store(str(source.path), stat, content_digest, [{**f, "path": ""} for f in findings],
+                            dependencies, summary, loop_calls)
+            result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in findings)
+            if summary is not None:
+                records.append(ModuleRecord(source.module, source.display, summary, loop_calls))
+            if progress:
+                progress(1)
+        result.findings.extend(whole_program(records, files, settings, enabled, cache, project_layout))
+    finally:  # interrupted too: the workers stopped, then what was analysed kept in the cache
+        analysed.close()
+        cache.save()
     result.findings.sort(key=lambda f: f.sort_key)
     return result
 
@@ -140,8 +255,7 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
             if len(jobs) < 4 or workers < 2:
                 return [_summarize_in_worker(module, data) for module, data in jobs]
             if not pool:
-                pool.append(stack.enter_context(ProcessPoolExecutor(
-                    max_workers=workers, initializer=_init_worker, initargs=(settings, enabled, modules, roots))))
+                pool.append(stack.enter_context(worker_pool(workers, settings, enabled, modules, roots)))
             return pool[0].map(_summarize_in_worker, *zip(*jobs))
 
         def load(names: list[str]) -> list[ModuleRecord | None]:
@@ -222,8 +336,7 @@ def _analyse_all(pending: list, settings: Settings, enabled: frozenset[str],
         _init_worker(settings, enabled, modules, roots)
         yield from (_check_in_worker(source, data) for source, _, data in pending)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                             initargs=(settings, enabled, modules, roots)) as executor:
+    with worker_pool(workers, settings, enabled, modules, roots) as executor:
         chunk = max(1, min(64, len(pending) // (workers * 8)))
         yield from executor.map(_check_in_worker, [p[0] for p in pending], [p[2] for p in pending],
                                 chunksize=chunk)

@@ -87,11 +87,9 @@ def start_check():
 
 
 @with_workers
-@pytest.mark.parametrize("signum,to_group,status", [
-    (signal.SIGINT, True, 130),  # Ctrl-C: the terminal signals the whole process group
-    (signal.SIGTERM, False, 143),
-    (signal.SIGHUP, False, 129),
-])
+@pytest.mark.parametrize("to_group", [True, False], ids=["to the group", "to the main process"])
+@pytest.mark.parametrize("signum,status", [  # Ctrl-C: the terminal signals the whole process group
+    (signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_signal_ends_the_run_at_once_with_one_line_and_no_process_left(large_tree, start_check, signum,
                                                                          to_group, status):
     process = start_check(large_tree, "--no-cache")

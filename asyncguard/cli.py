@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="load-test and profile an app or the sample suite",
                                 description="Load-test and profile an ASGI app, or every flaw of the sample apps. "
                                             "Exit status: 0 measured, 1 a run failed, 2 usage error, "
-                                            "3 --compare gate crossed, 130 interrupted (results kept).")
+                                            "3 a --fail-if limit crossed, 130 interrupted (143 on SIGTERM, 129 on "
+                                            "SIGHUP; results kept).")
     from asyncguard.bench.cli import add_arguments
 
     add_arguments(bench)

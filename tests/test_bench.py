@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
@@ -24,17 +28,18 @@ FAST = ["--users", "4", "--warmup", "0.2", "--duration", "1", "--no-profile"]
 
 @pytest.fixture
 def app_dir(tmp_path):
-    """A copy of the tiny app in this test's directory, so the processes it starts can be found by name."""
+    """A copy of the test apps in this test's directory, so the processes it starts can be found by name."""
     directory = tmp_path / "apps"
     directory.mkdir()
-    (directory / "tiny.py").write_text((APP_DIR / "tiny.py").read_text())
+    for app in APP_DIR.glob("*.py"):
+        (directory / app.name).write_text(app.read_text())
     return directory
 
 
-def bench(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def bench(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     try:
         return subprocess.run([sys.executable, "-m", "asyncguard", "bench", *args], capture_output=True, text=True,
-                              env={**os.environ, **(env or {})}, timeout=120, cwd=ROOT)
+                              env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired as error:
         raise AssertionError(f"asyncguard bench did not stop by itself:\n{error.stderr}") from None
 
@@ -201,18 +206,306 @@ def test_compare_gate_passes_and_fails(tmp_path, app_dir):
 @pytest.mark.parametrize("text,old,new,crossed", [
     ("p99>+20%", 100, 121, True), ("p99>+20%", 100, 119, False), ("rps<-10%", 100, 89, True),
     ("rps<-10%", 100, 95, False),
+    ("errors>+10%", 0, 3, True), ("errors>+10%", 0, 0, False), ("p99>+20%", 0, 0.5, True),  # a change from zero
+    ("p99>250ms", None, 251, True), ("p99>250ms", None, 249, False), ("p99>0.25s", None, 251, True),
+    ("rps<100", None, 99, True), ("rps<100", None, 101, False), ("errors>5", None, 6, True),
 ])
 def test_gate_conditions(text, old, new, crossed):
     assert parse_condition(text).crossed(old, new) is crossed
 
 
+def test_an_error_share_limit_is_a_share_of_the_requests():
+    run = EndpointRun("f", "target", "GET /", "GET", "/", "closed", 2, requests=200, failures=3)
+    condition = parse_condition("errors>1%")
+    assert condition.value(run) == 1.5 and condition.crossed(None, condition.value(run))
+
+
 @pytest.mark.parametrize("args,message", [
     (["--suite", "sample_apps", "tiny:app"], "give one of"),
     (["--scenario", "missing.toml"], "cannot read scenario missing.toml"),
-    (["tiny:app", "--users", "0"], "must be positive"),
-    (["tiny:app", "--fail-if", "p99>+20%"], "--fail-if needs --compare"),
+    (["tiny:app", "--users", "0"], "--users must be a whole number at least 1"),
+    (["tiny:app", "--users", "100000000"], "--users must be a whole number at least 1 and at most 10,000"),
+    (["tiny:app", "--duration", "inf"], "--duration must be a number above 0"),
+    (["tiny:app", "--duration", "nan"], "--duration must be a number above 0"),
+    (["tiny:app", "--duration", "-1"], "--duration must be a number above 0"),
+    (["tiny:app", "--duration", "1e12"], "at most 86,400"),
+    (["tiny:app", "--warmup", "nan"], "--warmup must be a number at least 0"),
+    (["tiny:app", "--rate", "0"], "--rate must be a number above 0"),
+    (["tiny:app", "--rate", "inf"], "--rate must be a number above 0"),
+    (["tiny:app", "--workers", "-1"], "--workers must be from 0 to 64"),
+    (["tiny:app", "--timeout", "0"], "--timeout must be above 0"),
+    (["tiny:app", "--max-failures", "nan"], "--max-failures must be a percentage from 0 to 100"),
+    (["tiny:app", "--fail-if", "p99>+20%"], "--fail-if with a change (+N% or -N%) needs --compare"),
+    (["tiny:app", "--fail-if", "p99>20%"], "p99 takes a limit in ms or s"),
+    (["tiny:app", "--fail-if", "rps<5ms"], "rps takes a plain number"),
     (["tiny:app", "--compare", "x.json", "--fail-if", "speed>2"], "cannot read --fail-if"),
 ])
 def test_bench_usage_errors(args, message):
-    process = bench(*args)
+    process = bench(*args, timeout=30)  # a bad value is refused at once, never a run that does not end
     assert process.returncode == 2 and message in process.stderr and "Traceback" not in process.stderr
+    assert len(process.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("setting", ['users = "many"', "duration = inf", "rate = nan", "users = 2.5"])
+def test_scenario_load_values_are_checked_like_flags(tmp_path, setting):
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(f'app = "tiny:app"\n{setting}\n[[endpoint]]\nmethod = "GET"\npath = "/"\n')
+    process = bench("--scenario", str(scenario), timeout=30)
+    assert process.returncode == 2 and "must be a" in process.stderr and "Traceback" not in process.stderr
+
+
+def test_requests_failing_beyond_the_threshold_fail_the_run(tmp_path, app_dir):
+    out = tmp_path / "failing"
+    process = bench("tiny:app", "--endpoint", "GET /sometimes", *FAST, "--app-dir", str(app_dir), "--out", str(out))
+    assert process.returncode == 1, process.stderr
+    run = BenchResults.load(out / "results.json").runs[0]
+    assert run.status == "failed" and run.error is None and "more than the 1% allowed" in run.failure
+    assert json.loads((out / "results.json").read_text())["runs"][0]["status"] == "failed"
+    assert "FAILED: " in process.stdout and "FAILED: " in process.stderr  # the summary, and the progress lines
+
+    tolerant = bench("tiny:app", "--endpoint", "GET /sometimes", *FAST, "--app-dir", str(app_dir), "--out",
+                     str(tmp_path / "tolerant"), "--max-failures", "20", "--fail-if", "errors>1%",
+                     "--fail-if", "p99>100000ms")
+    assert tolerant.returncode == 3, tolerant.stderr  # no --compare needed for a limit
+    assert "errors: " in tolerant.stdout and "FAIL (errors>1%)" in tolerant.stdout
+    assert "FAIL (p99>100000ms)" not in tolerant.stdout and "(limit: p99>100000ms)" in tolerant.stdout
+
+
+@pytest.mark.parametrize("fault,reason", [("", "HTTP 500"), ("hang", "Timeout")])
+def test_a_run_where_nothing_succeeds_after_validation_fails(tmp_path, app_dir, fault, reason):
+    out = tmp_path / "nothing"
+    process = bench("tiny:app", "--endpoint", "GET /sometimes", "--health", "/fast", *FAST, "--timeout", "1",
+                    "--app-dir", str(app_dir), "--out", str(out), env={"TINY_FAIL_EVERY": "1", "TINY_FAULT": fault})
+    assert process.returncode == 1, process.stderr
+    run = BenchResults.load(out / "results.json").runs[0]
+    assert run.failure.startswith("no request succeeded after validation") and reason in run.failure
+    assert run.requests >= 4 and run.failures == run.requests
+
+
+def test_a_saturated_load_generator_is_said(capsys):
+    from asyncguard.bench.cli import summary_table
+    from asyncguard.bench.harness import describe
+
+    run = EndpointRun("f", "target", "GET /", "GET", "/", "closed", 2)
+    load = {"measure_from": 100.0, "ended": 101.0, "users": [], "generator_cpu": 0.97, "generator_peak_cpu": 0.97,
+            "samples": [[100.5, "GET /", 1.0, 200, None]]}
+    summarize(run, load, [], 0.01)
+    assert run.generator_saturated and "load generator was saturated" in describe(run)
+    assert "(load generator saturated)" in summary_table(BenchResults(None, {}, runs=[run]))
+    summarize(run, {**load, "generator_cpu": 0.5, "generator_peak_cpu": 0.5}, [], 0.01)
+    assert not run.generator_saturated
+
+
+def test_results_never_hold_nan_or_infinity_and_read_back(tmp_path):
+    from sample_results import make_results
+
+    results = make_results()
+    results.runs[0].latency.p99 = float("nan")
+    results.runs[0].target_rps = float("inf")
+    results.scenario["load"]["rate"] = float("-inf")
+    results.save(tmp_path / "results.json")
+
+    def refuse(constant):
+        raise ValueError(f"{constant} in results.json")
+
+    data = json.loads((tmp_path / "results.json").read_text(), parse_constant=refuse)
+    assert data["runs"][0]["latency"]["p99"] is None and data["runs"][0]["target_rps"] is None
+    assert data["scenario"]["load"]["rate"] is None
+    again = BenchResults.load(tmp_path / "results.json")
+    assert again.runs[0].latency.p99 != again.runs[0].latency.p99  # NaN again, in memory only
+    assert again.runs[0].target_rps is None and again.runs[1].latency.p99 == results.runs[1].latency.p99
+
+
+def test_results_of_an_earlier_version_read_with_a_status(tmp_path):
+    from sample_results import make_results
+
+    data = make_results().to_json()
+    data["schema_version"] = 2
+    for run in data["runs"]:
+        for key in ("status", "failure", "profile_error", "generator_saturated"):
+            run.pop(key)
+    data["runs"][0]["error"] = "GET /x: HTTP 500, expected 200"
+    runs = BenchResults.from_json(data).runs
+    assert runs[0].status == "failed" and runs[1].status == "ok"
+
+
+def test_a_failed_save_keeps_the_file_saved_before(tmp_path, monkeypatch):
+    from asyncguard.bench import results as results_module
+    from sample_results import make_results
+
+    results = make_results()
+    results.save(tmp_path / "results.json")
+    before = (tmp_path / "results.json").read_text()
+    results.runs.pop()
+    monkeypatch.setattr(results_module.os, "fdopen", lambda handle, *a, **k: _FailingFile(handle))
+    with pytest.raises(OSError, match="No space left"):
+        results.save(tmp_path / "results.json")
+    assert (tmp_path / "results.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "runs.csv", "series.csv"]
+
+
+class _FailingFile:
+    """A file on a full disk: the write fails (and the descriptor is closed, as a real file would be)."""
+
+    def __init__(self, handle: int):
+        os.close(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def write(self, text):
+        raise OSError(28, "No space left on device")
+
+
+def test_a_dead_server_counts_every_attempt():
+    from asyncguard.bench.harness import run_load
+    from asyncguard.bench.manifest import Endpoint
+
+    load = run_load(f"http://127.0.0.1:{free_port()}", [("GET /", Endpoint("GET", "/"), 200, 1)], 2, None, 0.0,
+                    1.5, 5.0, None)
+    failures = [s for s in load["samples"] if s[4]]
+    assert len(failures) == len(load["samples"]) >= 2 * 8  # each user goes on trying, after a short back-off
+    assert all("Connection refused" in s[4] for s in failures)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    wbufsize = 65536  # one write an answer: no Nagle delay between headers and body
+    served = 0
+    drop_at = 0
+    """Request number whose connection is dropped in the middle of its answer."""
+    trickle = False
+    """Answer every request with one byte of headers every 0.2 s, forever: it never ends, never times out."""
+
+    def do_GET(self):
+        type(self).served += 1
+        if self.trickle:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            while not self.server.closing.wait(0.2):
+                self.wfile.write(b"X")
+                self.wfile.flush()
+            return
+        dropped = type(self).served == self.drop_at
+        self.send_response(200)
+        self.send_header("Content-Length", "100" if dropped else "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+        if dropped:  # the connection goes in the middle of the answer
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def raw_server(**behaviour):
+    """A plain HTTP/1.1 keep-alive server on 127.0.0.1 that misbehaves as told."""
+    handler = type("Handler", (_Handler,), dict(behaviour))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.closing = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.closing.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_dropped_connection_costs_one_request_not_the_user():
+    from asyncguard.bench.harness import run_load
+    from asyncguard.bench.manifest import Endpoint
+
+    with raw_server(drop_at=5) as (url, handler):
+        load = run_load(url, [("GET /", Endpoint("GET", "/"), 200, 1)], 1, None, 0.0, 1.0, 5.0, None)
+    failed = [s for s in load["samples"] if s[4]]
+    assert len(failed) == 1
+    answered_after = [s for s in load["samples"] if s[4] is None and s[0] > failed[0][0]]
+    assert len(answered_after) > 50  # the one user reconnected and went on
+
+
+def test_requests_in_flight_when_the_run_ends_are_timeouts():
+    from asyncguard.bench.harness import run_load
+    from asyncguard.bench.loadgen import IN_FLIGHT_AT_END
+    from asyncguard.bench.manifest import Endpoint
+
+    with raw_server(trickle=True) as (url, handler):
+        load = run_load(url, [("GET /", Endpoint("GET", "/"), 200, 1)], 3, None, 0.0, 0.5, 1.0, None)
+    assert [s[4] for s in load["samples"]] == [IN_FLIGHT_AT_END] * 3
+    assert all(s[2] >= 500 for s in load["samples"])
+
+
+def test_server_stderr_is_kept_bounded_with_its_last_words(app_dir):
+    from asyncguard.bench.server import STDERR_KEPT
+
+    with Server("tiny:app", app_dir=app_dir, health_path="/fast", env={"TINY_STDERR_MB": "40"}) as server:
+        deadline = time.monotonic() + 10
+        while "tiny: last words" not in server.stderr_tail() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kept = server.stderr_tail(limit=10 ** 9)
+    assert "tiny: last words" in kept and len(kept.encode()) <= STDERR_KEPT
+
+
+def test_readiness_tells_failing_from_not_listening_within_a_second(app_dir):
+    started = time.monotonic()
+    with pytest.raises(ServerError, match="is listening, but answers GET /unavailable with HTTP 503"):
+        Server("tiny:app", app_dir=app_dir, health_path="/unavailable", startup_timeout=15).start()
+    assert time.monotonic() - started < 8
+
+    states: list[tuple[float, str]] = []
+    started = time.monotonic()
+    with pytest.raises(ServerError, match="was not ready within 3 s: not listening on 127.0.0.1"):
+        Server("tiny:app", app_dir=app_dir, health_path="/fast", startup_timeout=3, env={"TINY_STARTUP_DELAY": "60"},
+               waiting=lambda state: states.append((time.monotonic() - started, state))).start()
+    assert states and states[0][0] < 2 and "not listening on 127.0.0.1" in states[0][1]
+    assert orphans(str(app_dir)) == []
+
+
+def test_a_start_up_failure_shows_the_apps_own_error_on_the_console(tmp_path, app_dir):
+    out = tmp_path / "broken"
+    process = bench("broken:app", "--endpoint", "GET /", *FAST, "--app-dir", str(app_dir), "--out", str(out))
+    assert process.returncode == 1
+    said = 'raise RuntimeError("tiny: no database configured")'
+    assert said in process.stderr and "RuntimeError: tiny: no database configured" in process.stderr
+    assert "broken:app exited with status" in process.stdout and "tiny: no database configured" in process.stdout
+    assert BenchResults.load(out / "results.json").runs[0].status == "failed"
+
+
+def test_readiness_and_validation_never_follow_a_redirect(app_dir):
+    from asyncguard.bench.harness import validate
+    from asyncguard.bench.manifest import Endpoint, Expectation
+
+    with raw_server() as (trap, handler):
+        env = {"TINY_REDIRECT_TO": trap.replace("127.0.0.1", "localhost") + "/elsewhere"}
+        with Server("tiny:app", app_dir=app_dir, health_path="/redirect", env=env) as server:
+            error = validate(server.url, Endpoint("GET", "/redirect"), Expectation(), 5)
+        assert handler.served == 0
+    assert "HTTP 302, expected 200 (a redirect to http://localhost:" in error and "not followed" in error
+
+
+def test_a_truncated_profile_is_the_profiles_error(tmp_path):
+    from asyncguard.bench.profiling import ProfileError, summarize_profile
+
+    (tmp_path / "session.pyisession").write_text('{"start_time": 1700000000.0, "duration": 3.0, "frame_tree": {"id')
+    with pytest.raises(ProfileError, match="JSONDecodeError"):
+        summarize_profile(tmp_path, tmp_path, ())
+
+
+def test_the_report_shows_a_failed_run_and_a_saturated_generator():
+    from asyncguard.report.html import render_run
+    from sample_results import make_results
+
+    results = make_results()
+    flawed = results.runs[0]
+    flawed.failure, flawed.generator_saturated = "no request succeeded after validation: 12 × HTTP 503", True
+    page = render_run(results)
+    assert "failed: no request succeeded after validation: 12 × HTTP 503" in page
+    assert '<span class="bad">failed</span>' in page and "(load generator saturated)" in page
+    assert '<span class="bad">failed</span>' not in render_run(make_results())

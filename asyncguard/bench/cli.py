@@ -1,20 +1,30 @@
 """`asyncguard bench`: load-test and profile an app, or the whole sample suite, and write the results.
 
-Exit status: 0 measured; 1 some endpoint could not be measured (validation failed, server crashed); 2 usage
-error; 3 the `--compare` gate was crossed; 130 interrupted (what was measured is saved).
+Exit status: 0 measured; 1 a run failed (could not be measured: validation failed, the server crashed; or its
+requests failed beyond `--max-failures`, or none succeeded), or the results could not be saved; 2 usage error
+(an `--out` that cannot be written included, found before measuring); 3 a `--fail-if` limit was crossed; 128 + the
+signal's number when SIGINT (130), SIGTERM (143) or SIGHUP (129) interrupted it (what was measured is saved).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_REGRESSION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_REGRESSION = 0, 1, 2, 3
 DEFAULTS = {"users": 32, "rate": None, "warmup": 2.0, "duration": 6.0}
+LOAD_LIMITS = {"users": (1, 10_000, True), "rate": (0, 1_000_000, False), "warmup": (0, 3_600, True),
+               "duration": (0, 86_400, False)}
+"""Lowest and highest value of each load setting, and whether the lowest itself is allowed."""
+MAX_WORKERS = 64
+PROBE_BYTES = 64 * 1024
+"""Written and removed in `--out` before anything is measured: a read-only or full file system is found then."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,20 +45,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float,
                         help=f"measured seconds per endpoint (default {DEFAULTS['duration']:g})")
     parser.add_argument("--warmup", type=float, help=f"warm-up seconds, excluded (default {DEFAULTS['warmup']:g})")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="a request unanswered after this long fails as a timeout (default 30)")
+    parser.add_argument("--max-failures", type=float, default=1.0, metavar="PERCENT",
+                        help="share of a run's requests that may fail (wrong status, error, timeout) before the "
+                             "run is failed (default 1)")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                         help="a separate pyinstrument pass per endpoint (default on)")
     parser.add_argument("--workers", type=int, default=0,
                         help="run Locust as a master with N local worker processes (default: one process)")
     parser.add_argument("--first-fix-only", action="store_true", help="suite: measure only each flaw's first fix")
     parser.add_argument("--only", help="suite: comma-separated flaw ids to measure")
-    parser.add_argument("--out", type=Path, help="output directory (default reports/<timestamp>)")
+    parser.add_argument("--out", type=Path, help="output directory (default reports/<timestamp>): new, empty, or "
+                                                 "an earlier run's")
+    parser.add_argument("--force", action="store_true", help="write into an --out that holds other files")
     parser.add_argument("--compare", type=Path, metavar="OLD.json", help="compare with an earlier results.json")
     parser.add_argument("--fail-if", action="append", default=[], metavar="COND",
-                        help='with --compare: e.g. "p99>+20%%" or "rps<-10%%" (repeatable)')
+                        help='a change from --compare\'s run, "p99>+20%%" or "rps<-10%%", or a limit: "p99>250ms", '
+                             '"errors>1%%", "rps<100" (repeatable)')
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary table")
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    """SIGTERM and SIGHUP end the run as Ctrl-C does: with every server stopped and what was measured saved."""
+    from asyncguard.bench.lifetime import Interrupted, handle_signals
+
+    with handle_signals():
+        try:
+            return prepare_and_measure(args)
+        except Interrupted as interruption:
+            print(f"asyncguard: interrupted ({interruption.name})", file=sys.stderr)
+            return interruption.exit_status
+
+
+def prepare_and_measure(args: argparse.Namespace) -> int:
     from asyncguard.bench.compare import GateError, parse_condition
     from asyncguard.bench.harness import (
         LoadSettings,
@@ -74,8 +104,9 @@ def run_bench(args: argparse.Namespace) -> int:
             return usage(str(error))
     load = {**DEFAULTS, **(scenario.load if scenario else {}),
             **{key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None}}
-    if load["users"] < 1 or load["duration"] <= 0 or load["warmup"] < 0 or (load["rate"] or 1) <= 0:
-        return usage("--users, --duration and --rate must be positive, --warmup not negative")
+    problem = load_problem(load) or options_problem(args)
+    if problem:
+        return usage(problem)
     try:
         conditions = [parse_condition(text) for text in args.fail_if]
         old = BenchResults.load(args.compare) if args.compare else None
@@ -83,12 +114,16 @@ def run_bench(args: argparse.Namespace) -> int:
         return usage(str(error))
     except (OSError, ValueError, KeyError, TypeError) as error:
         return usage(f"cannot read {args.compare}: {error}")
-    if conditions and old is None:
-        return usage("--fail-if needs --compare OLD.json")
+    if old is None and any(condition.relative for condition in conditions):
+        return usage("--fail-if with a change (+N% or -N%) needs --compare OLD.json")
 
-    settings = LoadSettings(users=int(load["users"]), rate=load["rate"] or None, warmup=float(load["warmup"]),
-                            duration=float(load["duration"]), profile=args.profile, workers=max(0, args.workers))
+    settings = LoadSettings(users=int(load["users"]), rate=load["rate"], warmup=float(load["warmup"]),
+                            duration=float(load["duration"]), profile=args.profile, workers=args.workers,
+                            timeout=args.timeout, max_failures=args.max_failures / 100)
     out = args.out or Path("reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    problem = out_problem(out, args.force)
+    if problem:
+        return usage(problem)
     say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     upstream = None
     if args.suite:
@@ -136,10 +171,63 @@ def run_bench(args: argparse.Namespace) -> int:
         return measure_and_report(settings, groups, results, out, upstream, old, conditions, say, status)
 
 
+def load_problem(load: dict) -> str | None:
+    """Why the load settings (flags or scenario) cannot be run, or None: NaN, infinities, zero users or rate, and
+    values no run could finish with are usage errors, not a run that never ends."""
+    for key, (lowest, highest, lowest_allowed) in LOAD_LIMITS.items():
+        value = load[key]
+        if key == "rate" and value is None:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if (not number or value > highest or value < lowest or (value == lowest and not lowest_allowed)
+                or (key == "users" and value != int(value))):
+            kind = "a whole number" if key == "users" else "a number"
+            bound = "at least" if lowest_allowed else "above"
+            return f"--{key} must be {kind} {bound} {lowest:g} and at most {highest:,}, not {value!r}"
+    return None
+
+
+def options_problem(args: argparse.Namespace) -> str | None:
+    if not 0 <= args.workers <= MAX_WORKERS:
+        return f"--workers must be from 0 to {MAX_WORKERS}, not {args.workers}"
+    if not (math.isfinite(args.timeout) and 0 < args.timeout <= 600):
+        return f"--timeout must be above 0 and at most 600 seconds, not {args.timeout!r}"
+    if not (math.isfinite(args.max_failures) and 0 <= args.max_failures <= 100):
+        return f"--max-failures must be a percentage from 0 to 100, not {args.max_failures!r}"
+    return None
+
+
+def out_problem(out: Path, force: bool) -> str | None:
+    """Why the results could not be written to `out`, or None; a probe file is written (and removed, with the
+    directories made for it) now, so a read-only or full file system is found before anything is measured."""
+    probe = out / ".asyncguard-probe"
+    made = [directory for directory in (out, *out.parents) if not directory.exists()]
+    try:
+        if out.exists() and not out.is_dir():
+            return f"--out {out} is a file, not a directory"
+        if out.is_dir() and not force and not (out / "results.json").exists() and any(out.iterdir()):
+            return f"--out {out} holds other files and no asyncguard run (results.json); give a new or empty " \
+                   "directory, or --force"
+        out.mkdir(parents=True, exist_ok=True)
+        with probe.open("wb") as written:
+            written.write(bytes(PROBE_BYTES))
+            written.flush()
+            os.fsync(written.fileno())
+    except OSError as error:
+        return f"cannot write the results in --out {out}: {error.strerror or error}"
+    finally:
+        with suppress(OSError):
+            probe.unlink(missing_ok=True)
+            for directory in made:
+                directory.rmdir()
+    return None
+
+
 def measure_and_report(settings, groups, results, out, upstream, old, conditions, say, status) -> int:
-    from asyncguard.bench.compare import compare, provenance_differences
-    from asyncguard.bench.harness import Harness, with_upstream_env
-    from asyncguard.bench.server import ServerError
+    from asyncguard.bench.compare import check_limits, compare, provenance_differences
+    from asyncguard.bench.harness import Harness, SaveError, with_upstream_env
+    from asyncguard.bench.lifetime import Interrupted, deferred_signals
+    from asyncguard.bench.server import ServerError, traceback_end
 
     harness = Harness(settings, out, results, report=say, live=status)
     try:
@@ -148,29 +236,45 @@ def measure_and_report(settings, groups, results, out, upstream, old, conditions
                 harness.run_all([with_upstream_env(group, upstream.url) for group in groups])
         else:
             harness.run_all(groups)
-    except ServerError as error:
+        with deferred_signals():  # the page is written whole
+            report = write_report(results, out)
+    except ServerError as error:  # the suite's upstream server
+        first, *rest = str(error).splitlines()
+        said = traceback_end("\n".join(rest))
+        print("\n".join([f"asyncguard: error: {first}", *(f"  {line}" for line in said)]), file=sys.stderr)
+        return EXIT_RUN_FAILED
+    except SaveError as error:
         print(f"asyncguard: error: {error}", file=sys.stderr)
         return EXIT_RUN_FAILED
-    except KeyboardInterrupt:
-        harness.save()
-        print(f"asyncguard: interrupted; {len(results.runs)} run(s) saved in {out / 'results.json'}, "
-              f"report: {write_report(results, out)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except Interrupted as interruption:
+        with suppress(OSError):  # after SIGHUP the terminal may be gone
+            try:
+                harness.save()
+            except SaveError as error:
+                print(f"asyncguard: error: {error}", file=sys.stderr)
+            else:
+                print(f"asyncguard: interrupted ({interruption.name}); {len(results.runs)} run(s) saved in "
+                      f"{out / 'results.json'}, report: {write_report(results, out)}", file=sys.stderr)
+        return interruption.exit_status
 
     print(summary_table(results))
     print(f"results: {out / 'results.json'}")
-    print(f"report: {write_report(results, out)}")
-    status = EXIT_RUN_FAILED if any(run.error for run in results.runs) else EXIT_OK
+    print(f"report: {report}")
+    status = EXIT_RUN_FAILED if any(run.status == "failed" for run in results.runs) else EXIT_OK
+    deltas = check_limits(results, conditions)
     if old is not None:
         for difference in provenance_differences(old, results):
             print(f"warning: runs differ in {difference}", file=sys.stderr)
-        deltas = compare(old, results, conditions)
-        for delta in deltas:
-            mark = f"  FAIL ({delta.crossed.text})" if delta.crossed else ""
-            change = "n/a" if delta.percent is None else f"{delta.percent:+.1f}%"
+        deltas = compare(old, results, conditions) + deltas
+    for delta in deltas:
+        mark = f"  FAIL ({delta.crossed.text})" if delta.crossed else ""
+        if delta.limit is not None:
+            print(f"{delta.key} {delta.metric}: {delta.new:g} (limit: {delta.limit.text}){mark}")
+        else:
+            change = f"{delta.percent:+.1f}%" if delta.percent is not None else "from 0" if delta.new else "+0.0%"
             print(f"{delta.key} {delta.metric}: {delta.old:g} → {delta.new:g} ({change}){mark}")
-        if any(delta.crossed for delta in deltas):
-            return EXIT_REGRESSION
+    if any(delta.crossed for delta in deltas):
+        return EXIT_REGRESSION
     return status
 
 
@@ -197,16 +301,18 @@ def live_status(enabled: bool):
 
 
 def summary_table(results) -> str:
+    """One line a run; the last column says what to make of it: FAILED (and why), BLOCKED, or ok."""
     rows = [f"{'flaw':<20} {'side':<7} {'endpoint':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>9} {'lag p99':>8} "
-            f"{'others p99':>10}  loop"]
+            f"{'others p99':>10}  status"]
     for run in results.runs:
         if run.error:
-            rows.append(f"{run.flaw:<20} {run.side:<7} {run.name:<36} error: {run.error.splitlines()[0][:60]}")
+            rows.append(f"{run.flaw:<20} {run.side:<7} {run.name:<36} error: {run.error.splitlines()[0][:120]}")
             continue
         others = f"{run.bystander.latency.p99:.1f}" if run.bystander else "-"
+        verdict = (f"FAILED: {run.failure}" if run.failure else "BLOCKED" if run.lag.blocked else "ok") + \
+            (" (load generator saturated)" if run.generator_saturated else "")
         rows.append(f"{run.flaw:<20} {run.side:<7} {run.name:<36} {run.rps:>8.0f} {run.latency.p50:>8.1f} "
-                    f"{run.latency.p99:>9.1f} {run.lag.p99:>8.1f} {others:>10}  "
-                    f"{'BLOCKED' if run.lag.blocked else 'ok'}")
+                    f"{run.latency.p99:>9.1f} {run.lag.p99:>8.1f} {others:>10}  {verdict}")
     return "\n".join(rows)
 
 

@@ -1,6 +1,6 @@
 """Runs benchmarks: for each endpoint, a fresh server (wrapped to measure loop lag), a validated request, a
-bounded Locust load, then optionally a separate profiling pass. Results are saved after every run, so an
-interrupted or crashed suite keeps what it measured.
+bounded Locust load, then optionally a separate profiling pass. Results are saved after every load and again
+after its profile, so an interrupted or crashed suite, or a failed profile, keeps what it measured.
 """
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
-import urllib.error
-import urllib.request
+from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -21,17 +21,21 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from asyncguard.bench.lag import INTERVAL as LAG_INTERVAL
+from asyncguard.bench.lifetime import deferred_signals, die_with_parent
 from asyncguard.bench.manifest import Endpoint, Expectation, Manifest
-from asyncguard.bench.profiling import summarize_profile
+from asyncguard.bench.profiling import ProfileError, summarize_profile
 from asyncguard.bench.results import (
+    FAILURES_ALLOWED,
+    GENERATOR_SATURATED_CPU,
     BenchResults,
     BystanderSummary,
     EndpointRun,
     Provenance,
+    failure_reason,
     read_lag_file,
     summarize,
 )
-from asyncguard.bench.server import Server, ServerError, free_port
+from asyncguard.bench.server import Server, ServerError, free_port, http_request, traceback_end
 from asyncguard.machine import machine
 
 PACKAGES = ("asyncguard", "fastapi", "starlette", "uvicorn", "locust", "httpx", "pyinstrument", "uvloop", "httptools")
@@ -48,6 +52,9 @@ class LoadSettings:
     profile_users: int = 4
     profile_duration: float = 3.0
     timeout: float = 30.0
+    """Seconds a request may wait for its answer before it fails as a timeout."""
+    max_failures: float = FAILURES_ALLOWED
+    """Share of a run's requests that may fail before the run is failed."""
     workers: int = 0
     """Locust worker processes under a master (0: one local process)."""
     bystander_interval: float = 0.05
@@ -101,18 +108,21 @@ def cores() -> tuple[list[int] | None, list[int] | None]:
     return available[:1], available[1:]
 
 
+class SaveError(Exception):
+    """The results could not be written; the file keeps what was saved before."""
+
+
 def validate(url: str, endpoint: Endpoint, expect: Expectation, timeout: float) -> str | None:
-    """One request before timing: None when the answer is right, else why not."""
-    request = urllib.request.Request(url + endpoint.path, method=endpoint.method)
+    """One request before timing: None when the answer is right, else why not. A redirect is an answer, never
+    followed (it may point at another host)."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, body = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, body = error.code, error.read()
-    except (urllib.error.URLError, OSError) as error:
+        status, body, location = http_request(url + endpoint.path, endpoint.method, timeout)
+    except OSError as error:
         return f"{endpoint.method} {endpoint.path}: no answer ({error})"
     if status != expect.status:
-        return f"{endpoint.method} {endpoint.path}: HTTP {status}, expected {expect.status}: {body[:300]!r}"
+        redirect = f" (a redirect to {location}, not followed)" if location else ""
+        return (f"{endpoint.method} {endpoint.path}: HTTP {status}, expected {expect.status}{redirect}: "
+                f"{body[:300]!r}")
     if expect.contains and expect.contains.encode() not in body:
         return f"{endpoint.method} {endpoint.path}: body lacks {expect.contains!r}"
     if expect.keys:
@@ -138,30 +148,37 @@ def run_load(url: str, targets: Sequence[tuple[str, Endpoint, int, int]], users:
         "bystander": bystander and {"method": bystander.method, "path": bystander.path,
                                     "interval": bystander_interval},
     }
-    with tempfile.TemporaryFile(mode="w+") as output:
-        process = subprocess.Popen([sys.executable, "-m", "asyncguard.bench.loadgen"], stdin=subprocess.PIPE,
-                                   stdout=output, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        if cpus and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(process.pid, set(cpus))
-        errors: list[str] = []
-        reader = threading.Thread(target=_read_progress, args=(process.stderr, live, errors), daemon=True)
-        reader.start()
+    # the workers' hand-over files live where this process, which outlives a killed generator, removes them
+    with tempfile.TemporaryFile(mode="w+") as output, \
+            tempfile.TemporaryDirectory(prefix="asyncguard-workers-") as scratch:
+        job["scratch"] = scratch
+        process, reader = None, None
+        errors: deque[str] = deque(maxlen=200)  # its last lines only: a failing Locust can be chatty
         try:
+            with deferred_signals():  # a signal now waits until the process is known, to be killed
+                process = subprocess.Popen([sys.executable, "-m", "asyncguard.bench.loadgen"],
+                                           stdin=subprocess.PIPE, stdout=output, stderr=subprocess.PIPE, text=True,
+                                           start_new_session=True, preexec_fn=die_with_parent())
+            if cpus and hasattr(os, "sched_setaffinity"):
+                os.sched_setaffinity(process.pid, set(cpus))
+            reader = threading.Thread(target=_read_progress, args=(process.stderr, live, errors), daemon=True)
+            reader.start()
             process.stdin.write(json.dumps(job))
             process.stdin.close()
-            process.wait(timeout=warmup + duration + timeout + 30)
+            process.wait(timeout=warmup + duration + 2 * timeout + 30)  # its last answers and its bystander's
         finally:
-            if process.poll() is None:
+            if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
-            reader.join(timeout=5)
+            if reader is not None:
+                reader.join(timeout=5)
         if process.returncode != 0:
             raise RuntimeError(f"load generator failed ({process.returncode}): {''.join(errors)[-2000:]}")
         output.seek(0)
         return json.load(output)
 
 
-def _read_progress(stream, live: Callable[[dict], None], errors: list[str]) -> None:
+def _read_progress(stream, live: Callable[[dict], None], errors: deque[str]) -> None:
     """The generator's per-second JSON lines go to `live`; anything else is kept for an error message."""
     for line in stream:
         try:
@@ -193,14 +210,23 @@ class Harness:
             self.live(f"{self.phase}: starting the server")
             runs = self.measure(group)
             self.results.runs.extend(runs)
-            self.save()
+            self.save()  # before the profile: an interrupted or failed profiling pass loses nothing measured
             self.report(f"{self.phase}\n" + "\n".join(describe(run) for run in runs))
+            if self.settings.profile and not any(run.error for run in runs):
+                self.profile(group, runs)
+                self.save()
         self.results.complete = True
         self.save()
         return self.results
 
     def save(self) -> None:
-        self.results.save(self.out / "results.json")
+        """Whole files or none (a signal waits for them); on failure the file keeps what was saved before."""
+        try:
+            with deferred_signals():
+                self.results.save(self.out / "results.json")
+        except OSError as error:
+            raise SaveError(f"cannot save the results in {self.out}: {error.strerror or error}; results.json keeps "
+                            "the runs saved before") from None
 
     def measure(self, group: Sequence[Target]) -> list[EndpointRun]:
         settings = self.settings
@@ -216,7 +242,9 @@ class Harness:
             lag_file = Path(scratch) / "lag.txt"
             server = Server("asyncguard.bench.lag:app", app_dir=first.app_dir, health_path=first.health_path,
                             cpus=self.server_cpus,
-                            env={**first.env, "ASYNCGUARD_APP": first.app, "ASYNCGUARD_LAG_FILE": str(lag_file)})
+                            env={**first.env, "ASYNCGUARD_APP": first.app, "ASYNCGUARD_LAG_FILE": str(lag_file)},
+                            waiting=lambda state: self.live(f"{self.phase}: starting the server: {state}"),
+                            label=first.app)
             try:
                 with server:
                     self.live(f"{self.phase}: validating the responses")
@@ -232,14 +260,11 @@ class Harness:
                         lag = read_lag_file(lag_file)
                         for run in runs:
                             summarize(run, load, lag, LAG_INTERVAL)
+                            run.failure = failure_reason(run, settings.max_failures)
             except (ServerError, RuntimeError, subprocess.TimeoutExpired) as failure:
                 error = str(failure)
         for run in runs:
             run.error = error
-        if settings.profile and error is None:
-            profile = self.profile(group)
-            for run in runs:
-                run.profile = profile
         return runs
 
     def _show_load(self, progress: dict) -> None:
@@ -247,11 +272,12 @@ class Harness:
         p99 = "-" if progress.get("p99") is None else f"{progress['p99']:.0f} ms"
         self.live(f"{self.phase}: {phase} {progress['elapsed']:.0f} s, {progress['rps']} req/s, p99 {p99}")
 
-    def profile(self, group: Sequence[Target]):
-        """A second, profiled server under light load; the session is kept beside the results."""
+    def profile(self, group: Sequence[Target], runs: Sequence[EndpointRun]) -> None:
+        """A second, profiled server under light load; its files are kept beside the results, its summary (or why
+        there is none) goes into `runs`. A partial profile is removed, never shown."""
         self.live(f"{self.phase}: profiling")
         first = group[0]
-        directory = self.out / "profiles" / f"{first.flaw}-{first.side}-{len(self.results.runs)}"
+        directory = self.out / "profiles" / f"{first.flaw}-{first.side}-{len(self.results.runs) - len(runs)}"
         server = ProfiledServer(first.app, directory, app_dir=first.app_dir, health_path=first.health_path,
                                 cpus=self.server_cpus, env=first.env)
         try:
@@ -260,10 +286,17 @@ class Harness:
                          self.settings.profile_duration, self.settings.timeout, self.load_cpus)
             summary = summarize_profile(directory, self.out, first.profile_frames)
             (directory / "session.pyisession").unlink()  # ~10 MB, and pyinstrument's HTML holds the same samples
-            return summary
-        except (ServerError, RuntimeError, OSError, subprocess.TimeoutExpired) as error:
-            self.report(f"  profile failed: {error}")
-            return None
+        except (ServerError, ProfileError, RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+            shutil.rmtree(directory, ignore_errors=True)
+            for run in runs:
+                run.profile_error = str(error)
+            self.report(f"  profile failed: {str(error).splitlines()[0]}")
+            return
+        except BaseException:  # interrupted: the load measurement is saved already
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        for run in runs:
+            run.profile = summary
 
 
 def load_targets(group: Sequence[Target]) -> list[tuple[str, Endpoint, int, int]]:
@@ -282,11 +315,20 @@ class ProfiledServer(Server):
 
 
 def describe(run: EndpointRun) -> str:
+    """A run in a line or a few: its figures, and what makes them doubtful or the run failed (with the app's own
+    error when it did not start)."""
     if run.error:
-        return f"  error: {run.error.splitlines()[0]}"
+        first, *rest = run.error.splitlines()
+        return "\n".join([f"  error: {first}", *(f"    {line}" for line in traceback_end("\n".join(rest)))])
     bystander = f"  bystander p99 {run.bystander.latency.p99:.1f} ms" if run.bystander else ""
-    return (f"  {run.rps:,.0f} req/s  p50 {run.latency.p50:.1f} ms  p99 {run.latency.p99:.1f} ms  "
-            f"loop lag p99 {run.lag.p99:.1f} ms{bystander}  ({run.requests} requests, {run.failures} failed)")
+    lines = [f"  {run.rps:,.0f} req/s  p50 {run.latency.p50:.1f} ms  p99 {run.latency.p99:.1f} ms  "
+             f"loop lag p99 {run.lag.p99:.1f} ms{bystander}  ({run.requests} requests, {run.failures} failed)"]
+    if run.failure:
+        lines.append(f"  FAILED: {run.failure}")
+    if run.generator_saturated:
+        lines.append(f"  warning: the load generator was saturated (above {GENERATOR_SATURATED_CPU:.0%} of a core): "
+                     "these figures are its limit, not the app's")
+    return "\n".join(lines)
 
 
 def provenance(command: Sequence[str]) -> Provenance:

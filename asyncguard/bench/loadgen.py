@@ -5,43 +5,92 @@ This process reads a JSON job on stdin, drives Locust users at the target for wa
 writes every request's full-resolution sample to stdout as JSON: Locust's own statistics round response times to
 two significant figures, which is too coarse for a p99 or a p99.9.
 
+At the end users stop sending and the requests in flight are waited for (each fails by itself after the
+timeout); one still unanswered when the users are stopped is recorded as a timeout: every request sent is a sample.
+
 With `"workers": N` it is a Locust master on 127.0.0.1 with N worker processes (`--worker`); each worker keeps
-its own samples and hands them over in a file when the master stops the test.
+its own samples, tells the master once its last requests are answered, and hands the samples over in a file when
+the master stops the test.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from asyncguard.bench.lifetime import die_with_parent
 from asyncguard.bench.results import BYSTANDER
 
+BACKOFF_FIRST, BACKOFF_LONGEST = 0.01, 0.25
+"""Seconds a user waits before it reconnects after a failed request, doubling while the failures last."""
+IN_FLIGHT_AT_END = "Timeout: no answer when the run ended"
+DRAINED = "asyncguard_drained"
+"""The message a worker sends its master once its users stopped and their last requests are answered."""
 
-def build_environment(job: dict, samples: list[list]):
+
+class Recorder:
+    """What the users of one process share: their samples, the requests in flight, and when to stop sending."""
+
+    def __init__(self) -> None:
+        self.samples: list[list] = []
+        self.in_flight: dict[object, tuple[str, float]] = {}
+        """Per user: the name of its request and its start (perf_counter), until it is answered or fails."""
+        self.stop_at = math.inf
+        """Wall time after which no user sends a new request: the load is over, the last answers drain."""
+
+    def drain(self, timeout: float) -> None:
+        """Wait until the requests in flight are answered (each fails by itself after `timeout`)."""
+        import gevent
+
+        deadline = time.time() + timeout + 1
+        while self.in_flight and time.time() < deadline:
+            gevent.sleep(0.01)
+
+    def record_in_flight(self) -> None:
+        """Requests its killed users never saw answered, as timeouts: every request sent is a sample."""
+        now, clock = time.time(), time.perf_counter()
+        self.samples += [[now, name, (clock - started) * 1000, 0, IN_FLIGHT_AT_END]
+                         for name, started in self.in_flight.values()]
+        self.in_flight.clear()
+
+
+def connect(job: dict):
+    """A keep-alive client of the target, of one connection; a client whose request failed is closed for good."""
+    from geventhttpclient import HTTPClient
+    from geventhttpclient.url import URL
+
+    target, timeout = URL(job["host"]), job.get("timeout", 30.0)
+    return HTTPClient(target.host, target.port, concurrency=1, network_timeout=timeout, connection_timeout=timeout)
+
+
+def build_environment(job: dict, recorder: Recorder):
     """Locust users, each with its own keep-alive connection (geventhttpclient, the client FastHttpUser is built
     on), timing every request themselves. Locust's request event and statistics are left out of the hot path:
     with them the generator, not the app, was the limit (about 60% of wrk's rate here; without, above wrk's).
+    A request that fails with an error (not a status) costs the connection: the user opens a new one after a short
+    back-off, and goes on.
     """
     import gevent
-    from geventhttpclient import HTTPClient
-    from geventhttpclient.url import URL
     from locust import User, constant, constant_throughput
 
-    users, rate, timeout = job["users"], job.get("rate"), job.get("timeout", 30.0)
-    target = URL(job["host"])
+    users, rate = job["users"], job.get("rate")
 
     def make_task(endpoint: dict):
         method, path, name = endpoint["method"], endpoint["path"], endpoint["name"]
         expected = endpoint.get("status", 200)
 
         def request(user) -> None:
+            if time.time() >= recorder.stop_at:
+                gevent.sleep(1.0)  # the load is over: no new request, only waiting to be stopped
+                return
             started = time.perf_counter()
+            recorder.in_flight[user] = (name, started)
             try:
                 response = user.http.request(method, path)
                 response.read()
@@ -49,9 +98,12 @@ def build_environment(job: dict, samples: list[list]):
                 failure = None if status == expected else f"HTTP {status}"
             except Exception as error:  # every failure is a sample, never a crashed user
                 status, failure = 0, describe_failure(error)
-                user.http.close()
-                gevent.sleep(0.001)  # a refused connection fails at once: never spin without yielding
-            samples.append([time.time(), name, (time.perf_counter() - started) * 1000, status, failure])
+            del recorder.in_flight[user]
+            recorder.samples.append([time.time(), name, (time.perf_counter() - started) * 1000, status, failure])
+            if status == 0:
+                user.reconnect()
+            else:
+                user.backoff = 0.0
         return request
 
     class Visitor(User):
@@ -59,8 +111,16 @@ def build_environment(job: dict, samples: list[list]):
         tasks = {make_task(endpoint): endpoint.get("weight", 1) for endpoint in job["endpoints"]}
 
         def on_start(self) -> None:
-            self.http = HTTPClient(target.host, target.port, concurrency=1, network_timeout=timeout,
-                                   connection_timeout=timeout)
+            self.http = connect(job)
+            self.backoff = 0.0
+
+        def reconnect(self) -> None:
+            """A new client, after a wait that grows while the failures last (a refused connection fails at once:
+            never spin)."""
+            self.http.close()
+            self.backoff = min(BACKOFF_LONGEST, max(BACKOFF_FIRST, self.backoff * 2))
+            gevent.sleep(self.backoff)
+            self.http = connect(job)
 
         def on_stop(self) -> None:
             self.http.close()
@@ -76,12 +136,9 @@ def probe_bystander(job: dict, samples: list[list], end: float) -> None:
     latency a health check or any other user sees meanwhile.
     """
     import gevent
-    from geventhttpclient import HTTPClient
-    from geventhttpclient.url import URL
 
-    bystander, timeout = job["bystander"], job.get("timeout", 30.0)
-    target = URL(job["host"])
-    http = HTTPClient(target.host, target.port, concurrency=1, network_timeout=timeout, connection_timeout=timeout)
+    bystander = job["bystander"]
+    http = connect(job)
     next_request = time.time()
     try:
         while next_request < end:
@@ -96,6 +153,7 @@ def probe_bystander(job: dict, samples: list[list], end: float) -> None:
             except Exception as error:  # a sample like any other, never a crashed probe
                 status, failure = 0, describe_failure(error)
                 http.close()
+                http = connect(job)
             samples.append([time.time(), BYSTANDER, (time.perf_counter() - started) * 1000, status, failure])
     finally:
         http.close()
@@ -113,16 +171,18 @@ def cpu_seconds() -> float:
 def run_job(job: dict) -> dict:
     import gevent
 
-    samples: list[list] = []
-    environment = build_environment(job, samples)
-    workers = job.get("workers", 0)
+    recorder = Recorder()
+    samples = recorder.samples
+    environment = build_environment(job, recorder)
+    workers, timeout = job.get("workers", 0), job.get("timeout", 30.0)
     worker_processes, sample_files = [], []
-    scratch = tempfile.TemporaryDirectory(prefix="asyncguard-workers-")
     try:
         if workers:
             runner = environment.create_master_runner("127.0.0.1", job["master_port"])
+            drained: set[str] = set()
+            runner.register_message(DRAINED, lambda environment, msg, **kwargs: drained.add(msg.node_id))
             for index in range(workers):
-                sample_files.append(Path(scratch.name) / f"worker-{index}.json")
+                sample_files.append(Path(job["scratch"]) / f"worker-{index}.json")
                 worker_processes.append(start_worker({**job, "samples_file": str(sample_files[-1])}))
             deadline = time.time() + 30
             while runner.worker_count < workers and time.time() < deadline:
@@ -134,8 +194,9 @@ def run_job(job: dict) -> dict:
         user_counts: list[list] = []
         started = time.time()
         cpu_before = cpu_seconds()
-        runner.start(job["users"], spawn_rate=job.get("spawn_rate", job["users"]))
         end = started + job["warmup"] + job["duration"]
+        recorder.stop_at = end
+        runner.start(job["users"], spawn_rate=job.get("spawn_rate", job["users"]))
         probe = gevent.spawn(probe_bystander, job, samples, end) if job.get("bystander") else None
         seen = 0
         while time.time() < end:
@@ -143,43 +204,72 @@ def run_job(job: dict) -> dict:
             gevent.sleep(min(1.0, max(0.0, end - time.time())))
             seen = report_progress(samples, seen, started, job["warmup"])
         cpu = cpu_seconds() - cpu_before
+        peak_cpu = cpu / max(time.time() - started, 1e-9)
+        if workers:
+            wait_until = time.time() + timeout + 2
+            while len(drained) < workers and time.time() < wait_until:
+                gevent.sleep(0.01)
+        else:
+            recorder.drain(timeout)
         runner.quit()
+        recorder.record_in_flight()
         if probe is not None:
-            probe.join(timeout=job.get("timeout", 30.0))
+            probe.join(timeout=timeout)
         wall = time.time() - started
         for process, sample_file in zip(worker_processes, sample_files):
             process.wait(timeout=30)
             handed_over = json.loads(sample_file.read_text())
             samples.extend(handed_over["samples"])
             cpu += handed_over["cpu"]
-    finally:  # a failed run leaves neither a worker nor its samples file behind
+            peak_cpu = max(peak_cpu, handed_over["cpu_share"])
+    finally:  # a failed run leaves no worker behind (the harness removes their samples files)
         for process in worker_processes:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        scratch.cleanup()
     samples.sort(key=lambda sample: sample[0])
     return {"started": started, "measure_from": started + job["warmup"], "ended": started + wall,
             "samples": samples, "users": user_counts, "generator_cpu": round(cpu / max(wall, 1e-9), 3),
-            "workers": workers}
+            "generator_peak_cpu": round(peak_cpu, 3), "workers": workers}
 
 
 def start_worker(job: dict) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "-m", "asyncguard.bench.loadgen", "--worker"], stdin=subprocess.PIPE,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+                               preexec_fn=die_with_parent())
     process.stdin.write(json.dumps(job))
     process.stdin.close()
     return process
 
 
 def run_worker(job: dict) -> None:
-    """Connect to the master, run what it says until it quits, then hand the samples over in a file."""
-    samples: list[list] = []
-    environment = build_environment(job, samples)
+    """Connect to the master, run its users until their load is over and their last requests are answered, say
+    so, and once the master quits hand the samples over in a file."""
+    import gevent
+
+    recorder = Recorder()
+    environment = build_environment(job, recorder)
     runner = environment.create_worker_runner("127.0.0.1", job["master_port"])
-    before = cpu_seconds()
+    before = {"cpu": cpu_seconds(), "wall": time.time()}
+    share = []
+
+    def load_then_drain() -> None:
+        gevent.sleep(max(0.0, recorder.stop_at - time.time()))
+        share.append((cpu_seconds() - before["cpu"]) / max(time.time() - before["wall"], 1e-9))
+        recorder.drain(job.get("timeout", 30.0))
+        runner.send_message(DRAINED)
+
+    def on_test_start(**kwargs) -> None:
+        before.update(cpu=cpu_seconds(), wall=time.time())
+        recorder.stop_at = before["wall"] + job["warmup"] + job["duration"]
+        gevent.spawn(load_then_drain)
+
+    environment.events.test_start.add_listener(on_test_start)
     runner.greenlet.join()
-    Path(job["samples_file"]).write_text(json.dumps({"samples": samples, "cpu": cpu_seconds() - before}))
+    recorder.record_in_flight()
+    handed_over = {"samples": recorder.samples, "cpu": cpu_seconds() - before["cpu"], "cpu_share": share[0] if share
+                   else 0.0}
+    Path(job["samples_file"]).write_text(json.dumps(handed_over))
 
 
 def report_progress(samples: list[list], seen: int, started: float, warmup: float) -> int:

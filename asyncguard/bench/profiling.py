@@ -17,6 +17,11 @@ from asyncguard.bench.results import FrameStat, ProfileSummary
 SAMPLING_INTERVAL = 0.001
 
 
+class ProfileError(Exception):
+    """The profile could not be read (a server that died, a file cut short by a full disk): the profile's error,
+    never the run's."""
+
+
 def serve(app: str, host: str, port: int, out: Path) -> int:
     import uvicorn
     from pyinstrument import Profiler
@@ -48,7 +53,10 @@ def summarize_profile(directory: Path, relative_to: Path, blocking_frames: tuple
     """Top frames by self time, and the share of all samples spent inside the flaw's blocking frames."""
     from pyinstrument.session import Session
 
-    session = Session.load(directory / "session.pyisession")
+    try:  # pyinstrument's own file, truncated on a full disk, raises JSONDecodeError
+        session = Session.load(directory / "session.pyisession")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ProfileError(f"cannot read the profile in {directory}: {type(error).__name__}: {error}") from None
     root = session.root_frame()
     total = root.time if root is not None else 0.0
     self_time: dict[tuple[str, str, int | None], float] = {}

@@ -8,19 +8,26 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-"""Version 2 added a run's `bystander` and the results' `flaws` and `findings`; a version 1 file reads without."""
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+"""Version 2 added a run's `bystander` and the results' `flaws` and `findings`; version 3 a run's `status`,
+`failure`, `profile_error` and `generator_saturated`, and null for a number that was not finite. Older files read
+without them (a run with an error reads as failed)."""
 BYSTANDER = "bystander"
 """The load generator's name for the bystander's samples: another client's requests during the run."""
 LAG_BLOCKED_P99_MS = 100.0
 """A loop whose lag p99 passes this, or that got fewer than half its expected samples, was blocked (FIELD-NOTES)."""
+FAILURES_ALLOWED = 0.01
+"""Share of a run's requests that may fail (a status not expected, an error, a timeout) before the run fails."""
+GENERATOR_SATURATED_CPU = 0.85
+"""A load-generator process busier than this share of a core is the limit of what is measured, not the app."""
 
 
 @dataclass
@@ -143,11 +150,22 @@ class EndpointRun:
     series: list[Second] = field(default_factory=list)
     lag: LagSummary = field(default_factory=LagSummary)
     generator_cpu: float = 0.0
-    """CPU of the load generator, in cores: above ~0.85 the generator, not the app, is the limit."""
+    """CPU of the load generator, in cores (all its processes together)."""
+    generator_saturated: bool = False
+    """A generator process used more than `GENERATOR_SATURATED_CPU` of its core: the figures are its limit."""
     error: str | None = None
     """Why the run could not be measured (failed validation, server crash), with the server's stderr."""
+    failure: str | None = None
+    """Why a measured run failed: too many failed requests (see `failure_reason`), or none succeeded."""
     profile: ProfileSummary | None = None
+    profile_error: str | None = None
+    """Why the profile is missing; the load measurement stands."""
     bystander: BystanderSummary | None = None
+
+    @property
+    def status(self) -> str:
+        """"failed" when the run could not be measured or its requests failed, else "ok" (in results.json)."""
+        return "failed" if self.error or self.failure else "ok"
 
 
 @dataclass
@@ -206,7 +224,11 @@ class BenchResults:
     """False while running and when interrupted: what is here was measured, the rest was not."""
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """Plain JSON data: each run with its `status`, and null for any number that is not finite."""
+        data = asdict(self)
+        for run, saved in zip(self.runs, data["runs"]):
+            saved["status"] = run.status
+        return finite(data)
 
     @classmethod
     def from_json(cls, data: dict) -> "BenchResults":
@@ -220,9 +242,10 @@ class BenchResults:
                    complete=data.get("complete", False))
 
     def save(self, path: Path) -> None:
-        """Atomically: JSON, then `runs.csv` and `series.csv` beside it."""
+        """Atomically: JSON, then `runs.csv` and `series.csv` beside it. A failed write leaves the files saved
+        before as they were (and no temporary file)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(self.to_json(), indent=2) + "\n")
+        atomic_write(path, json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
         atomic_write(path.with_name("runs.csv"), runs_csv(self.runs))
         atomic_write(path.with_name("series.csv"), series_csv(self.runs))
 
@@ -231,31 +254,54 @@ class BenchResults:
         return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
+def finite(value: Any) -> Any:
+    """NaN and the infinities as None (null): JSON has no such numbers, and a reader would choke on them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
+
+
+def build(cls, data: dict):
+    """A dataclass from its JSON; a null where a number must be (it was not finite when saved) reads as NaN."""
+    numbers = {f.name for f in fields(cls) if f.type == "float"}
+    return cls(**{key: math.nan if value is None and key in numbers else value for key, value in data.items()})
+
+
 def _run_from_json(data: dict) -> EndpointRun:
     data = dict(data)
-    data["latency"] = Percentiles(**data["latency"])
-    data["series"] = [Second(**s) for s in data["series"]]
-    data["lag"] = LagSummary(**data["lag"])
+    data.pop("status", None)  # derived from `error` and `failure`
+    data["latency"] = build(Percentiles, data["latency"])
+    data["series"] = [build(Second, s) for s in data["series"]]
+    data["lag"] = build(LagSummary, data["lag"])
     if data.get("profile"):
         profile = dict(data["profile"])
-        profile["top_frames"] = [FrameStat(**f) for f in profile["top_frames"]]
-        data["profile"] = ProfileSummary(**profile)
+        profile["top_frames"] = [build(FrameStat, f) for f in profile["top_frames"]]
+        data["profile"] = build(ProfileSummary, profile)
     if data.get("bystander"):
-        data["bystander"] = BystanderSummary(**{**data["bystander"],
-                                                "latency": Percentiles(**data["bystander"]["latency"])})
-    return EndpointRun(**data)
+        data["bystander"] = build(BystanderSummary, {**data["bystander"],
+                                                     "latency": build(Percentiles, data["bystander"]["latency"])})
+    return build(EndpointRun, data)
 
 
 def atomic_write(path: Path, text: str) -> None:
+    """Write a temporary file beside `path`, then rename it over: `path` is the old file or the new, never half."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 RUN_COLUMNS = ["flaw", "side", "name", "method", "path", "load_model", "users", "target_rps", "requests",
                "failures", "rps", "saturated", "p50", "p90", "p95", "p99", "p999", "max", "lag_p99", "lag_max",
-               "bystander_p50", "bystander_p99", "generator_cpu", "error"]
+               "bystander_p50", "bystander_p99", "generator_cpu", "generator_saturated", "status", "failure", "error"]
 
 
 def runs_csv(runs: Sequence[EndpointRun]) -> str:
@@ -263,7 +309,8 @@ def runs_csv(runs: Sequence[EndpointRun]) -> str:
     writer = csv.writer(out)
     writer.writerow(RUN_COLUMNS)
     for run in runs:
-        row = {**asdict(run), **asdict(run.latency), "lag_p99": run.lag.p99, "lag_max": run.lag.max,
+        row = {**asdict(run), **asdict(run.latency), "status": run.status,
+               "lag_p99": run.lag.p99, "lag_max": run.lag.max,
                "bystander_p50": run.bystander.latency.p50 if run.bystander else None,
                "bystander_p99": run.bystander.latency.p99 if run.bystander else None}
         writer.writerow([row[c] for c in RUN_COLUMNS])
@@ -306,12 +353,32 @@ def summarize(run: EndpointRun, load: dict, lag_samples: Sequence[tuple[float, f
     if run.target_rps:
         run.saturated = run.rps < 0.95 * run.target_rps
     run.generator_cpu = load.get("generator_cpu", 0.0)
+    run.generator_saturated = load.get("generator_peak_cpu", run.generator_cpu) > GENERATOR_SATURATED_CPU
     lag = [ms for stamp, ms in lag_samples if start <= stamp <= end]
     ordered = sorted(lag)
     run.lag = LagSummary(samples=len(lag), expected_samples=int(window / lag_interval),
                          p50=percentile(ordered, 0.5), p99=percentile(ordered, 0.99),
                          max=round(ordered[-1], 3) if ordered else 0.0)
     run.series = per_second(measured, load.get("users", []), lag_samples, start, end)
+
+
+def failure_reason(run: EndpointRun, allowed: float = FAILURES_ALLOWED) -> str | None:
+    """Why a measured run failed, or None: more than `allowed` of its requests (or of the bystander's) failed,
+    or none succeeded at all (an endpoint that hangs, answers 503 or redirects once validated)."""
+    reasons = ", ".join(f"{count:,} × {reason}"
+                        for reason, count in sorted(run.failure_reasons.items(), key=lambda item: -item[1])[:3])
+    if run.requests == 0:
+        return "no request was answered during the load"
+    if run.failures == run.requests:
+        return f"no request succeeded after validation: {reasons}"
+    if run.failures > allowed * run.requests:
+        return (f"{run.failures:,} of {run.requests:,} requests failed ({run.failures / run.requests:.1%}, "
+                f"more than the {allowed * 100:g}% allowed): {reasons}")
+    other = run.bystander
+    if other is not None and other.requests and other.failures > allowed * other.requests:
+        return (f"the bystander's {other.method} {other.path} failed {other.failures:,} of {other.requests:,} "
+                f"times (more than the {allowed * 100:g}% allowed)")
+    return None
 
 
 def per_second(samples: Sequence[list], users: Sequence[list], lag_samples: Sequence[tuple[float, float]],

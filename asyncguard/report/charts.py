@@ -7,6 +7,7 @@ each chart also carries a `<title>` and, in the page, a table with the same numb
 from __future__ import annotations
 
 import io
+import math
 from typing import Sequence
 
 PERCENTILES = ("p50", "p90", "p95", "p99", "p999", "max")
@@ -15,7 +16,15 @@ SIDE_STYLES = {"flawed": {"color": "#c0392b", "linestyle": "-"}, "fixed": {"colo
                "target": {"color": "#2e86c1", "linestyle": "-"}}
 EXTRA_FIX_STYLE = {"color": "#7dcea0", "linestyle": "--"}
 RC = {"svg.fonttype": "none", "svg.hashsalt": "asyncguard", "font.size": 9, "axes.spines.top": False,
-      "axes.spines.right": False, "figure.dpi": 96}
+      "axes.spines.right": False, "figure.dpi": 96, "text.parse_math": False, "text.usetex": False}
+"""Labels are endpoint names: drawn as written, never typeset (`GET /price/$5` is no formula)."""
+LARGEST_PLOTTED = 1e15
+"""Beyond this magnitude (or not finite) a value is left off its chart, its number still in the table beside it:
+matplotlib's tick arithmetic overflows near the largest float, and no measure comes near (1e15 ms: 30,000 years)."""
+
+
+def plotted(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) and abs(value) <= LARGEST_PLOTTED else None
 
 
 def line_style(side: str, index: int, bystander: bool = False) -> dict:
@@ -34,9 +43,11 @@ def plain_numbers(axes) -> None:
     axes.yaxis.set_minor_formatter(NullFormatter())
 
 
-def legend_below(figure) -> None:
-    """Under the plot, never over the lines."""
-    figure.legend(loc="outside lower center", ncols=2, frameon=False, fontsize=8)
+def legend_below(figure, lines: list) -> None:
+    """Under the plot, never over the lines; every line named, even one whose name starts with `_` (which
+    matplotlib leaves out of a legend it gathers itself)."""
+    figure.legend(lines, [line.get_label() for line in lines], loc="outside lower center", ncols=2, frameon=False,
+                  fontsize=8)
 
 
 def _svg(figure, title: str) -> str:
@@ -64,15 +75,17 @@ def percentile_chart(series: Sequence[dict], title: str) -> str:
         figure = _figure(3.2)
         axes = figure.add_subplot()
         positions = range(len(PERCENTILES))
+        lines = []
         for item in series:
-            axes.plot(positions, [max(v, 0.01) for v in item["values"]], marker="o", markersize=3,
-                      label=item["label"], **line_style(item["side"], item["index"], item.get("bystander", False)))
+            values = [math.nan if (v := plotted(value)) is None else max(v, 0.01) for value in item["values"]]
+            lines += axes.plot(positions, values, marker="o", markersize=3, label=item["label"],
+                               **line_style(item["side"], item["index"], item.get("bystander", False)))
         axes.set_xticks(list(positions), PERCENTILE_LABELS)
         axes.set_yscale("log")
         plain_numbers(axes)
         axes.set_ylabel("response time (ms)")
         axes.grid(True, which="major", axis="y", alpha=0.3)
-        legend_below(figure)
+        legend_below(figure, lines)
         return _svg(figure, title)
 
 
@@ -85,12 +98,13 @@ def timeline_chart(series: Sequence[dict], title: str, ylabel: str, log: bool = 
     with matplotlib.rc_context(RC):
         figure = _figure(2.8)
         axes = figure.add_subplot()
+        lines = []
         for item in series:
-            points = [(second, value) for second, value in enumerate(item["values"]) if value is not None]
+            points = [(second, value) for second, value in enumerate(map(plotted, item["values"])) if value is not None]
             if points:
                 xs, ys = zip(*points)
-                axes.plot(xs, [max(y, 0.01) for y in ys] if log else ys, marker=".", markersize=3,
-                          label=item["label"], **line_style(item["side"], item["index"]))
+                lines += axes.plot(xs, [max(y, 0.01) for y in ys] if log else ys, marker=".", markersize=3,
+                                   label=item["label"], **line_style(item["side"], item["index"]))
         if threshold is not None:
             axes.axhline(threshold, color="#7f8c8d", linewidth=0.8, linestyle=":")
         if log:
@@ -102,5 +116,5 @@ def timeline_chart(series: Sequence[dict], title: str, ylabel: str, log: bool = 
         axes.set_xlabel("second of the measured window")
         axes.set_ylabel(ylabel)
         axes.grid(True, axis="y", alpha=0.3)
-        legend_below(figure)
+        legend_below(figure, lines)
         return _svg(figure, title)

@@ -27,12 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load(path: Path) -> tuple[Path, BenchResults]:
+    """A results file every page can render, or a ReportError saying why not."""
+    from asyncguard.report.loader import read_results
+
     path = path / RESULTS_FILE if path.is_dir() else path
     try:
-        return path, BenchResults.load(path)
+        return path, read_results(path)
     except OSError as error:
         raise ReportError(f"cannot read {path}: {error.strerror or error}") from None
-    except (ValueError, KeyError, TypeError) as error:
+    except ValueError as error:
         raise ReportError(f"{path} is not an asyncguard results file: {error}") from None
 
 

@@ -71,11 +71,13 @@ def write_files(out: Path, files: Mapping[str, str]) -> list[Path]:
 
 def runs_index(base: Path, runs: list[tuple[Path, BenchResults]]) -> str:
     """The list of runs under `base` (each a directory with results.json and its page), newest first."""
+    from asyncguard.report.view import link
+
     entries = []
     for path, results in sorted(runs, key=lambda item: item[1].provenance.started, reverse=True):
         directory = path.parent
         entries.append({
-            "name": directory.name, "href": f"{directory.relative_to(base).as_posix()}/{RUN_PAGE}",
+            "name": directory.name, "page": link(f"{directory.relative_to(base).as_posix()}/{RUN_PAGE}"),
             "started": results.provenance.started, "commit": (results.provenance.git.get("commit") or "?")[:12],
             "endpoints": len(results.runs), "blocked": sum(1 for r in results.runs if not r.error and r.lag.blocked),
             "errors": sum(1 for r in results.runs if r.error), "complete": "yes" if results.complete else "no",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Sequence
+from urllib.parse import quote, urlsplit
 
 from asyncguard.bench.results import LAG_BLOCKED_P99_MS, BenchResults, EndpointRun, StaticFinding
 from asyncguard.report import charts
@@ -120,7 +121,8 @@ def metrics_row(run: EndpointRun) -> dict:
         "max": ms(run.latency.max), "lag_p99": ms(run.lag.p99), "lag_max": ms(run.lag.max),
         "lag_samples": f"{run.lag.samples:,} of {run.lag.expected_samples:,}", "loop": loop_state(run),
         "others_p99": ms(run.bystander.latency.p99) if run.bystander else "–",
-        "generator_cpu": f"{run.generator_cpu:.2f}",
+        "generator_cpu": f"{run.generator_cpu:.2f}", "generator_saturated": run.generator_saturated,
+        "failure": run.failure or "",
         "failure_reasons": [f"{count:,} × {reason}" for reason, count in sorted(run.failure_reasons.items())],
     }
 
@@ -158,12 +160,29 @@ def finding_view(finding: StaticFinding) -> dict:
     }
 
 
+def relative_href(path: str) -> str | None:
+    """A link to a file under the page's directory, percent-encoded (`#`, `?` and `:` are parts of a name there);
+    None for anything else: a scheme (`javascript:`, `data:`, `http:`), an absolute path or `//host`, a `..`."""
+    try:
+        scheme = urlsplit(path).scheme  # read as browsers read it: ` javascript:` and `java\tscript:` have one
+    except ValueError:  # `a://[`: not even a URL
+        return None
+    if scheme or not path or path.startswith("/") or ".." in path.split("/"):
+        return None
+    return quote(path, safe="/")
+
+
+def link(path: str) -> dict:
+    """A path from the results as a page shows it: linked when it is relative, as text when it is not."""
+    return {"href": relative_href(path), "path": path}
+
+
 def profile_view(run: EndpointRun) -> dict | None:
     profile = run.profile
     if profile is None:
         return None
     return {
-        "label": run_label(run), "html": profile.html, "speedscope": profile.speedscope,
+        "label": run_label(run), "html": link(profile.html), "speedscope": link(profile.speedscope),
         "duration": f"{profile.duration:.1f}",
         "blocking": (f"{profile.blocking_share:.0%} of the samples in {', '.join(profile.blocking_frames)}"
                      if profile.blocking_frames else ""),
@@ -246,6 +265,7 @@ def summary_row(group: FlawGroup, title: str) -> dict:
         "others_p99": pair(lambda run: ms(run.bystander.latency.p99) if run.bystander else "–"),
         "lag_p99": pair(lambda run: ms(run.lag.p99)),
         "error": next((r.error.splitlines()[0] for r in group.runs if r.error), ""),
+        "failed": next((r.failure for r in group.runs if r.failure), ""),
     }
 
 

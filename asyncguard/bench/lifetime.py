@@ -1,0 +1,103 @@
+"""How `bench` and the processes it starts end: a signal ends a run like Ctrl-C, and a child dies with its parent.
+
+SIGINT, SIGTERM and SIGHUP raise `Interrupted` in the main thread, so every `with Server(...)` and `finally` on
+the way out runs: servers and load generators are stopped, what was measured is saved. Further signals while
+that happens are ignored (the clean-up is bounded: a grace period, then SIGKILL). Inside `deferred_signals()` (a
+save, a process being started) a signal waits until the block is done, so no file is left half-written and no
+child unknown. Children started with `die_with_parent()` get SIGKILL from the kernel if `bench` itself dies
+before it can stop them (SIGKILL, the OOM killer): Linux's PR_SET_PDEATHSIG.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1
+"""From <linux/prctl.h>."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal asked the run to end; it ends like Ctrl-C, with the shell's status for that signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_status(self) -> int:
+        """128 + the signal's number, as a shell reports a process the signal ended: 130, 143, 129."""
+        return 128 + self.signum
+
+
+class _Guard:
+    def __init__(self) -> None:
+        self.received: int | None = None
+        """The signal that ended the run: later ones are ignored while it cleans up."""
+        self.depth = 0
+        self.pending: int | None = None
+
+    def handle(self, signum: int, frame) -> None:
+        if self.received is not None:
+            return
+        if self.depth:
+            self.pending = signum
+            return
+        self.received = signum
+        raise Interrupted(signum)
+
+
+_guard = _Guard()
+
+
+@contextmanager
+def handle_signals() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise `Interrupted` while the block runs (main thread only)."""
+    previous = {signum: signal.signal(signum, _guard.handle) for signum in HANDLED}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _guard.received = _guard.pending = None
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """A signal that arrives inside the block is raised when the block ends, not in its middle."""
+    _guard.depth += 1
+    try:
+        yield
+    finally:
+        _guard.depth -= 1
+        if not _guard.depth and _guard.pending is not None and _guard.received is None:
+            _guard.received, _guard.pending = _guard.pending, None
+            raise Interrupted(_guard.received)
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that has the kernel SIGKILL the child when this process dies; None where Linux's prctl is
+    missing. Set between fork and exec, it outlives the exec (and the child's own new session)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        if os.getppid() != parent:  # the parent died before the call: the signal will never come
+            os._exit(1)
+
+    return set_death_signal

@@ -1,0 +1,3 @@
+"""An app that cannot start: what the harness shows of a start-up failure is the app's own error."""
+
+raise RuntimeError("tiny: no database configured")

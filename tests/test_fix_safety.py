@@ -161,3 +161,24 @@ def test_a_file_its_encoding_cannot_give_back_byte_for_byte_is_left_alone(tmp_pa
     process = cli("app.py", "--fix", cwd=tmp_path)
     assert process.returncode == 1 and path.read_bytes() == data
     assert "asyncguard: not fixed: app.py: its bytes do not survive a round trip through utf-8-sig\n" in process.stderr
+
+
+def test_a_baseline_that_cannot_be_written_keeps_the_one_before(tmp_path, monkeypatch, capsys):
+    """A full disk while the baseline is replaced: the earlier baseline stays whole, and no temporary file is left."""
+    import errno
+
+    import asyncguard.atomic
+
+    (tmp_path / "a.py").write_text(HANDLER, encoding="utf-8")
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text('{"version": 1, "findings": []}\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+
+    def disk_full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(asyncguard.atomic.os, "replace", disk_full)
+    assert main(["check", "--no-cache", "a.py", "--write-baseline", "baseline.json"]) == 2
+    assert capsys.readouterr().err == "asyncguard: error: cannot write baseline.json: No space left on device\n"
+    assert baseline.read_text(encoding="utf-8") == '{"version": 1, "findings": []}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.py", "baseline.json"]

@@ -9,11 +9,11 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
+
+from asyncguard.atomic import write_atomically
 
 SCHEMA_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
@@ -245,9 +245,9 @@ class BenchResults:
         """Atomically: JSON, then `runs.csv` and `series.csv` beside it. A failed write leaves the files saved
         before as they were (and no temporary file)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
-        atomic_write(path.with_name("runs.csv"), runs_csv(self.runs))
-        atomic_write(path.with_name("series.csv"), series_csv(self.runs))
+        write_atomically(path, json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
+        write_atomically(path.with_name("runs.csv"), runs_csv(self.runs))
+        write_atomically(path.with_name("series.csv"), series_csv(self.runs))
 
     @classmethod
     def load(cls, path: Path) -> "BenchResults":
@@ -285,18 +285,6 @@ def _run_from_json(data: dict) -> EndpointRun:
         data["bystander"] = build(BystanderSummary, {**data["bystander"],
                                                      "latency": build(Percentiles, data["bystander"]["latency"])})
     return build(EndpointRun, data)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write a temporary file beside `path`, then rename it over: `path` is the old file or the new, never half."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 RUN_COLUMNS = ["flaw", "side", "name", "method", "path", "load_model", "users", "target_rps", "requests",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from asyncguard import __version__
+from asyncguard.atomic import write_atomically
 from asyncguard.lint.findings import Finding, source_lines
 
 BASELINE_VERSION = 1
@@ -67,7 +68,7 @@ def write_baseline(path: Path, findings: Sequence[Finding]) -> int:
     entries = [{"fingerprint": fp, "path": f.path, "code": f.code, "line": f.line, "message": f.message}
                for f, fp in zip(kept, fingerprints(kept))]
     payload = {"version": BASELINE_VERSION, "asyncguard": __version__, "findings": entries}
-    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    write_atomically(path, json.dumps(payload, indent=2) + "\n")
     return len(entries)
 
 

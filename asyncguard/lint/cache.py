@@ -9,15 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from asyncguard import __version__
+from asyncguard.atomic import write_atomically
 
 CACHE_DIR = ".asyncguard_cache"
-CACHE_FORMAT = 8
+CACHE_FORMAT = 9
 """Version 2 added each file's summary and calls on the loop (the whole-program pass)."""
 
 
@@ -80,11 +80,14 @@ FINDING = {"path": str, "line": int, "column": int, "end_line": int, "end_column
 """asyncguard.lint.findings.Finding.to_json."""
 SUMMARY = {
     "functions": Omittable(TableOf({
-        "line": int, "blocking": [(str, int, str, str)], "calls": [str], "parameters": Omittable([str]),
+        "line": int, "blocking": [(str, int, str, str, bool, OneOf((None, str)))], "calls": TableOf(int),
+        "self_calls": Omittable(TableOf(int)), "parameters": Omittable([str]),
         "parameter_calls": Omittable([(str, int, [(str, bool)])]),
     })),
     "classes": Omittable(TableOf([str])),
-    "derived": Omittable(TableOf({"line": int, "methods": [str]})),
+    "derived": Omittable(TableOf({"line": int, "methods": [str], "abstract": Omittable(bool)})),
+    "locks": Omittable([(str, str, int, int, int, int, str, str)]),
+    "held": Omittable(TableOf([OneOf(((str, int, str, str, bool), (str, int, str)))])),
 }
 """What asyncguard.lint.checker.summarize writes and the whole-program pass reads ({} for a file not parsed)."""
 LOOP_CALL = (str, int, int, int, int, str, str, TableOf(str))
@@ -188,10 +191,7 @@ class FindingsCache:
             if not gitignore.exists():
                 gitignore.write_text("*\n", encoding="utf-8")
             payload = {path: vars(entry) for path, entry in self.entries.items()}
-            handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(payload, out, separators=(",", ":"))
-            os.replace(temporary, self.file)
+            write_atomically(self.file, json.dumps(payload, separators=(",", ":")))
         except OSError:
             pass
 

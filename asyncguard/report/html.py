@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
+
+from asyncguard.atomic import write_atomically
 
 from asyncguard.bench.results import BenchResults, StaticFinding
 
@@ -61,11 +62,8 @@ def write_files(out: Path, files: Mapping[str, str]) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in files.items():
-        path = out / name
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-        written.append(path)
+        write_atomically(out / name, text)
+        written.append(out / name)
     return written
 
 

@@ -509,3 +509,17 @@ def test_the_report_shows_a_failed_run_and_a_saturated_generator():
     assert "failed: no request succeeded after validation: 12 × HTTP 503" in page
     assert '<span class="bad">failed</span>' in page and "(load generator saturated)" in page
     assert '<span class="bad">failed</span>' not in render_run(make_results())
+
+
+@pytest.mark.parametrize("content,message", [
+    ("[]", "is not an asyncguard results file"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"schema_version": 3, "runs": "many"}', "is not an asyncguard results file"),
+])
+def test_a_compare_file_that_is_not_results_is_a_one_line_error(tmp_path, content, message):
+    """`--compare` reads its file as a report does: what a page could not show, a gate cannot compare."""
+    old = tmp_path / "old.json"
+    old.write_text(content)
+    process = bench("tiny:app", "--compare", str(old), "--fail-if", "p99>+20%", timeout=30)
+    assert process.returncode == 2 and message in process.stderr and "Traceback" not in process.stderr
+    assert len(process.stderr.splitlines()) == 1

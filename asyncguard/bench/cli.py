@@ -91,6 +91,7 @@ def prepare_and_measure(args: argparse.Namespace) -> int:
     from asyncguard.bench.evidence import app_directory, static_findings
     from asyncguard.bench.results import BenchResults, FlawInfo
     from asyncguard.bench.server import Server
+    from asyncguard.report.loader import read_results
 
     if sum(map(bool, (args.app, args.suite, args.scenario))) != 1:
         return usage("give one of: an APP to measure, --suite DIR, --scenario FILE")
@@ -109,11 +110,13 @@ def prepare_and_measure(args: argparse.Namespace) -> int:
         return usage(problem)
     try:
         conditions = [parse_condition(text) for text in args.fail_if]
-        old = BenchResults.load(args.compare) if args.compare else None
+        old = read_results(args.compare) if args.compare else None  # checked as a report checks it
     except GateError as error:
         return usage(str(error))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        return usage(f"cannot read {args.compare}: {error}")
+    except OSError as error:
+        return usage(f"cannot read {args.compare}: {error.strerror or error}")
+    except ValueError as error:
+        return usage(f"{args.compare} is not an asyncguard results file: {error}")
     if old is None and any(condition.relative for condition in conditions):
         return usage("--fail-if with a change (+N% or -N%) needs --compare OLD.json")
 

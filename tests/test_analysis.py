@@ -166,9 +166,13 @@ def test_objects_on_self_are_typed():
 
 def test_non_blocking_forms_of_thread_primitives():
     source = """
-        import queue, threading
+        import queue, threading, time
         q = queue.Queue()
         lock = threading.Lock()
+
+        def refill():
+            with lock:  # a critical section that blocks: taking the lock on the loop waits for it
+                time.sleep(1)
 
         async def f():
             q.get(block=False)
@@ -247,9 +251,13 @@ def test_contexts_declared_by_reference():
 
 def test_with_lock_blocks_but_async_with_does_not():
     source = """
-        import asyncio, threading
+        import asyncio, subprocess, threading
         lock = threading.RLock()
         alock = asyncio.Lock()
+
+        def rebuild():
+            with lock:
+                subprocess.run(["make"])
 
         async def f():
             async with alock:
@@ -257,7 +265,7 @@ def test_with_lock_blocks_but_async_with_does_not():
             with lock:
                 pass
     """
-    assert found(source) == [(9, "threading.Lock.acquire", "async function f")]
+    assert found(source) == [(13, "threading.Lock.acquire", "async function f")]
 
 
 def test_one_finding_per_chained_statement():

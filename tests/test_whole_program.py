@@ -215,3 +215,45 @@ def test_an_internal_error_in_the_pass_is_contained_to_its_module(tmp_path, monk
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("app/services/billing.py:1:1: AG002") and "RuntimeError: summary bug" in line for line in lines)
     assert any(line.startswith("app/routes.py:") and "AG800 `post()`" in line for line in lines), lines
+
+
+def test_the_chain_shown_reaches_real_io_before_a_weak_leaf_then_the_shortest(tmp_path):
+    """`sync_all` reaches a cheap stat in one call and an HTTP post in two: the post is what a reader must see. In
+    one function, its real I/O is the leaf, not the stat written before it."""
+    root = write_tree(tmp_path, {
+        "app/__init__.py": "",
+        "app/sync.py": ("import os\nimport requests\n\n\ndef exists(path):\n    return os.path.exists(path)\n\n\n"
+                        "def _post(path):\n    return requests.post('https://backup.example', data=path, timeout=5)\n\n\n"
+                        "def upload(path):\n    return _post(path)\n\n\n"
+                        "def sync_all(path):\n    if exists(path):\n        return upload(path)\n\n\n"
+                        "def save(path, body):\n    os.path.isfile(path)\n    with open(path, 'w') as f:\n"
+                        "        f.write(body)\n"),
+        "app/routes.py": ("from app.sync import save, sync_all\n\n\nasync def backup(path):\n    return sync_all(path)\n\n\n"
+                          "async def store(path, body):\n    save(path, body)\n"),
+    })
+    chains = {f.line: [(step["name"], step["line"]) for step in f.chain] for f in check(root)}
+    assert chains == {
+        5: [("app.sync.sync_all", 19), ("app.sync.upload", 14), ("app.sync._post", 10), ("requests.post", 10)],
+        9: [("app.sync.save", 24), ("open", 24)],
+    }
+
+
+def test_every_step_of_a_chain_carries_the_line_of_its_call(tmp_path):
+    root = write_tree(tmp_path, {
+        "app/__init__.py": "",
+        "app/services/__init__.py": "",
+        "app/services/payments.py": ("from . import gateway\n\n\ndef charge(order_id, cents):\n"
+                                     "    payload = {'order': order_id, 'amount': cents}\n    return _submit(payload)\n\n\n"
+                                     "def _submit(payload):\n    return gateway.Gateway().post_charge(payload)\n"),
+        "app/services/gateway.py": ("import requests\n\n\nclass Gateway:\n    def post_charge(self, payload):\n"
+                                    "        body = dict(payload)\n        return self._send(body)\n\n"
+                                    "    def _send(self, body):\n"
+                                    "        return requests.post('https://gateway.example', json=body, timeout=5)\n"),
+        "app/routes.py": "from app.services import payments\n\n\nasync def pay(order_id, cents):\n"
+                         "    return payments.charge(order_id, cents)\n",
+    })
+    (finding,) = check(root)
+    assert [(step["name"], step["path"].rsplit("/", 1)[-1], step["line"]) for step in finding.chain] == [
+        ("app.services.payments.charge", "payments.py", 6), ("app.services.payments._submit", "payments.py", 10),
+        ("app.services.gateway.Gateway.post_charge", "gateway.py", 7),
+        ("app.services.gateway.Gateway._send", "gateway.py", 10), ("requests.post", "gateway.py", 10)]

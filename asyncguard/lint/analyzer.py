@@ -8,11 +8,11 @@ that are reported or summarised (asyncguard.lint.positions).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import libcst as cst
 
-from asyncguard.lint.context import FastApiFacts, FunctionFrame
+from asyncguard.lint.context import STREAMING_RESPONSES, FastApiFacts, FunctionFrame, streamed_content
 from asyncguard.lint.files import absolute_module
 from asyncguard.lint.knowledge import BlockingApi, Knowledge
 from asyncguard.lint.positions import spans
@@ -20,9 +20,11 @@ from asyncguard.lint.project import PROPERTY_DECORATORS, UNINFORMATIVE_ANNOTATIO
 from asyncguard.lint.syntax import (
     child_nodes,
     dotted_name,
+    is_generator,
     keyword,
     positional,
     string_value,
+    unsubscripted,
 )
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 BUILTINS = frozenset({"open", "input"})
 DEPENDS = frozenset({"Depends", "fastapi.Depends", "Security", "fastapi.Security", "fastapi.params.Depends"})
 UNKNOWN = "<unknown>"
+MAX_BASE_DEPTH = 8
+"""Base classes followed for an inherited attribute: real hierarchies are shallower, cyclic ones are cut."""
 
 
 OPERATOR_METHODS = {cst.Divide: "__truediv__", cst.BitOr: "__or__"}
@@ -56,6 +60,19 @@ class RawFinding:
     api: BlockingApi
     call: str
     frame: FunctionFrame
+    lock: str | None = None
+    """For a thread lock taken (`with lock:`, `lock.acquire()`): which lock (`lock_identity`). It blocks only if
+    some critical section under that lock, anywhere in the project, does blocking work."""
+
+
+@dataclass
+class HeldCall:
+    """A call made while a thread lock is held: a blocking one (`raw`), or one of a project function (`callee`)."""
+
+    node: cst.Call
+    holder: FunctionFrame
+    raw: RawFinding | None = None
+    callee: str | None = None
 
 
 @dataclass
@@ -64,7 +81,10 @@ class FunctionSummary:
     the project functions it calls (resolved later, across modules, by asyncguard.lint.program)."""
 
     blocking: list[RawFinding] = field(default_factory=list)
-    calls: set[str] = field(default_factory=set)
+    calls: dict[str, cst.Call] = field(default_factory=dict)
+    """The project functions it calls, each with its first call (the line a chain step shows)."""
+    self_calls: dict[str, cst.Call] = field(default_factory=dict)
+    """Methods it calls on its own `self`: which runs depends on the instance's class (a subclass's override)."""
     parameters: list[str] = field(default_factory=list)
     """Its parameters in the order callers pass them (`self`/`cls` of a method left out)."""
     parameter_calls: list[tuple[str, tuple[tuple[str, bool], ...], cst.Call]] = field(default_factory=list)
@@ -130,17 +150,47 @@ class Resolver:
         self.home = home
         self.project = project
 
-    def instance_attribute(self, class_path: str, attribute: str) -> Value | None:
-        """The type of `obj.attribute` where `obj` is an instance of a class of the project."""
+    def instance_attribute(self, class_path: str, attribute: str, depth: int = 0) -> Value | None:
+        """The type of `obj.attribute` where `obj` is an instance of a class of the project: set or declared by the
+        class itself or, breadth first, by its project base classes."""
         if class_path.startswith(self.home.prefix):
-            return (self.home.class_attributes(class_path) or {}).get(attribute)
-        return self.project.instance_attribute(class_path, attribute) if self.project is not None else None
+            found = (self.home.class_attributes(class_path) or {}).get(attribute)
+        else:
+            found = self.project.instance_attribute(class_path, attribute) if self.project is not None else None
+        if found is not None or depth >= MAX_BASE_DEPTH:
+            return found
+        for base in self.class_bases(class_path):
+            found = self.instance_attribute(base, attribute, depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    def class_bases(self, class_path: str) -> list[str]:
+        """The qualified names of a project class's bases (none for a class outside the project)."""
+        if class_path.startswith(self.home.prefix):
+            return self.home.class_bases(class_path)
+        return self.project.class_bases(class_path) if self.project is not None else []
 
     def in_project(self, path: str) -> bool:
         """Whether `path` names something defined in this module or another module of the checked project."""
         if path.startswith(self.home.prefix):
             return True
         return self.project is not None and self.project.owns(path)
+
+    def state_attribute(self, name: str) -> Value | None:
+        """`request.state.db`, `app.state.redis`: what the project assigns to that attribute of a state holder (in a
+        middleware, a lifespan, a dependency), in this module or any other."""
+        found = self.home.state_attributes().get(name)
+        if found is None and self.project is not None:
+            found = self.project.state_attribute(name)
+        return found
+
+    def is_sync_generator(self, path: str) -> bool:
+        """Whether `path` is a sync generator function or method of the project."""
+        if path.startswith(self.home.prefix):
+            node = self.home.functions.get(path)
+            return node is not None and node.asynchronous is None and is_generator(node)
+        return self.project is not None and self.project.is_sync_generator(path)
 
     def function_result(self, path: str) -> Value | None:
         if path.startswith(self.home.prefix):
@@ -173,10 +223,16 @@ class Resolver:
                 own = self.instance_attribute(base.path, node.attr.value)
                 if own is not None:
                     return own
+            elif state_attribute(node) is not None:
+                held = self.state_attribute(node.attr.value)
+                if held is not None:
+                    return held
             path, instance = self.knowledge.member(base.path, base.instance, node.attr.value)
             return Value(path, instance=True) if instance else self.through_project(Value(path))
         if isinstance(node, cst.Call):
             return self.call_result(node, scope)
+        if isinstance(node, cst.Await):  # `user = await repo.get(email)`: what the coroutine returns
+            return self.infer(node.expression, scope)
         if isinstance(node, cst.Subscript):
             base = self.infer(node.value, scope)
             return base.attribute("__getitem__") if base is not None else None
@@ -255,6 +311,19 @@ class Resolver:
             return None  # a bare `-> Generator` says nothing: what the body yields does
         return Value(value.path, instance=True)
 
+    def works_in_memory(self, call: cst.Call, callee: str, scope: Scope) -> bool:
+        """`Image.open(io.BytesIO(data))`, `zipfile.ZipFile(buffer)`: a file-format call handed an in-memory
+        buffer where it takes its path or file does no file I/O."""
+        for argument in self.knowledge.file_arguments_of(callee):
+            given = keyword(call, argument.arg)
+            if given is None and argument.position is not None:
+                given = positional(call, argument.position)
+            if given is None:
+                continue
+            value = self.infer(given, scope)
+            return argument.any_value or value is not None and value.instance and value.path in self.knowledge.buffers
+        return False
+
     def iterated(self, node: cst.BaseExpression, scope: Scope) -> Value | None:
         """What a `for` loop over `node` binds: `for p in root.rglob("*")` gives Paths (`[iterates]`)."""
         if not isinstance(node, cst.Call):
@@ -293,6 +362,7 @@ class ModuleIndex:
         self._results: dict[str, Value | None] = {}
         self.classes: dict[str, tuple[cst.ClassDef, Scope]] = {}
         self.class_attrs: dict[str, dict[str, Value]] = {}
+        self._state: dict[str, Value] | None = None
         self.resolver = Resolver(knowledge, self, project)
         self._index_block(module.body, self.scope, prefix=module_name)
 
@@ -347,6 +417,30 @@ class ModuleIndex:
                     if isinstance(target.target, cst.Name):
                         self.facts.note_router(target.target.value, small.value)
 
+    def state_attributes(self) -> dict[str, Value]:
+        """What this module's functions assign to state holders (`request.state.db = SessionLocal()`), computed on
+        first use."""
+        if self._state is None:
+            self._state = {}  # read while being computed: `request.state.a = request.state.b`
+            for path, node in self.functions.items():
+                owner = path.rpartition(".")[0]
+                scope = Scope(self.scope, "function")
+                bind_parameters(node, scope, self.resolver, owner if owner in self.classes else None)
+                for name, value_node, annotation in self_assignments(node.body, scope, self.resolver, self.package,
+                                                                     state_attribute):
+                    value = assigned_type(value_node, annotation, scope, self.resolver)
+                    if value is not None and value.instance:
+                        self._state.setdefault(name, value)
+        return self._state
+
+    def class_bases(self, path: str) -> list[str]:
+        """The bases of a class of this module, as qualified names (`Repository[User]` is `Repository`)."""
+        if path not in self.classes:
+            return []
+        node, scope = self.classes[path]
+        return [value.path for value in (self.resolver.infer(unsubscripted(b.value), scope) for b in node.bases)
+                if value is not None and not value.instance]
+
     def class_attributes(self, path: str) -> dict[str, Value] | None:
         """Types of `self.x` of a class of this module, computed on first use."""
         if path not in self.class_attrs:
@@ -356,12 +450,16 @@ class ModuleIndex:
         return self.class_attrs[path]
 
     def _class_attributes(self, node: cst.ClassDef, outer: Scope, path: str) -> None:
-        """From class-level annotations and assignments, and `self.x = ...` in any method."""
+        """From class-level annotations and assignments, and `self.x = ...` in any method. What is assigned wins
+        over what is only declared (`mailer: Mailer` of a Protocol, then `self.mailer = SmtpMailer()`)."""
         attrs: dict[str, Value] = {}
+        declared: set[str] = set()
         class_scope = Scope(outer, "class", class_path=path)
         self.class_attrs[path] = attrs  # visible while methods are read, for `self.a.b` chains
         for statement in node.body.body:
             if isinstance(statement, cst.SimpleStatementLine):
+                declared.update(small.target.value for small in statement.body if isinstance(small, cst.AnnAssign)
+                                and small.value is None and isinstance(small.target, cst.Name))
                 for name, value in bindings_of(statement, class_scope, self.resolver, self.package):
                     if value is not None:
                         attrs[name] = value
@@ -375,11 +473,10 @@ class ModuleIndex:
                 bind_parameters(statement, method_scope, self.resolver, path)
                 for target, value_node, annotation in self_assignments(statement.body, method_scope, self.resolver,
                                                                        self.package):
-                    value = self.resolver.annotation(annotation, method_scope) if annotation else None
-                    if value is None and value_node is not None:
-                        value = self.resolver.infer(value_node, method_scope)
-                    if value is not None:
-                        attrs.setdefault(target, value)
+                    value = assigned_type(value_node, annotation, method_scope, self.resolver)
+                    if value is not None and (target not in attrs or target in declared):
+                        attrs[target] = value
+                        declared.discard(target)
 
 
 def returned_value(node: cst.FunctionDef, scope: Scope, resolver: Resolver, package: str,
@@ -474,16 +571,27 @@ def bindings_of(statement: cst.CSTNode, scope: Scope, resolver: Resolver, packag
             alias = resolver.annotation(small.value, scope)
             yield small.name.value, Value(alias.path) if alias is not None else None
         elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
-            value = resolver.annotation(small.annotation.annotation, scope)
-            if value is None and small.value is not None:
-                value = resolver.infer(small.value, scope)
-            yield small.target.value, value
+            yield small.target.value, assigned_type(small.value, small.annotation.annotation, scope, resolver)
 
 
-def self_assignments(body: cst.BaseSuite, scope: Scope, resolver: Resolver, package: str
+def assigned_type(value: cst.BaseExpression | None, annotation: cst.BaseExpression | None, scope: Scope,
+                  resolver: Resolver) -> Value | None:
+    """`x: T = value`: the instance the value builds where it is known (`mailer: Mailer = SmtpMailer()`, a
+    Protocol's implementation), else what the annotation declares, else what the value is."""
+    inferred = resolver.infer(value, scope) if value is not None else None
+    if inferred is not None and inferred.instance:
+        return inferred
+    declared = resolver.annotation(annotation, scope) if annotation is not None else None
+    return declared if declared is not None else inferred
+
+
+def self_assignments(body: cst.BaseSuite, scope: Scope, resolver: Resolver, package: str,
+                     assigned: Callable[[cst.BaseExpression], str | None] | None = None,
                      ) -> Iterator[tuple[str, cst.BaseExpression | None, cst.BaseExpression | None]]:
-    """`self.x = value` and `self.x: T = value` anywhere in a method body, not inside nested functions; the
-    method's own imports and assignments are bound in `scope` on the way (`import boto3` inside `__init__`)."""
+    """`self.x = value` and `self.x: T = value` (or the targets `assigned` names) anywhere in a method body, not
+    inside nested functions; the method's own imports and assignments are bound in `scope` on the way (`import
+    boto3` inside `__init__`)."""
+    assigned = assigned or self_attribute
     stack: list[cst.CSTNode] = [body]
     while stack:
         node = stack.pop()
@@ -494,14 +602,21 @@ def self_assignments(body: cst.BaseSuite, scope: Scope, resolver: Resolver, pack
                 scope.bind(name, value)
         if isinstance(node, cst.Assign):
             for target in node.targets:
-                name = self_attribute(target.target)
+                name = assigned(target.target)
                 if name:
                     yield name, node.value, None
         elif isinstance(node, cst.AnnAssign):
-            name = self_attribute(node.target)
+            name = assigned(node.target)
             if name:
                 yield name, node.value, node.annotation.annotation
         stack.extend(reversed(child_nodes(node)))  # in source order: `self.b = self.a.f()` after `self.a = ...`
+
+
+def state_attribute(node: cst.BaseExpression) -> str | None:
+    """`db` of `request.state.db` or `app.state.db`: an attribute of a Starlette state holder."""
+    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Attribute) and node.value.attr.value == "state":
+        return node.attr.value
+    return None
 
 
 def self_attribute(node: cst.BaseExpression) -> str | None:
@@ -554,6 +669,17 @@ class BlockingCallWalker:
         self.classes: list[str] = []
         self.awaited: set[int] = set()
         self.offloaded: set[int] = set()
+        self.streamed: set[int] = set()
+        """Calls whose result a streaming response iterates (`StreamingResponse(iter_file(path))`)."""
+        self.held: list[str] = []
+        """The thread locks held where the walk is (`with lock:` bodies, after `lock.acquire()`)."""
+        self.acquired: list[str] = []
+        self.released: list[str] = []
+        """Locks the statement being walked acquires or releases by a call."""
+        self.held_calls: dict[str, list[HeldCall]] = {}
+        """What each lock's critical sections in this module call."""
+        self.lock_uses: list[RawFinding] = []
+        """Thread locks taken on the loop: reported if a critical section under them blocks."""
         self.findings: list[RawFinding] = []
         self.summaries: dict[str, FunctionSummary] = {}
         self.loop_calls: list[LoopCall] = []
@@ -566,7 +692,8 @@ class BlockingCallWalker:
             cst.For: self.walk_for, cst.NamedExpr: self.walk_named_expr, cst.Await: self.walk_await,
             cst.Call: self.walk_call, cst.CompFor: self.walk_comp_for, cst.ListComp: self.walk_comprehension,
             cst.SetComp: self.walk_comprehension, cst.GeneratorExp: self.walk_comprehension,
-            cst.DictComp: self.walk_comprehension,
+            cst.DictComp: self.walk_comprehension, cst.AnnAssign: self.walk_annotated_assignment,
+            cst.IndentedBlock: self.walk_block,
         }
 
     @property
@@ -598,7 +725,7 @@ class BlockingCallWalker:
         prefix = self.classes[-1] if self.classes else self.index.module_name
         path = f"{prefix}.{node.name.value}"
         self.facts.note_class(node, path, self.resolver, self.scope)
-        self.class_bases[path] = [value.path for value in (self.resolver.infer(b.value, self.scope)
+        self.class_bases[path] = [value.path for value in (self.resolver.infer(unsubscripted(b.value), self.scope)
                                                            for b in node.bases) if value]
         self.walk_all([d.decorator for d in node.decorators] + [b.value for b in node.bases])
         self.classes.append(path)
@@ -649,7 +776,7 @@ class BlockingCallWalker:
         if parent is None:
             prefix = enclosing_class or self.index.module_name
             return f"{prefix}.{node.name.value}" if len(self.classes) <= 1 else None
-        if parent.owner is not None and node.name.value in parent.direct_calls:
+        if parent.owner is not None and runs_where_called(node, parent):
             return parent.owner
         return None
 
@@ -660,7 +787,7 @@ class BlockingCallWalker:
         parent = self.frame
         if parent is None or not parent.on_loop:
             return False
-        return node.name.value in parent.direct_calls
+        return runs_where_called(node, parent)
 
     # -- bindings inside functions ----------------------------------------------------------------------------
     def walk_simple_statement(self, node: cst.SimpleStatementLine) -> None:
@@ -669,15 +796,38 @@ class BlockingCallWalker:
             for name, value in bindings_of(node, self.scope, self.resolver, self.index.package):
                 self.scope.bind(name, value)
 
+    def walk_annotated_assignment(self, node: cst.AnnAssign) -> None:
+        """A local variable's annotation is never evaluated (PEP 526): `x: time.sleep(1) = 1` calls nothing."""
+        local = self.frames and self.scope.kind == "function"
+        self.walk_all([node.target, node.value] if local else [node.target, node.annotation, node.value])
+
     def walk_with(self, node: cst.With) -> None:
+        locks = []
         if self.frames:
             for item in node.items:
                 if node.asynchronous is None:
-                    self._check_with_item(item)
+                    locks.append(self._check_with_item(item))
                 if item.asname is not None and isinstance(item.asname.name, cst.Name):
                     value = self.resolver.infer(item.item, self.scope)
                     self.scope.bind(item.asname.name.value, value if value and value.instance else None)
-        self.walk_all(child_nodes(node))
+        self.walk_all(node.items)
+        held = [lock for lock in locks if lock is not None]
+        self.held.extend(held)  # the body is the critical section
+        self.walk(node.body)
+        del self.held[len(self.held) - len(held):]
+
+    def walk_block(self, node: cst.IndentedBlock) -> None:
+        """`lock.acquire()` holds the lock for the rest of its block, or up to `lock.release()`."""
+        depth = len(self.held)
+        for statement in node.body:
+            self.walk(statement)
+            self.held.extend(self.acquired)
+            for lock in self.released:
+                if lock in self.held:
+                    del self.held[len(self.held) - 1 - self.held[::-1].index(lock)]
+            self.acquired.clear()
+            self.released.clear()
+        del self.held[depth:]
 
     def walk_for(self, node: cst.For) -> None:
         self.walk(node.iter)
@@ -726,19 +876,43 @@ class BlockingCallWalker:
         if self.knowledge.is_offloader(callee):
             for arg in node.args:
                 self.offloaded.add(id(arg.value))
-        if not frame.on_loop and frame.owner is None or id(node) in self.awaited:
+        if callee.rsplit(".", 1)[-1] in STREAMING_RESPONSES:
+            self.streamed.add(id(streamed_content(node)))
+        if id(node) in self.awaited:
             return
+        if id(node) in self.streamed and self.resolver.is_sync_generator(callee):
+            return  # iterated in the threadpool: its body never runs on the loop
         api = self.knowledge.blocking_api(callee)
-        if api is not None and not api.with_statement and not is_nonblocking(node, api):
+        if api is not None and (api.with_statement or is_nonblocking(node, api)
+                                or self.resolver.works_in_memory(node, callee, self.scope)):
+            api = None
+        lock = self._lock_called(node, callee)
+        if self.held and lock is None:
+            self._note_held(node, callee, api, frame)
+        if not frame.on_loop and frame.owner is None:
+            return
+        if api is not None and lock is not None:
+            self._lock_use(RawFinding(node=node, api=api, call=callee, frame=frame, lock=lock))
+        elif api is not None:
             self._blocking(RawFinding(node=node, api=api, call=callee, frame=frame))
         elif (api is None and self.whole_program and self.resolver.in_project(callee)
               and not self.knowledge.is_allowed(callee)):
             if frame.on_loop:
                 self.loop_calls.append(LoopCall(node, callee, frame, self._argument_types(node)))
+            elif self._on_self(node, callee, frame):
+                self._summary(frame).self_calls.setdefault(node.func.attr.value, node)
             else:
-                self._summary(frame).calls.add(callee)
+                self._summary(frame).calls.setdefault(callee, node)
         elif api is None and self.whole_program and not frame.on_loop and callee.startswith(f"{UNKNOWN}."):
             self._note_parameter_call(node, frame)
+
+    def _on_self(self, node: cst.Call, callee: str, frame: FunctionFrame) -> bool:
+        """`self.fetch()` in a method of the class that defines or inherits `fetch`."""
+        func = node.func
+        return (frame.class_path is not None and frame.owner == f"{frame.class_path}.{frame.name}"
+                and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
+                and callee == f"{frame.class_path}.{func.attr.value}"
+                and self.scope.lookup(func.value.value) == Value(frame.class_path, instance=True))
 
     def _argument_types(self, node: cst.Call) -> dict[str, str]:
         types, position = {}, 0
@@ -773,17 +947,71 @@ class BlockingCallWalker:
         flagged = {id(raw.node) for raw in self.findings}
         return [raw for raw in self.findings if not any(id(inner) in flagged for inner in receiver_calls(raw.node))]
 
-    def _check_with_item(self, item: cst.WithItem) -> None:
+    def _check_with_item(self, item: cst.WithItem) -> str | None:
+        """`with lock:` is `lock.acquire()` in disguise: noted where it runs, and which lock it is returned, for
+        the critical section it opens."""
         frame = self.frame
-        if frame is None or not frame.on_loop and frame.owner is None or isinstance(item.item, cst.Call):
-            return
+        if frame is None or isinstance(item.item, cst.Call):
+            return None
         value = self.resolver.infer(item.item, self.scope)
-        if value is None or not value.instance:
+        api = self.knowledge.blocking_api(value.path) if value is not None and value.instance else None
+        if api is None or not api.with_statement:
+            return None
+        lock = self.lock_identity(item.item)
+        if lock is not None and (frame.on_loop or frame.owner is not None):
+            self._lock_use(RawFinding(node=item.item, api=api, call=f"{value.path}.acquire", frame=frame, lock=lock))
+        return lock
+
+    def _lock_called(self, node: cst.Call, callee: str) -> str | None:
+        """`lock.acquire()` and `lock.release()` of a thread lock: which lock, noted for the block being walked."""
+        owner, _, method = callee.rpartition(".")
+        if method not in {"acquire", "release"} or not isinstance(node.func, cst.Attribute):
+            return None
+        api = self.knowledge.blocking_api(owner)
+        lock = self.lock_identity(node.func.value) if api is not None and api.with_statement else None
+        if lock is not None:
+            (self.acquired if method == "acquire" else self.released).append(lock)
+        return lock
+
+    def lock_identity(self, node: cst.BaseExpression) -> str | None:
+        """Which lock an expression is, named where it is bound, as every critical section under it names it: a
+        module's `app.state.token_lock` (imported or not), a class's `app.cache.Cache._lock`, or a function's own
+        local; None where that cannot be told (a parameter)."""
+        if isinstance(node, cst.Name):
+            binder = self.scope.binder(node.value)
+            if binder is None or binder.kind == "class":
+                return None
+            bound = binder.names[node.value]
+            if binder.kind == "function":
+                return f"{self.index.module_name}.{self.frame.qualname}.{node.value}" if bound is not None else None
+            if bound is not None and not bound.instance:
+                return bound.path  # imported from the module that binds it
+            return f"{self.index.module_name}.{node.value}"
+        if isinstance(node, cst.Attribute):
+            base = self.resolver.infer(node.value, self.scope)
+            if base is None or base.instance and not self.resolver.in_project(base.path):
+                return None
+            return f"{base.path}.{node.attr.value}"
+        return None
+
+    def _lock_use(self, raw: RawFinding) -> None:
+        """A lock taken on the loop waits as long as its longest critical section: known once the whole project is
+        read. In a sync function, a conditional part of its summary."""
+        if raw.frame.on_loop:
+            self.lock_uses.append(raw)
+        else:
+            self._summary(raw.frame).blocking.append(raw)
+
+    def _note_held(self, node: cst.Call, callee: str, api: BlockingApi | None, frame: FunctionFrame) -> None:
+        """A call in a critical section: blocking itself, or a project function that may block."""
+        if api is not None:
+            held = HeldCall(node, frame, raw=RawFinding(node=node, api=api, call=callee, frame=frame))
+        elif self.whole_program and self.resolver.in_project(callee) and not self.knowledge.is_allowed(callee):
+            held = HeldCall(node, frame, callee=callee)
+        else:
             return
-        api = self.knowledge.blocking_api(value.path)
-        if api is not None and api.with_statement:
-            # `with lock:` is `lock.acquire()` in disguise
-            self._blocking(RawFinding(node=item.item, api=api, call=f"{value.path}.acquire", frame=frame))
+        for lock in dict.fromkeys(self.held):
+            self.held_calls.setdefault(lock, []).append(held)
 
     def _blocking(self, raw: RawFinding) -> None:
         """On the loop a finding; in a sync function, part of its summary."""
@@ -791,6 +1019,13 @@ class BlockingCallWalker:
             self.findings.append(raw)
         else:
             self._summary(raw.frame).blocking.append(raw)
+
+
+def runs_where_called(node: cst.FunctionDef, parent: FunctionFrame) -> bool:
+    """A nested function runs in its parent when the parent calls it, except a sync generator only handed to a
+    streaming response: Starlette iterates that in its threadpool."""
+    name = node.name.value
+    return name in parent.direct_calls or name in parent.streamed_calls and not is_generator(node)
 
 
 def attribute_steps(call: cst.Call) -> tuple[str, tuple[tuple[str, bool], ...]] | None:
@@ -864,6 +1099,11 @@ class AnalysisResult:
     class_bases: dict[str, list[str]] = field(default_factory=dict)
     parameter_lines: dict[int, int] = field(default_factory=dict)
     """Line of each call on a parameter of unknown type, by the call node's id."""
+    call_lines: dict[int, int] = field(default_factory=dict)
+    """Line of each summarised call of a project function, by the call node's id."""
+    lock_uses: list[tuple[RawFinding, tuple[int, int, int, int]]] = field(default_factory=list)
+    held_calls: dict[str, list[tuple[HeldCall, int]]] = field(default_factory=dict)
+    """What each lock's critical sections call, with the line of each call."""
 
 
 def analyze(module: cst.Module, module_name: str, knowledge: Knowledge, project: "Project | None" = None,
@@ -883,6 +1123,10 @@ def analyze(module: cst.Module, module_name: str, knowledge: Knowledge, project:
     nodes = [raw.node for raw in findings] + [call.node for call in walker.loop_calls]
     nodes += [raw.node for summary in summaries.values() for raw in summary.blocking]
     nodes += [call for summary in summaries.values() for _, _, call in summary.parameter_calls]
+    nodes += [raw.node for raw in walker.lock_uses]
+    calls = [call for summary in summaries.values() for call in (*summary.calls.values(), *summary.self_calls.values())]
+    nodes += calls
+    nodes += [held.node for calls in walker.held_calls.values() for held in calls]
     located = spans(module, text if text is not None else module.code, nodes)
     return AnalysisResult(
         findings=[(raw, located[id(raw.node)]) for raw in findings], facts=facts,
@@ -892,4 +1136,8 @@ def analyze(module: cst.Module, module_name: str, knowledge: Knowledge, project:
                          for _, _, call in summary.parameter_calls},
         loop_calls=[(call, located[id(call.node)]) for call in walker.loop_calls],
         class_bases=walker.class_bases,
+        call_lines={id(call): located[id(call)][0] for call in calls},
+        lock_uses=[(raw, located[id(raw.node)]) for raw in walker.lock_uses],
+        held_calls={lock: [(held, located[id(held.node)][0]) for held in calls]
+                    for lock, calls in walker.held_calls.items()},
     )

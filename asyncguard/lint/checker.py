@@ -21,7 +21,7 @@ from asyncguard.lint.findings import Finding, internal_error, not_checked, shown
 from asyncguard.lint.knowledge import Knowledge, build_knowledge
 from asyncguard.lint.positions import definition_lines
 from asyncguard.lint.program import INDIRECT, LibraryCalls, ModuleRecord, Program
-from asyncguard.lint.project import Project
+from asyncguard.lint.project import ABSTRACT_BASES, Project
 from asyncguard.lint.rule import rules_by_category
 from asyncguard.lint.syntax import dotted_name
 
@@ -89,7 +89,8 @@ class FileAnalysis:
 
     findings: list[Finding] = field(default_factory=list)
     summary: dict | None = None
-    """`{"functions": {qualified name: {"line", "blocking", "calls"}}, "classes": {name: [bases]}}`; None when the
+    """`{"functions": {qualified name: {"line", "blocking", "calls"}}, "classes": {name: [bases]}, ...}` (the shape
+    is `asyncguard.lint.cache.SUMMARY`); None when the
     file was not analysed (no `async` in it: only its syntax was checked)."""
     loop_calls: list[list] = field(default_factory=list)
     """`[callee, line, column, end line, end column, context, written, arguments]` of every call on the loop of a
@@ -163,14 +164,19 @@ def summarize(result: AnalysisResult, module: str, text: str, lines: Sequence[st
     definitions = definition_lines(text) if result.summaries or result.class_bases else {}
     functions = {}
     for name, (summary, blocking) in result.summaries.items():
-        kept = [[shown_call(raw.call), span[0], by_category[raw.api.category].code, raw.api.use]
+        kept = [[shown_call(raw.call), span[0], by_category[raw.api.category].code, raw.api.use, raw.api.weak,
+                 raw.lock]  # a lock blocks only if a critical section under it does
                 for raw, span in sorted(blocking, key=lambda located: located[1])  # the first in the source first
                 if not line_suppresses(lines, span[0], by_category[raw.api.category].code)]
         on_parameters = sorted({(parameter, result.parameter_lines[id(call)], steps)
                                 for parameter, steps, call in summary.parameter_calls})
-        if kept or summary.calls or on_parameters:
+        if kept or summary.calls or summary.self_calls or on_parameters:
             functions[name] = {"line": definitions.get(name[len(module) + 1:], 1), "blocking": kept,
-                               "calls": sorted(summary.calls)}
+                               "calls": {callee: result.call_lines[id(call)]
+                                         for callee, call in sorted(summary.calls.items())}}
+            if summary.self_calls:
+                functions[name]["self_calls"] = {method: result.call_lines[id(call)]
+                                                 for method, call in sorted(summary.self_calls.items())}
             if on_parameters:
                 functions[name].update(parameters=summary.parameters, parameter_calls=[
                     [parameter, line, [list(step) for step in steps]] for parameter, line, steps in on_parameters])
@@ -183,7 +189,25 @@ def summarize(result: AnalysisResult, module: str, text: str, lines: Sequence[st
         if bases:  # where an inherited third-party method may be called: its line, and the methods it overrides
             local = name[len(module) + 1:]
             derived[name] = {"line": definitions.get(local, 1), "methods": sorted(methods.get(local, []))}
-    return {"functions": functions, "classes": result.class_bases, "derived": derived}
+            if ABSTRACT_BASES & set(bases):  # an interface: its methods run in the classes that implement it
+                derived[name]["abstract"] = True
+    summary = {"functions": functions, "classes": result.class_bases, "derived": derived}
+    locks = [[raw.lock, shown_call(raw.call), *span, result.facts.describe(raw.frame).removeprefix("in "), raw.api.use]
+             for raw, span in result.lock_uses
+             if not line_suppresses(lines, span[0], by_category[raw.api.category].code)]
+    held = {}
+    for lock, calls in result.held_calls.items():
+        entries = [[f"{module}.{call.holder.qualname}", line, *([shown_call(call.raw.call),
+                    by_category[call.raw.api.category].code, call.raw.api.weak] if call.raw else [call.callee])]
+                   for call, line in calls
+                   if call.raw is None or not line_suppresses(lines, line, by_category[call.raw.api.category].code)]
+        if entries:
+            held[lock] = entries
+    if locks:
+        summary["locks"] = locks
+    if held:
+        summary["held"] = held
+    return summary
 
 
 def summarize_source(text: str, module: str, knowledge: Knowledge, project: Project | None = None) -> dict:

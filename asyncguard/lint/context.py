@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "trace")
 ROUTE_HOLDERS = ("FastAPI", "APIRouter", "Starlette", "Router")
+STREAMING_RESPONSES = frozenset({"StreamingResponse", "EventSourceResponse"})
+"""Responses that iterate their content: an async iterator on the loop, a sync one in Starlette's threadpool."""
 
 
 @dataclass(eq=False)
@@ -45,17 +47,31 @@ class FunctionFrame:
     @cached_property
     def direct_calls(self) -> set[str]:
         """Names called in this body itself (not in nested functions): `helper()` runs where we run."""
+        return self._calls_in_body[0]
+
+    @cached_property
+    def streamed_calls(self) -> set[str]:
+        """Names called only as a streaming response's content (`StreamingResponse(chunks())`): a sync generator
+        called there runs in the threadpool, a plain function that builds the iterator runs here."""
+        return self._calls_in_body[1] - self._calls_in_body[0]
+
+    @cached_property
+    def _calls_in_body(self) -> tuple[set[str], set[str]]:
         found: set[str] = set()
-        body = self.node.body
-        stack: list[cst.CSTNode] = [body]
+        streamed: set[str] = set()
+        contents: set[int] = set()
+        stack: list[cst.CSTNode] = [self.node.body]
         while stack:
             node = stack.pop()
             if isinstance(node, (cst.FunctionDef, cst.Lambda, cst.ClassDef)):
                 continue
-            if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
-                found.add(node.func.value)
-            stack.extend(child_nodes(node))
-        return found
+            if isinstance(node, cst.Call):
+                if isinstance(node.func, cst.Name):
+                    (streamed if id(node) in contents else found).add(node.func.value)
+                if called_name(node) in STREAMING_RESPONSES:
+                    contents.add(id(streamed_content(node)))
+            stack.extend(reversed(child_nodes(node)))  # in source order: a response before its content
+        return found, streamed
 
 
 @dataclass
@@ -103,8 +119,7 @@ class FastApiFacts:
                 self.roles[id(node)] = role
 
     def note_call(self, call: cst.Call, resolver: "Resolver", scope: "Scope") -> None:
-        func = call.func
-        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        name = called_name(call)
         if name in {"Depends", "Security"}:
             target = positional(call, 0) or keyword(call, "dependency")
             self._name_role(target, lambda name: f"dependency {name}")
@@ -112,8 +127,8 @@ class FastApiFacts:
             self._name_role(keyword(call, "lifespan"), lambda name: "lifespan")
         elif name == "add_task":
             self._name_role(positional(call, 0), lambda name: f"background task {name}")
-        elif name in {"StreamingResponse", "EventSourceResponse"}:
-            content = positional(call, 0) or keyword(call, "content")
+        elif name in STREAMING_RESPONSES:
+            content = streamed_content(call)
             if isinstance(content, cst.Call):
                 content = content.func
             self._name_role(content, lambda name: f"streaming response generator {name}")
@@ -159,6 +174,17 @@ class FastApiFacts:
         if role is None:
             role = f"{'method' if frame.class_path else 'async function'} {frame.qualname}"
         return f"in {role}"
+
+
+def called_name(call: cst.Call) -> str:
+    """The last name of what is called: `StreamingResponse` of `responses.StreamingResponse(...)`."""
+    func = call.func
+    return func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+
+
+def streamed_content(call: cst.Call) -> cst.BaseExpression | None:
+    """What a streaming response iterates: its first argument or `content=`."""
+    return positional(call, 0) or keyword(call, "content")
 
 
 def _firststring_value(call: cst.Call) -> str | None:

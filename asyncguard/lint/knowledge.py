@@ -43,6 +43,17 @@ class NonBlockingWhen:
 
 
 @dataclass(frozen=True)
+class FileArgument:
+    """Where a file-format call takes its path or file object (`Image.open(fp)`): given an in-memory buffer there,
+    the call touches no disk."""
+
+    position: int | None
+    arg: str
+    any_value: bool = False
+    """Whatever is given there is data in memory (`pymupdf.open(stream=data)`)."""
+
+
+@dataclass(frozen=True)
 class BlockingApi:
     """One family of blocking calls: what they are and what to use instead."""
 
@@ -55,6 +66,8 @@ class BlockingApi:
     """Also flag `with obj:` on an instance (locks block in `__enter__`)."""
     message: str | None = None
     """A project's own wording for a configured call (`extra-blocking-calls`)."""
+    weak: bool = False
+    """Blocks briefly or only sometimes (a lock, a cheap stat): a chain to real I/O is shown before one to this."""
 
 
 def glob_to_regex(pattern: str) -> str:
@@ -126,6 +139,10 @@ class Knowledge:
     iterates: dict[str, str]
     aliases: list[tuple[str, str]]
     offloaders: PatternTable = field(default_factory=lambda: PatternTable((p, True) for p in OFFLOADERS))
+    file_arguments: PatternTable = field(default_factory=lambda: PatternTable(()))
+    """`[in-memory.files]`: the arguments through which a file-format call does its file I/O."""
+    buffers: frozenset[str] = frozenset()
+    """`[in-memory] buffers`: types whose instances hold their data in memory (`io.BytesIO`)."""
 
     def canonical(self, name: str) -> str:
         """Rewrite re-exported spellings (`sqlalchemy.orm.session.Session`) to the one the patterns use."""
@@ -174,6 +191,11 @@ class Knowledge:
         """What iterating the result of calling `name` yields."""
         return self.iterates.get(name)
 
+    def file_arguments_of(self, name: str) -> tuple[FileArgument, ...]:
+        """The arguments through which calling `name` reads or writes a file, if it can work in memory."""
+        found = self.file_arguments.get(name)
+        return found if isinstance(found, tuple) else ()
+
     def is_offloader(self, name: str) -> bool:
         return self.offloaders.get(name) is not None
 
@@ -185,6 +207,7 @@ def _blocking_entries(data: Mapping) -> Iterable[tuple[str, BlockingApi]]:
             use=entry["use"],
             unless=tuple(NonBlockingWhen(u["arg"], u.get("position"), u["value"]) for u in entry.get("unless", [])),
             with_statement=entry.get("with", False),
+            weak=entry.get("weak", False),
         )
         for pattern in entry["calls"]:
             yield pattern, api
@@ -216,6 +239,10 @@ def build_knowledge(
         attributes=dict(data.get("attributes", {})),
         iterates=dict(data.get("iterates", {})),
         aliases=sorted(data.get("aliases", {}).items(), key=lambda kv: -len(kv[0])),
+        file_arguments=PatternTable(
+            (pattern, tuple(FileArgument(a.get("position"), a["arg"], a.get("any", False)) for a in arguments))
+            for pattern, arguments in data.get("in-memory", {}).get("files", {}).items()),
+        buffers=frozenset(data.get("in-memory", {}).get("buffers", ())),
     )
 
 

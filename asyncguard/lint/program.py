@@ -19,6 +19,8 @@ from asyncguard.lint.knowledge import Knowledge
 from asyncguard.lint.rule import rules_by_category
 
 INDIRECT = "AG800"
+RECEIVER = "#"
+"""Joins a method to the class of the instance it runs on, in a node of the call graph (`Job.run#PriceJob`)."""
 """The code of a call on the loop that blocks through helpers (`asyncguard.lint.rules.ag800_...`)."""
 MAX_BASES = 16
 """Classes searched for an inherited method: enough for real hierarchies, a bound for cyclic or absurd ones."""
@@ -33,12 +35,12 @@ class LibraryCalls:
         self.codes = {category: rule.code for category, rule in rules_by_category().items()}
 
     def blocking(self, name: str) -> list | None:
-        """`[call, code, use]` when calling `name` blocks."""
+        """`[call, code, use, weak]` when calling `name` blocks."""
         api = self.knowledge.blocking_api(name)
-        return None if api is None else [shown_call(name), self.codes[api.category], api.use]
+        return None if api is None else [shown_call(name), self.codes[api.category], api.use, api.weak]
 
     def through(self, instance: str, steps: list) -> list | None:
-        """`[call, code, use]` of the first blocking call along `steps` (`[attribute, called]` pairs) from an
+        """`[call, code, use, weak]` of the first blocking call along `steps` (`[attribute, called]` pairs) from an
         instance of `instance`, resolved as the analyzer resolves them (attribute types, result types)."""
         path, is_instance = instance, True
         for attribute, called in steps:
@@ -75,7 +77,9 @@ class Step:
 class Program:
     def __init__(self, enabled: frozenset[str] | None, module_of: Callable[[str], str | None],
                  load: Callable[[list[str]], list[ModuleRecord | None]],
-                 may_define: Callable[[str], bool] = lambda name: True, library: LibraryCalls | None = None):
+                 may_define: Callable[[str], bool] = lambda name: True, library: LibraryCalls | None = None,
+                 mentioning: Callable[[str], list[str]] = lambda word: [],
+                 implementations: Callable[[str], list[str]] = lambda interface: []):
         self.enabled = enabled
         self.module_of = module_of
         """The project module a qualified name belongs to, or None."""
@@ -87,12 +91,18 @@ class Program:
         self.library = library
         """Third-party methods a project class inherits (`requests.Session.get`) and calls on arguments of a known
         type; without it neither is followed."""
+        self.mentioning = mentioning
+        self.implementations = implementations
+        """The project classes that implement a Protocol or ABC: one alone is what a call of its method runs."""
+        """The project modules whose source has a word in it: where a module-level lock may be taken."""
         self.records: dict[str, ModuleRecord] = {}
         self.functions: dict[str, tuple[ModuleRecord, dict]] = {}
         self.classes: dict[str, list[str]] = {}
         self.derived: dict[str, tuple[ModuleRecord, dict]] = {}
         """Project classes with bases: their record, line and the methods they define."""
         self.loaded: set[str] = set()
+        self._contention: dict[str, tuple[list[Step], str] | None] = {}
+        self._interfaces_followed: set[str] = set()
 
     def add(self, record: ModuleRecord) -> None:
         self.records[record.module] = record
@@ -132,12 +142,12 @@ class Program:
         while level and len(seen) < MAX_BASES:
             level = [name for name in dict.fromkeys(level) if name not in seen]
             seen.update(level)
-            self._prefetch(level)
+            self._prefetch(f"{name}.{attribute}" for name in level)  # a base whose module defines the method
             for current in level:
                 if f"{current}.{attribute}" in self.functions:
                     return f"{current}.{attribute}"
                 if current in self.derived and attribute in self.derived[current][1]["methods"]:
-                    return None  # defined there, and it does not block
+                    return self._implementation(current, attribute)  # defined there, and it does not block
                 blocking = None if current in self.classes or self.library is None else \
                     self.library.blocking(f"{current}.{attribute}")
                 if blocking is not None:
@@ -145,63 +155,175 @@ class Program:
             level = [base for current in level for base in self.classes.get(current, ())]
         return None
 
+    def _implementation(self, interface: str, attribute: str) -> str | None:
+        """`repo.get()` with `repo: UserRepository`, a Protocol: the method of its one implementation, if one."""
+        if not self.derived[interface][1].get("abstract") or interface in self._interfaces_followed:
+            return None
+        found = [name for name in self.implementations(interface) if name != interface]
+        self._interfaces_followed.add(interface)  # an implementation that inherits the method leads back here
+        try:
+            return self._method(found[0], attribute) if len(found) == 1 else None
+        finally:
+            self._interfaces_followed.discard(interface)
+
     def _inherited_method(self, class_name: str, attribute: str, blocking: list) -> str:
         """A project class's method that is a blocking one of a third-party base, as a function of the class that
         makes that call (its chain ends in the base's method)."""
         name = f"{class_name}.{attribute}"
         record, facts = self.derived[class_name]
         line = facts["line"]
-        self.functions[name] = (record, {"line": line, "blocking": [[blocking[0], line, *blocking[1:]]],
-                                         "calls": []})
+        self.functions[name] = (record, {"line": line, "blocking": [[blocking[0], line, *blocking[1:], None]],
+                                         "calls": {}})
         return name
 
     def _blocking_calls(self, summary: dict) -> list[list]:
-        return [entry for entry in summary["blocking"] if self.enabled is None or entry[2] in self.enabled]
+        """`[call, line, code, use, weak, lock]` of each blocking call a function makes whose rule is selected; a
+        thread lock it takes (`lock`) only where some critical section under that lock blocks."""
+        return [entry for entry in summary["blocking"] if (self.enabled is None or entry[2] in self.enabled)
+                and (entry[5] is None or self.contention(entry[5]) is not None)]
+
+    def _leaf(self, summary: dict) -> list | None:
+        """The blocking call a chain through this function ends in: its first real I/O, else its first weak one
+        (a lock, a cheap stat)."""
+        entries = self._blocking_calls(summary)
+        return next((entry for entry in entries if not entry[4]), entries[0] if entries else None)
+
+    def contention(self, lock: str) -> tuple[list[Step], str] | None:
+        """How some critical section under `lock`, in any module read, blocks: the chain from the function that
+        holds it to the blocking call, and that call's rule. None for a lock that only guards in-memory state: it
+        is held for microseconds, and taking it on the loop waits no longer."""
+        if lock in self._contention:
+            return self._contention[lock]
+        self._contention[lock] = None  # a lock taken under itself does not block by that
+        module = self.module_of(lock)
+        if module is not None:  # where the lock is made, and for a module's lock wherever its name is written
+            local = lock[len(module) + 1:]
+            modules = [module, *(self.mentioning(local) if "." not in local else ())]
+            modules = [name for name in dict.fromkeys(modules) if name not in self.loaded]
+            self.loaded.update(modules)
+            for record in self.load(modules) if modules else ():
+                if record is not None:
+                    self.add(record)
+        chains = []  # (weak, chain, code)
+        for record in list(self.records.values()):
+            for holder, line, *held in record.summary.get("held", {}).get(lock, ()):
+                if len(held) == 3 and (self.enabled is None or held[1] in self.enabled):
+                    call, code, weak = held
+                    chains.append((weak, [Step(holder, record.path, line), Step(call, record.path, line)], code))
+                elif len(held) == 1:
+                    evidence = self._evidence(self.resolve(held[0]), None, {})
+                    if evidence is not None:
+                        chain, code, _, weak = evidence
+                        chains.append((weak, [Step(holder, record.path, line), *chain], code))
+        best = min(chains, key=lambda found: (found[0], len(found[1]))) if chains else None
+        self._contention[lock] = (best[1], best[2]) if best else None
+        return self._contention[lock]
+
+    def reached(self, function: str | None, receiver: str | None) -> str | None:
+        """The node of the call graph for `function` called on an instance of `receiver`: the function itself, or,
+        where it calls methods on `self` and `receiver` is another class (a subclass), `function#receiver`: its
+        `self.fetch()` then runs the subclass's `fetch`."""
+        if function is None or receiver is None or function.rpartition(".")[0] == receiver \
+                or not self.functions[function][1].get("self_calls"):
+            return function
+        return f"{function}{RECEIVER}{receiver}"
+
+    @staticmethod
+    def function(node: str) -> str:
+        return node.partition(RECEIVER)[0]
+
+    def _callees(self, node: str) -> dict[str, int]:
+        """The nodes a node of the call graph calls, with the line of each call."""
+        function, _, receiver = node.partition(RECEIVER)
+        summary = self.functions[function][1]
+        found = {}
+        for callee, line in summary["calls"].items():
+            found.setdefault(self.resolve(callee), line)
+        receiver = receiver or function.rpartition(".")[0]
+        for method, line in summary.get("self_calls", {}).items():
+            found.setdefault(self.reached(self.resolve(f"{receiver}.{method}"), receiver), line)
+        found.pop(None, None)
+        found.pop(node, None)
+        return found
 
     def chains(self, starts: set[str]) -> dict[str, list[Step]]:
-        """For each function reachable from `starts` that blocks: its shortest chain, ending in the blocking call."""
-        edges: dict[str, set[str]] = {}
+        """For each node reachable from `starts` that blocks, its chain: to real I/O where it can reach some, else to
+        a weak blocking call (a lock, a cheap stat); the shortest of those; ending in the blocking call."""
+        edges: dict[str, dict[str, int]] = {}
         level = set(starts)
         while level:  # breadth first, one batch of modules to load per level
             level -= edges.keys()
-            self._prefetch(callee for name in level for callee in self.functions[name][1]["calls"])
+            self._prefetch(callee for name in level for callee in self.functions[self.function(name)][1]["calls"])
             reached = set()
             for name in level:
-                edges[name] = {target for target in map(self.resolve, self.functions[name][1]["calls"])
-                               if target is not None and target != name}
-                reached |= edges[name]
+                edges[name] = self._callees(name)
+                reached |= edges[name].keys()
             level = reached
         callers: dict[str, set[str]] = {}
         for caller, targets in edges.items():
             for target in targets:
                 callers.setdefault(target, set()).add(caller)
+        leaves = {name: leaf for name in edges if (leaf := self._leaf(self.functions[self.function(name)][1]))}
         following: dict[str, str | None] = {}
-        frontier = deque(sorted(name for name in edges if self._blocking_calls(self.functions[name][1])))
-        following.update((name, None) for name in frontier)
-        while frontier:
-            name = frontier.popleft()
-            for caller in sorted(callers.get(name, ())):
-                if caller not in following:
-                    following[caller] = name
-                    frontier.append(caller)
-        return {name: self._chain(name, following) for name in following}
+        for weak in (False, True):  # every node that can reach real I/O is settled before a weak leaf is tried
+            frontier = deque(sorted(name for name, leaf in leaves.items()
+                                    if leaf[4] == weak and name not in following))
+            following.update((name, None) for name in frontier)
+            while frontier:
+                name = frontier.popleft()
+                for caller in sorted(callers.get(name, ())):
+                    if caller not in following:
+                        following[caller] = name
+                        frontier.append(caller)
+        return {name: self._chain(name, following, edges, leaves) for name in following}
 
-    def _chain(self, name: str, following: dict[str, str | None]) -> list[Step]:
+    def _chain(self, name: str, following: dict[str, str | None], edges: dict[str, dict[str, int]],
+               leaves: dict[str, list]) -> list[Step]:
+        """Each function with the line of the call it makes next, then the blocking call."""
         steps = []
         current: str | None = name
         while current is not None:
-            record, summary = self.functions[current]
-            steps.append(Step(current, record.path, summary["line"]))
-            last = (current, record, summary)
-            current = following[current]
-        _, record, summary = last
-        call, line = self._blocking_calls(summary)[0][:2]
-        steps.append(Step(call, record.path, line))
+            record, _ = self.functions[self.function(current)]
+            after = following[current]
+            line = edges[current][after] if after is not None else leaves[current][1]
+            steps.append(Step(self.function(current), record.path, line))
+            last = (current, record)
+            current = after
+        leaf, record = leaves[last[0]], last[1]
+        steps.append(Step(leaf[0], record.path, leaf[1]))
         return steps
 
     def findings(self, failures: list[Finding] | None = None) -> list[Finding]:
-        """AG800 for every call on the loop whose callee blocks, with the chain as evidence. Given `failures`, the
+        """AG800 for every call on the loop whose callee blocks, with the chain as evidence, and AG109 for every
+        thread lock taken on the loop that some critical section holds across blocking work. Given `failures`, the
         pass's own error on a module becomes an AG002 there and the rest is still followed; without, it raises."""
+        return self._indirect_findings(failures) + self._lock_findings(failures)
+
+    def _lock_findings(self, failures: list[Finding] | None) -> list[Finding]:
+        rule = rules_by_category()["thread"]
+        if self.enabled is not None and rule.code not in self.enabled:
+            return []
+        found = []
+        for record in list(self.records.values()):
+            for lock, call, line, column, end_line, end_column, context, use in record.summary.get("locks", ()):
+                with contained(failures, [record.path]):
+                    evidence = self.contention(lock)
+                    if evidence is None:
+                        continue
+                    chain, code = evidence
+                    around = " → ".join([self.short(step.name) for step in chain[1:-1]] + [chain[-1].name])
+                    found.append(Finding(
+                        path=record.path, line=line, column=column, end_line=end_line, end_column=end_column,
+                        code=rule.code, category=rule.category, context=context, call=call, suggestion=use,
+                        message=(f"{rule.message.format(call=call, context=f'in {context}')}: "
+                                 f"`{self.short(chain[0].name)}` holds it around `{around}` "
+                                 f"({chain[-1].path}:{chain[-1].line})"),
+                        chain=tuple({"name": step.name, "path": step.path, "line": step.line} for step in chain),
+                        via=code,
+                    ))
+        return found
+
+    def _indirect_findings(self, failures: list[Finding] | None) -> list[Finding]:
         if self.enabled is not None and INDIRECT not in self.enabled:
             return []
         records = list(self.records.values())
@@ -209,7 +331,8 @@ class Program:
         calls = []
         for record in records:
             with contained(failures, [record.path]):
-                calls += [(record, call, self.resolve(call[0])) for call in record.loop_calls]
+                calls += [(record, call, self.reached(self.resolve(call[0]), self._receiver(call[0])))
+                          for call in record.loop_calls]
         chains: dict[str, list[Step]] = {}
         with contained(failures, sorted({record.path for record, _, _ in calls})):
             chains = self.chains({target for _, _, target in calls if target is not None})
@@ -221,13 +344,18 @@ class Program:
                     found.append(finding)
         return found
 
+    def _receiver(self, callee: str) -> str | None:
+        """The class a method call is made on (`PriceJob` of `PriceJob().run()`), if the pass knows it."""
+        owner = callee.rpartition(".")[0]
+        return owner if owner in self.classes else None
+
     def _finding(self, record: ModuleRecord, call: list, target: str | None, chains: dict[str, list[Step]]
                  ) -> Finding | None:
         callee, line, column, end_line, end_column, context, written, arguments = call
         evidence = self._evidence(target, chains, arguments)
         if evidence is None:
             return None
-        chain, code, use = evidence
+        chain, code, use, _ = evidence
         final_call, final_path, final_line = chain[-1].name, chain[-1].path, chain[-1].line
         names = [self.short(step.name) for step in chain[:-1]] + [final_call]
         shown = self.short(callee)  # as called: `LocalStorage.save`, `ReportBuilder`
@@ -243,19 +371,23 @@ class Program:
             via=code,
         )
 
-    def _evidence(self, target: str | None, chains: dict[str, list[Step]], arguments: dict[str, str]
-                  ) -> tuple[list[Step], str, str] | None:
-        """The chain by which calling `target` blocks, with the rule and advice of its last call: through its
+    def _evidence(self, target: str | None, chains: dict[str, list[Step]] | None, arguments: dict[str, str]
+                  ) -> tuple[list[Step], str, str, bool] | None:
+        """The chain by which calling `target` blocks, with the rule and advice of its last call and whether that
+        call is a weak one: through its
         callees, or through what it calls on an argument whose type the caller knows (`get_user(db, 1)` with
         `db: Session`, where `def get_user(db, user_id): return db.query(User).first()`)."""
         if target is None:
             return None
+        if chains is None:  # one callee alone
+            chains = self.chains({target})
         if target in chains:
             chain = chains[target]
-            _, _, code, use = self._blocking_calls(self.functions[chain[-2].name][1])[0]
-            return chain, code, use
-        if self.library is None or not arguments or target not in self.functions:
+            _, _, code, use, weak, _ = self._leaf(self.functions[chain[-2].name][1])
+            return chain, code, use, weak
+        if self.library is None or not arguments or self.function(target) not in self.functions:
             return None
+        target = self.function(target)
         record, summary = self.functions[target]
         parameters = summary.get("parameters", [])
         passed = {parameters[int(key)] if key.isdigit() and int(key) < len(parameters) else key: instance
@@ -263,14 +395,21 @@ class Program:
         for parameter, line, steps in summary.get("parameter_calls", []):
             blocking = self.library.through(passed[parameter], steps) if parameter in passed else None
             if blocking is not None and (self.enabled is None or blocking[1] in self.enabled):
-                return [Step(target, record.path, summary["line"]), Step(blocking[0], record.path, line)], \
-                    blocking[1], blocking[2]
+                return [Step(target, record.path, line), Step(blocking[0], record.path, line)], *blocking[1:]
         return None
 
     def short(self, name: str) -> str:
         """A name in its module: `list_price`, `BillingClient.charge`."""
         module = self.module_of(name)
         return name[len(module) + 1:] if module and name.startswith(f"{module}.") else name
+
+
+@contextmanager
+def needed(records: list[ModuleRecord], enabled: frozenset[str]) -> bool:
+    """Whether the whole-program pass can find anything: calls on the loop of project functions (AG800), or thread
+    locks taken on the loop (AG109)."""
+    return (INDIRECT in enabled and any(record.loop_calls for record in records)
+            or rules_by_category()["thread"].code in enabled and any(record.summary.get("locks") for record in records))
 
 
 @contextmanager

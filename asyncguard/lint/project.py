@@ -8,6 +8,7 @@ analysis consulted is recorded, so the cache can tell when that file's findings 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,10 @@ UNWRAPPED_ANNOTATIONS = frozenset({
 """Annotations whose first type argument is the type that matters (`Optional[Session]`, `Iterator[Session]`)."""
 UNINFORMATIVE_ANNOTATIONS = UNWRAPPED_ANNOTATIONS | {"Any", "object", "ContextManager", "AbstractContextManager"}
 """Return annotations that, unparameterised, name no type a call could be resolved on."""
+ABSTRACT_BASES = frozenset({"typing.Protocol", "typing_extensions.Protocol", "abc.ABC"})
+"""Bases of an interface: a call of its method runs the implementation's."""
+STATE_ASSIGNMENT = re.compile(r"\.state\.(\w+)\s*(?::[^=\n]*)?=(?!=)")
+"""`request.state.db = ...`, `app.state.redis: Redis = ...`: where a state holder's attribute may be set."""
 LITERALS = (ast.Constant, ast.JoinedStr, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Lambda)
 
 
@@ -83,8 +88,12 @@ class Outline:
     sync_functions: set[str] = field(default_factory=set)
     """Module-level `def`s (not `async def`): what the whole-program pass may summarise."""
     sync_methods: dict[str, set[str]] = field(default_factory=dict)
+    generators: set[str] = field(default_factory=set)
+    """Sync functions and methods (`f`, `Class.m`) that yield: calling one runs none of its body."""
     derived: set[str] = field(default_factory=set)
     """Classes with bases: a method they lack may be inherited."""
+    bases: dict[str, list[str]] = field(default_factory=dict)
+    """The dotted names a class's bases are written with (`base.Repository` of `base.Repository[User]`)."""
 
     def binds(self, name: str) -> bool:
         """Whether the module binds `name` at its top level by a sync `def`, a class, an assignment or an import
@@ -125,10 +134,16 @@ def outline(text: str, package: str) -> Outline:
                 result.returns[node.name] = annotation_name(node.returns)
             if isinstance(node, ast.FunctionDef):
                 result.sync_functions.add(node.name)
+                if _yields(node):
+                    result.generators.add(node.name)
         elif isinstance(node, ast.ClassDef):
             result.sync_methods[node.name] = {m.name for m in node.body if isinstance(m, ast.FunctionDef)}
+            result.generators.update(f"{node.name}.{m.name}" for m in node.body
+                                     if isinstance(m, ast.FunctionDef) and _yields(m))
             if node.bases:
                 result.derived.add(node.name)
+                result.bases[node.name] = [name for base in node.bases
+                                           if (name := _dotted(base.value if isinstance(base, ast.Subscript) else base))]
             attributes = result.class_attributes.setdefault(node.name, set())
             attributes.update(m.name for m in node.body if isinstance(m, ast.FunctionDef) and _is_property(m))
             for member in ast.walk(node):
@@ -187,6 +202,18 @@ def _is_property(function: ast.FunctionDef) -> bool:
                in PROPERTY_DECORATORS for d in function.decorator_list)
 
 
+def _yields(function: ast.FunctionDef) -> bool:
+    """Whether the function's own body yields (nested functions and classes aside)."""
+    stack: list[ast.AST] = list(function.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            return True
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
 def _produces(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     if function.returns is not None:
         return True
@@ -207,6 +234,10 @@ class Project:
         self.consulted: set[Path] = set()
         """Files whose bindings the current file's analysis used (its cache dependencies)."""
         self._module_of: dict[str, str | None] = {}
+        self._mentioning: dict[str, list[str]] = {}
+        self._state_writers: dict[str, list[str]] | None = None
+        """The modules that assign each attribute of a state holder (`request.state.db = ...`)."""
+        self._implementations: dict[str, list[str]] = {}
         self._tops: dict[str, list[Path]] = {}
 
     def begin_file(self, module_name: str, index: "ModuleIndex") -> None:
@@ -231,15 +262,42 @@ class Project:
         index = self._load(module)
         return index.scope.names.get(rest[0]) if index is not None else None
 
-    def star_binding(self, modules: Iterable[str], name: str) -> Value | None:
-        """`name` as the first of these star-imported project modules that binds it brings it."""
+    def star_binding(self, modules: Iterable[str], name: str, seen: set[str] | None = None) -> Value | None:
+        """`name` as the first of these star-imported project modules that binds it brings it, through their own
+        star imports to any depth (`from .all import *` where `all.py` star-imports the modules)."""
         from asyncguard.lint.analyzer import Value
 
+        seen = set() if seen is None else seen
         for module in modules:
-            if self.module_of(f"{module}.{name}") == module and self._outline(module).binds(name):
+            if module in seen or self.module_of(f"{module}.{name}") != module:
+                continue
+            seen.add(module)
+            found = self._outline(module)
+            deeper = None if found.binds(name) else self.star_binding(found.star_imports, name, seen)
+            if found.binds(name) or deeper is not None:
                 self.consulted.add(self.modules[module])
-                return Value(f"{module}.{name}")
+                return deeper or Value(f"{module}.{name}")
         return None
+
+    def is_sync_generator(self, path: str) -> bool:
+        """Whether `path` is a sync generator function or method defined in another module of the project."""
+        module, rest = self._split(path)
+        return module is not None and ".".join(rest) in self._outline(module).generators
+
+    def modules_mentioning(self, word: str) -> list[str]:
+        """The project's modules whose source has `word` in it (each by its longest name): where a module-level
+        lock may be taken, whether or not the module has a coroutine of its own. A substring search, no parse."""
+        if word not in self._mentioning:
+            self._mentioning[word] = [name for name in self._by_longest_name() if word in (self._source(name) or "")]
+        return self._mentioning[word]
+
+    def _by_longest_name(self) -> list[str]:
+        """Every module of the project once, by its longest name (`src.app.db`, not also `app.db`)."""
+        names: dict[Path, str] = {}
+        for name, path in self.modules.items():
+            if len(name) > len(names.get(path, "")):
+                names[path] = name
+        return sorted(names.values())
 
     def instance_attribute(self, class_path: str, attribute: str) -> Value | None:
         """The type of `obj.attribute` for an instance of a project class defined in another module."""
@@ -251,6 +309,67 @@ class Project:
         index = self._load(module)
         attributes = index.class_attributes(class_path) if index is not None else None
         return attributes.get(attribute) if attributes else None
+
+    def state_attribute(self, name: str) -> Value | None:
+        """What some module of the project assigns to `<holder>.state.<name>`; only the modules whose source has
+        such an assignment are parsed."""
+        if self._state_writers is None:  # one scan of the sources for every name, no parse
+            self._state_writers = {}
+            for module in self._by_longest_name():
+                for written in dict.fromkeys(STATE_ASSIGNMENT.findall(self._source(module) or "")):
+                    self._state_writers.setdefault(written, []).append(module)
+        for module in self._state_writers.get(name, ()):
+            if module in self.indexes and self.indexes[module] is None:
+                continue  # being indexed: a cycle
+            index = self._load(module)
+            found = index.state_attributes().get(name) if index is not None else None
+            if found is not None:
+                self.consulted.add(self.modules[module])
+                return found
+        return None
+
+    def implementations(self, interface: str) -> list[str]:
+        """The project classes that implement a Protocol or ABC: its subclasses, and the classes that define every
+        method it declares. Only the modules whose source names the interface, or defines its first method, are
+        outlined."""
+        if interface in self._implementations:
+            return self._implementations[interface]
+        module, rest = self._split(interface)
+        if module is None or len(rest) != 1:
+            return []
+        methods = self._outline(module).sync_methods.get(rest[0], set())
+        candidates = set(self.modules_mentioning(rest[0]))
+        if methods:
+            candidates.update(self.modules_mentioning(f"def {min(methods)}("))
+        found = []
+        for candidate in sorted(candidates):
+            outline_of = self._outline(candidate)
+            for name, defined in outline_of.sync_methods.items():
+                path = f"{candidate}.{name}"
+                bases = self.class_bases(path)
+                if path != interface and (interface in bases or methods and methods <= defined
+                                          and not ABSTRACT_BASES & set(bases)):
+                    found.append(path)
+        self._implementations[interface] = sorted(set(found))
+        return self._implementations[interface]
+
+    def class_bases(self, class_path: str) -> list[str]:
+        """The qualified names of the bases of a class defined in another module, read from its outline: its
+        imports (re-exports followed as `lookup` follows them) or its own classes."""
+        module, rest = self._split(class_path)
+        if module is None or len(rest) != 1:
+            return []
+        found = self._outline(module)
+        qualified = []
+        for written in found.bases.get(rest[0], ()):
+            first, _, more = written.partition(".")
+            if first in found.imported:
+                path = self.knowledge.canonical(found.imported[first] + (f".{more}" if more else ""))
+                alias = self.lookup(path) if self.module_of(path) is not None else None
+                qualified.append(alias.path if alias is not None and not alias.instance else path)
+            elif first in found.sync_methods:
+                qualified.append(f"{module}.{written}")
+        return qualified
 
     def function_result(self, path: str) -> Value | None:
         """What a project function or method defined in another module returns: read from its outline where the

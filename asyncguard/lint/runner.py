@@ -22,7 +22,7 @@ from asyncguard.lint.cache import FindingsCache, digest
 from asyncguard.lint.config import Settings
 from asyncguard.lint.files import SourceFile
 from asyncguard.lint.findings import Finding, internal_error, not_checked
-from asyncguard.lint.program import INDIRECT, LibraryCalls, ModuleRecord, Program
+from asyncguard.lint.program import LibraryCalls, ModuleRecord, Program, needed
 from asyncguard.lint.project import layout
 
 PARALLEL_THRESHOLD = 24
@@ -240,7 +240,7 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
     """AG800: the calls on the loop that block through helpers. Modules the chains reach are summarised on demand
     (most of a large tree never is), a level of the call graph at a time, in parallel, through the same cache as
     the findings."""
-    if INDIRECT not in enabled or not any(record.loop_calls for record in records):
+    if not needed(records, enabled):
         return []
     modules, roots = project_layout()
     _init_worker(settings, enabled, modules, roots)
@@ -294,7 +294,8 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
             return entry is not None and entry.summary is not None or project.may_define(name)
 
         program = Program(enabled, module_of=project.defining_module, load=load, may_define=worth_loading,
-                          library=LibraryCalls(_worker_state["knowledge"]))
+                          library=LibraryCalls(_worker_state["knowledge"]), mentioning=project.modules_mentioning,
+                          implementations=project.implementations)
         for record in records:
             program.add(record)
         return program.findings(failures) + failures

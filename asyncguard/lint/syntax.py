@@ -17,6 +17,11 @@ def dotted_name(node: cst.BaseExpression) -> str | None:
     return None
 
 
+def unsubscripted(node: cst.BaseExpression) -> cst.BaseExpression:
+    """A base class as the class it names: `Repository` of `Repository[User]` (a subscripted generic)."""
+    return node.value if isinstance(node, cst.Subscript) else node
+
+
 def string_value(node: cst.BaseExpression | None) -> str | None:
     """The value of a plain string literal, else None."""
     if isinstance(node, cst.SimpleString):
@@ -87,3 +92,15 @@ def child_nodes(node: cst.CSTNode, in_source_order: bool = False) -> list[cst.CS
         elif isinstance(value, (list, tuple)):
             children.extend(item for item in value if isinstance(item, cst.CSTNode))
     return children
+
+
+def is_generator(node: cst.FunctionDef) -> bool:
+    """Whether the function's own body yields (nested functions and classes aside): calling it runs none of it."""
+    stack: list[cst.CSTNode] = [node.body]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Yield):
+            return True
+        if not isinstance(current, (cst.FunctionDef, cst.Lambda, cst.ClassDef)):
+            stack.extend(child_nodes(current))
+    return False

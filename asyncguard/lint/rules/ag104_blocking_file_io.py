@@ -7,7 +7,8 @@ class BlockingFileIo(Rule):
     `tarfile`), and libraries that read or write files: Pillow, OpenCV, pandas, NumPy, joblib, `torch.load`/`save`,
     openpyxl, python-docx, pypdf, PyMuPDF, pdfplumber.
 
-    Pure path arithmetic (`os.path.join`, `os.path.relpath`, `Path.name`) does no I/O and is not reported.
+    Pure path arithmetic (`os.path.join`, `os.path.relpath`, `Path.name`) does no I/O and is not reported, nor is a
+    file-format library handed an in-memory buffer (`Image.open(io.BytesIO(data))`, `zipfile.ZipFile(buffer)`).
     """
 
     code = "AG104"
@@ -48,5 +49,16 @@ import asyncio
 
 async def read(path):
     return await asyncio.to_thread(lambda: open(path).read())
+""",
+        """\
+import io
+from fastapi import UploadFile
+from PIL import Image
+
+async def thumbnail(upload: UploadFile):
+    image = Image.open(io.BytesIO(await upload.read()))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 """,
     ]

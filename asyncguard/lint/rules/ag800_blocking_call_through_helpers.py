@@ -8,6 +8,11 @@ class BlockingCallThroughHelpers(Rule):
     `def get_user(db, user_id)` runs `db.query(...).first()`). The message and the JSON `chain` show the way to
     the blocking call, shortest first.
 
+    Of several chains, the one shown ends in real I/O (network, database, subprocess, file) before a weak call (a
+    lock, a cheap stat), then is the shortest; each step carries the line of the call it makes next. A call on
+    `self` runs the override of the instance's class (a template method), and a Protocol's or ABC's method the one
+    project class that implements it.
+
     A chain counts when its blocking call's own rule is selected (ignore AG104 and file I/O reached through
     helpers is ignored too). A `# noqa` on the blocking call inside the helper clears every chain through it;
     one on the call in the coroutine clears that call.
@@ -114,5 +119,15 @@ def display_name(user):
 async def read_user(user_id: int, db: AsyncSession = Depends(get_db)):
     user = await db.get(User, user_id)
     return display_name(user)  # attribute reads only
+""",
+        """\
+from fastapi.responses import StreamingResponse
+
+def iter_file(path):
+    with open(path, "rb") as f:
+        yield from f
+
+async def download(path):
+    return StreamingResponse(iter_file(path))  # a sync generator: Starlette iterates it in its threadpool
 """,
     ]

@@ -1,0 +1,279 @@
+"""Precision on real code: what looks blocking but does not run, or does no I/O, on the event loop.
+
+Each case pairs the look-alike (not reported) with the form that does block (reported), marked inline.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from asyncguard.lint.checker import check_source
+from conftest import expected_findings, reported
+
+STREAMED_GENERATORS = """\
+import time
+from fastapi.responses import StreamingResponse
+from sse_starlette.sse import EventSourceResponse
+
+
+def iter_file(path):
+    with open(path, "rb") as f:
+        yield from f
+
+
+def read_all(path):
+    with open(path, "rb") as f:
+        return iter([f.read()])
+
+
+async def nested(path):
+    def chunks():
+        time.sleep(0.1)
+        yield b"tick"
+    return StreamingResponse(chunks())
+
+
+async def module_level(path):
+    return StreamingResponse(iter_file(path), media_type="application/octet-stream")
+
+
+async def events(path):
+    return EventSourceResponse(content=iter_file(path))
+
+
+async def not_a_generator(path):
+    return StreamingResponse(read_all(path))  # AG800
+
+
+async def iterated_here(path):
+    for chunk in iter_file(path):  # AG800
+        print(chunk)
+"""
+
+
+def test_sync_generators_given_to_streaming_responses_run_in_the_threadpool():
+    """Starlette iterates a sync iterator with `iterate_in_threadpool`: calling the generator function runs none of
+    its body; a plain function that builds the iterator, or a loop over the generator, still runs on the loop."""
+    assert reported(STREAMED_GENERATORS) == expected_findings(STREAMED_GENERATORS)
+
+
+LAZY_CONSTRUCTORS = """\
+import cohere
+import redis
+from xmlrpc.client import ServerProxy
+
+cache = redis.Redis(host="cache", port=6379)
+pool = redis.ConnectionPool(host="cache")
+
+
+async def build():
+    client = redis.StrictRedis(connection_pool=pool)
+    llm = cohere.Client("key")
+    legacy = ServerProxy("https://legacy.example/rpc")
+    client.get("k")  # AG106
+    llm.chat(message="hi")  # AG102
+    return legacy.status()  # AG102
+"""
+
+
+def test_constructors_that_only_build_are_not_io_what_they_later_call_is():
+    assert reported(LAZY_CONSTRUCTORS) == expected_findings(LAZY_CONSTRUCTORS)
+
+
+def test_a_project_class_that_only_builds_a_client_does_not_block_when_constructed():
+    source = """\
+import redis
+
+
+class Cache:
+    def __init__(self, url):
+        self.client = redis.Redis.from_url(url)
+        self.backup = redis.Redis(host="backup")
+
+    def get(self, key):
+        return self.client.get(key)
+
+
+async def handler(key):
+    cache = Cache("redis://cache")
+    return cache.get(key)  # AG800
+"""
+    assert reported(source) == expected_findings(source)
+
+
+IN_MEMORY = """\
+import io
+import tarfile
+import zipfile
+
+import fitz
+import pandas as pd
+from fastapi import UploadFile
+from PIL import Image
+from pypdf import PdfReader, PdfWriter
+
+
+async def thumbnails(upload: UploadFile):
+    data = await upload.read()
+    image = Image.open(io.BytesIO(data))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    image.save("/tmp/thumb.png")  # AG104
+    return buffer.getvalue()
+
+
+async def archives(data: bytes):
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = archive.namelist()
+        archive.extractall("/tmp/out")  # AG104
+    tarfile.open(fileobj=io.BytesIO(data))
+    zipfile.ZipFile("/tmp/upload.zip")  # AG104
+    return names
+
+
+async def documents(upload: UploadFile, data: bytes):
+    reader = PdfReader(io.BytesIO(await upload.read()))
+    writer = PdfWriter()
+    out = io.BytesIO()
+    writer.write(out)
+    fitz.open(stream=data, filetype="pdf")
+    frame = pd.read_csv(io.StringIO(data.decode()))
+    frame.to_excel(out)
+    PdfReader("/srv/report.pdf")  # AG104
+    return reader.pages
+"""
+
+
+def test_file_format_libraries_on_in_memory_buffers_do_no_file_io():
+    assert reported(IN_MEMORY) == expected_findings(IN_MEMORY)
+
+
+LOCKS = """\
+import threading
+import time
+
+import requests
+
+counts = {}
+counts_lock = threading.Lock()
+token_lock = threading.Lock()
+token = {}
+
+
+class Metrics:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    async def hit(self):
+        with self._lock:
+            self.hits += 1
+
+
+def refresh_token():
+    with token_lock:
+        token["value"] = requests.post("https://auth.example/token", timeout=5).json()
+
+
+async def count(name):
+    with counts_lock:
+        counts[name] = counts.get(name, 0) + 1
+
+
+async def current_token():
+    with token_lock:  # AG109
+        return token["value"]
+
+
+async def sleepy():
+    slow_lock = threading.Lock()
+    with slow_lock:  # AG109
+        time.sleep(0.1)  # AG101
+"""
+
+
+def test_a_lock_is_reported_only_where_some_critical_section_under_it_blocks():
+    assert reported(LOCKS) == expected_findings(LOCKS)
+
+
+def test_the_lock_finding_says_which_critical_section_blocks():
+    (finding,) = [f for f in check_source(LOCKS, module="app.state") if f.line == 33]
+    assert finding.code == "AG109"
+    assert "refresh_token" in finding.message and "requests.post" in finding.message
+    assert "<string>:24" in finding.message
+
+
+def test_a_lock_whose_critical_section_calls_a_blocking_helper_is_reported():
+    source = """\
+import threading
+
+import requests
+
+lock = threading.RLock()
+
+
+def _fetch():
+    return requests.get("https://prices.example", timeout=5).json()
+
+
+def reload_prices(prices):
+    lock.acquire()
+    try:
+        prices.update(_fetch())
+    finally:
+        lock.release()
+
+
+async def price(prices, sku):
+    lock.acquire()  # AG109
+    try:
+        return prices[sku]
+    finally:
+        lock.release()
+"""
+    assert reported(source) == expected_findings(source)
+
+
+@pytest.mark.parametrize("statement", [
+    "x: time.sleep(1) = 1",
+    "x: requests.get('https://example') = None",
+    "x: 'time.sleep(1)'",
+])
+def test_local_variable_annotations_are_never_evaluated(statement):
+    source = f"import time\nimport requests\n\n\nasync def f():\n    {statement}\n    return 1\n"
+    assert reported(source) == set()
+
+
+def check_tree(root, files: dict[str, str]):
+    from asyncguard.lint.config import Settings
+    from asyncguard.lint.files import discover
+    from asyncguard.lint.runner import run
+
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return run(list(discover([str(root / "app")], root, [])), Settings(project_root=root), use_cache=False).findings
+
+
+def test_a_lock_held_across_io_by_a_worker_module_without_coroutines_is_found(tmp_path):
+    """The critical section that blocks is in a module with no `async` in it (a background thread's), and the
+    generator a handler streams is another module's."""
+    findings = check_tree(tmp_path, {
+        "app/__init__.py": "",
+        "app/state.py": "import threading\n\ntoken_lock = threading.Lock()\nstats_lock = threading.Lock()\n"
+                        "token = {}\nstats = {}\n",
+        "app/worker.py": ("import requests\nfrom app.state import stats, stats_lock, token, token_lock\n\n\n"
+                          "def refresh():\n    with stats_lock:\n        stats['refreshes'] = stats.get('refreshes', 0) + 1\n"
+                          "    with token_lock:\n        token['value'] = requests.post('https://auth.example').json()\n"),
+        "app/files.py": "def iter_file(path):\n    with open(path, 'rb') as f:\n        yield from f\n",
+        "app/routes.py": ("from fastapi.responses import StreamingResponse\nfrom app.files import iter_file\n"
+                          "from app.state import stats, stats_lock, token, token_lock\n\n\n"
+                          "async def current():\n    with token_lock:\n        return token['value']\n\n\n"
+                          "async def counted():\n    with stats_lock:\n        return dict(stats)\n\n\n"
+                          "async def download(path):\n    return StreamingResponse(iter_file(path))\n"),
+    })
+    (finding,) = findings
+    assert (finding.path.endswith("app/routes.py"), finding.line, finding.code) == (True, 7, "AG109")
+    assert "`refresh` holds it around `requests.post`" in finding.message and "app/worker.py:9" in finding.message
+    assert [step["name"] for step in finding.chain] == ["app.worker.refresh", "requests.post"]

@@ -1,0 +1,155 @@
+"""Resolution on real code: what a name, attribute or awaited call refers to, across the project's modules.
+
+Each case is a small service laid out as real ones are (models, repositories, services, routers); the marked lines
+(`# AG...`) are exactly what must be reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asyncguard.lint.config import Settings
+from asyncguard.lint.files import discover
+from asyncguard.lint.runner import run
+from conftest import expected_findings
+
+
+def check(root: Path, files: dict[str, str]):
+    """The findings on a tree, and the ones its files mark inline, both as (file, line, code)."""
+    for name, text in {"app/__init__.py": "", **files}.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    findings = run(list(discover([str(root / "app")], root, [])), Settings(project_root=root),
+                   use_cache=False).findings
+    reported = {(Path(f.path).resolve().relative_to(root.resolve()).as_posix(), f.line, f.code) for f in findings}
+    expected = {(name, line, code) for name, text in files.items() for line, code in expected_findings(text)}
+    return reported, expected, findings
+
+
+def test_a_concrete_assignment_wins_over_a_protocol_annotation(tmp_path):
+    reported, expected, _ = check(tmp_path, {
+        "app/ports.py": ("from typing import Protocol\n\n\nclass Mailer(Protocol):\n"
+                         "    def send(self, to: str, body: str) -> None: ...\n"),
+        "app/smtp.py": ("import smtplib\n\n\nclass SmtpMailer:\n    def send(self, to, body):\n"
+                        "        with smtplib.SMTP('mail') as smtp:\n            smtp.sendmail('a', [to], body)\n"),
+        "app/service.py": ("from app.ports import Mailer\nfrom app.smtp import SmtpMailer\n\n\n"
+                           "class Notifier:\n    mailer: Mailer\n\n    def __init__(self):\n"
+                           "        self.mailer = SmtpMailer()\n\n"
+                           "    async def welcome(self, to):\n        self.mailer.send(to, 'hi')  # AG800\n"),
+    })
+    assert reported == expected
+
+
+def test_a_protocol_method_resolves_through_its_one_implementation(tmp_path):
+    reported, expected, findings = check(tmp_path, {
+        "app/ports.py": ("from typing import Protocol\n\n\nclass UserRepository(Protocol):\n"
+                         "    def get(self, user_id: int) -> dict: ...\n\n\n"
+                         "class Clock(Protocol):\n    def now(self) -> float: ...\n"),
+        "app/sql.py": ("import sqlite3\nfrom app.ports import UserRepository\n\n\n"
+                       "class SqliteUserRepository(UserRepository):\n    def get(self, user_id):\n"
+                       "        return sqlite3.connect('app.db').execute('select 1').fetchone()\n"),
+        "app/clocks.py": ("import time\n\n\nclass SleepyClock:\n    def now(self):\n        time.sleep(1)\n"
+                          "        return time.time()\n\n\nclass WallClock:\n    def now(self):\n"
+                          "        time.sleep(1)\n        return time.time()\n"),
+        "app/routes.py": ("from app.ports import Clock, UserRepository\n\n\n"
+                          "async def profile(repo: UserRepository, user_id: int):\n"
+                          "    return repo.get(user_id)  # AG800\n\n\n"
+                          "async def now(clock: Clock):\n    return clock.now()  # two implementations: unknown\n"),
+    })
+    assert reported == expected
+    (finding,) = findings
+    assert [step["name"] for step in finding.chain] == ["app.sql.SqliteUserRepository.get", "sqlite3.connect"]
+
+
+def test_a_subscripted_generic_base_keeps_its_methods(tmp_path):
+    reported, expected, _ = check(tmp_path, {
+        "app/base.py": ("from typing import Generic, TypeVar\n\nT = TypeVar('T')\n\n\n"
+                        "class Repository(Generic[T]):\n    def __init__(self, session):\n"
+                        "        self.session = session\n\n    def all(self):\n"
+                        "        import requests\n        return requests.get('https://store.example/items').json()\n"),
+        "app/users.py": ("from app.base import Repository\n\n\nclass User:\n    pass\n\n\n"
+                         "class UserRepository(Repository[User]):\n    pass\n\n\n"
+                         "async def list_users(session):\n    return UserRepository(session).all()  # AG800\n"),
+    })
+    assert reported == expected
+
+
+def test_attributes_properties_and_class_attributes_come_from_project_base_classes(tmp_path):
+    reported, expected, _ = check(tmp_path, {
+        "app/clients.py": ("import httpx\nimport redis\nimport requests\n\n\nclass BaseClient:\n"
+                           "    cache = redis.Redis(host='cache')\n\n    def __init__(self):\n"
+                           "        self.session = requests.Session()\n\n    @property\n"
+                           "    def http(self) -> httpx.Client:\n        return httpx.Client()\n"),
+        "app/billing.py": ("from app.clients import BaseClient\n\n\nclass BillingClient(BaseClient):\n"
+                           "    async def charge(self, cents):\n"
+                           "        self.session.post('https://pay.example', json={'cents': cents})  # AG102\n"
+                           "        self.http.get('https://pay.example/status')  # AG102\n"
+                           "        return self.cache.get('last')  # AG106\n"),
+    })
+    assert reported == expected
+
+
+def test_request_state_attributes_assigned_in_a_middleware(tmp_path):
+    reported, expected, _ = check(tmp_path, {
+        "app/db.py": ("from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\n"
+                      "SessionLocal = sessionmaker(bind=create_engine('sqlite://'))\n"),
+        "app/main.py": ("from fastapi import FastAPI, Request\nfrom app.db import SessionLocal\n\napp = FastAPI()\n\n\n"
+                        "@app.middleware('http')\nasync def db_session(request: Request, call_next):\n"
+                        "    request.state.db = SessionLocal()\n    response = await call_next(request)\n"
+                        "    request.state.db.close()\n    return response\n"),
+        "app/routes.py": ("from fastapi import APIRouter, Request\n\nrouter = APIRouter()\n\n\n"
+                          "@router.post('/orders')\nasync def create(request: Request):\n"
+                          "    request.state.db.commit()  # AG106\n    return {'ok': True}\n\n\n"
+                          "@router.get('/version')\nasync def version(request: Request):\n"
+                          "    return request.app.state.version\n"),
+    })
+    assert reported == expected
+
+
+def test_an_awaited_project_coroutine_returns_its_type(tmp_path):
+    reported, expected, findings = check(tmp_path, {
+        "app/models.py": ("import bcrypt\n\n\nclass User:\n    def __init__(self, digest):\n"
+                          "        self.digest = digest\n\n    def verify(self, password):\n"
+                          "        return bcrypt.checkpw(password.encode(), self.digest)\n"),
+        "app/repo.py": ("from app.models import User\n\n\nclass UserRepo:\n    async def get(self, email) -> User:\n"
+                        "        return User(b'')\n\n    async def find(self, email):\n        return User(b'')\n"),
+        "app/routes.py": ("from app.repo import UserRepo\n\nrepo = UserRepo()\n\n\n"
+                          "async def login(email, password):\n    user = await repo.get(email)\n"
+                          "    return user.verify(password)  # AG800\n\n\n"
+                          "async def login_inferred(email, password):\n    user = await repo.find(email)\n"
+                          "    return user.verify(password)  # AG800\n"),
+    })
+    assert reported == expected
+    assert {finding.chain[-1]["name"] for finding in findings} == {"bcrypt.checkpw"}
+
+
+def test_a_call_on_self_runs_the_override_of_the_class_it_is_made_on(tmp_path):
+    """Template method: the base's `run` calls `self.fetch()`; which `fetch` runs depends on the instance."""
+    reported, expected, findings = check(tmp_path, {
+        "app/jobs/base.py": ("class Job:\n    def run(self):\n        data = self.fetch()\n"
+                             "        return self.store(data)\n\n    def fetch(self):\n        raise NotImplementedError\n\n"
+                             "    def store(self, data):\n        return data\n"),
+        "app/jobs/prices.py": ("import requests\nfrom app.jobs.base import Job\n\n\nclass PriceJob(Job):\n"
+                               "    def fetch(self):\n        return requests.get('https://prices.example').json()\n\n\n"
+                               "class StaticJob(Job):\n    def fetch(self):\n        return {}\n"),
+        "app/routes.py": ("from app.jobs.prices import PriceJob, StaticJob\n\n\n"
+                          "async def refresh():\n    return PriceJob().run()  # AG800\n\n\n"
+                          "async def static():\n    return StaticJob().run()\n"),
+    })
+    assert reported == expected
+    (finding,) = findings
+    assert [step["name"] for step in finding.chain] == [
+        "app.jobs.base.Job.run", "app.jobs.prices.PriceJob.fetch", "requests.get"]
+
+
+def test_star_imports_more_than_one_level_deep(tmp_path):
+    reported, expected, _ = check(tmp_path, {
+        "app/services/__init__.py": "from .all import *\n",
+        "app/services/all.py": "from .media import *\nfrom .mail import *\n",
+        "app/services/media.py": "import subprocess\n\n\ndef convert(path):\n    subprocess.run(['ffmpeg', '-i', path])\n",
+        "app/services/mail.py": "import time\n\n\ndef send(to):\n    time.sleep(1)\n",
+        "app/routes.py": ("from app.services import *\n\n\nasync def upload(path):\n    convert(path)  # AG800\n\n\n"
+                          "async def notify(to):\n    send(to)  # AG800\n"),
+    })
+    assert reported == expected

@@ -330,14 +330,14 @@ def test_results_of_an_earlier_version_read_with_a_status(tmp_path):
 
 
 def test_a_failed_save_keeps_the_file_saved_before(tmp_path, monkeypatch):
-    from asyncguard.bench import results as results_module
+    import asyncguard.atomic
     from sample_results import make_results
 
     results = make_results()
     results.save(tmp_path / "results.json")
     before = (tmp_path / "results.json").read_text()
     results.runs.pop()
-    monkeypatch.setattr(results_module.os, "fdopen", lambda handle, *a, **k: _FailingFile(handle))
+    monkeypatch.setattr(asyncguard.atomic.os, "fdopen", lambda handle, *a, **k: _FailingFile(handle))
     with pytest.raises(OSError, match="No space left"):
         results.save(tmp_path / "results.json")
     assert (tmp_path / "results.json").read_text() == before

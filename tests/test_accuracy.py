@@ -1,0 +1,23 @@
+"""The accuracy scorer: findings matched one to one to blind labels, misses and false positives kept by name."""
+
+from __future__ import annotations
+
+from asyncguard.lint.accuracy import score
+
+
+def finding(path: str, line: int, code: str = "AG106") -> dict:
+    return {"path": path, "line": line, "code": code, "message": "m"}
+
+
+def test_each_label_takes_its_nearest_finding_once_and_the_rest_are_sorted_by_what_labels_say():
+    labels = {"repo": "o/n", "commit": "c" * 40,
+              "sites": [{"path": "a.py", "line": 10, "confidence": "sure"},
+                        {"path": "a.py", "line": 11, "confidence": "likely"},
+                        {"path": "b.py", "line": 5, "confidence": "sure"}],
+              "negatives": [{"path": "a.py", "line": 30}]}
+    findings = [finding("a.py", 11), finding("a.py", 12), finding("a.py", 30), finding("c.py", 1)]
+    result = score(labels, findings, exit_status=1)
+    assert (result.sites, result.sure_sites, result.found, result.found_sure) == (3, 2, 2, 1)
+    assert result.missed == [{"path": "b.py", "line": 5, "confidence": "sure"}]
+    assert [f["path"] for f in result.false_on_negatives] == ["a.py"] and result.on_negatives == 1
+    assert [f["path"] for f in result.unjudged] == ["c.py"]

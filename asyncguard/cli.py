@@ -10,13 +10,13 @@ import argparse
 import importlib.util
 import signal
 import sys
-import threading
 import warnings
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Sequence
 
 from asyncguard import __version__
+from asyncguard.lifetime import handle_signals
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         warnings.simplefilter("ignore", SyntaxWarning)  # invalid escapes in checked code are not our findings
-        with signals_interrupt() if args.command == "check" else nullcontext():
+        with handle_signals() if args.command == "check" else nullcontext():
             return run_command(args)
     except KeyboardInterrupt as interruption:  # Ctrl-C at any point; SIGTERM and SIGHUP during `check` too
         print("asyncguard: interrupted", file=sys.stderr)
@@ -115,33 +115,6 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"asyncguard: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_ERROR
-
-
-@contextmanager
-def signals_interrupt():
-    """SIGINT, SIGTERM and SIGHUP end the run as Ctrl-C does, through KeyboardInterrupt, so that the worker pool is
-    stopped on the way out; once one has arrived, the others are ignored so that they cannot cut that short. A
-    signal ignored when the command started (`nohup`, a background job) stays ignored."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    from asyncguard.lint.runner import STOP_SIGNALS, Interrupted
-
-    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-    handled = [signum for signum, handler in previous.items() if handler not in (signal.SIG_IGN, None)]
-
-    def interrupt(signum, frame):
-        for one in handled:
-            signal.signal(one, signal.SIG_IGN)
-        raise Interrupted(signum)
-
-    for signum in handled:
-        signal.signal(signum, interrupt)
-    try:
-        yield
-    finally:
-        for signum in handled:
-            signal.signal(signum, previous[signum])
 
 
 def run_rule(code: str) -> int:

@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     """SIGTERM and SIGHUP end the run as Ctrl-C does: with every server stopped and what was measured saved."""
-    from asyncguard.bench.lifetime import Interrupted, handle_signals
+    from asyncguard.lifetime import Interrupted, handle_signals
 
     with handle_signals():
         try:
@@ -229,7 +229,7 @@ def out_problem(out: Path, force: bool) -> str | None:
 def measure_and_report(settings, groups, results, out, upstream, old, conditions, say, status) -> int:
     from asyncguard.bench.compare import check_limits, compare, provenance_differences
     from asyncguard.bench.harness import Harness, SaveError, with_upstream_env
-    from asyncguard.bench.lifetime import Interrupted, deferred_signals
+    from asyncguard.lifetime import Interrupted, deferred_signals
     from asyncguard.bench.server import ServerError, traceback_end
 
     harness = Harness(settings, out, results, report=say, live=status)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from asyncguard.bench.lag import INTERVAL as LAG_INTERVAL
-from asyncguard.bench.lifetime import deferred_signals, die_with_parent
+from asyncguard.lifetime import deferred_signals, die_with_parent
 from asyncguard.bench.manifest import Endpoint, Expectation, Manifest
 from asyncguard.bench.profiling import ProfileError, summarize_profile
 from asyncguard.bench.results import (

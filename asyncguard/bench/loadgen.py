@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from asyncguard.bench.lifetime import die_with_parent
+from asyncguard.lifetime import die_with_parent
 from asyncguard.bench.results import BYSTANDER
 
 BACKOFF_FIRST, BACKOFF_LONGEST = 0.01, 0.25

@@ -21,7 +21,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Sequence
 
-from asyncguard.bench.lifetime import deferred_signals, die_with_parent
+from asyncguard.lifetime import deferred_signals, die_with_parent
 
 LOOPBACK = "127.0.0.1"
 STDERR_KEPT = 64 * 1024

@@ -9,7 +9,6 @@ import functools
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -24,6 +23,7 @@ from asyncguard.lint.files import SourceFile
 from asyncguard.lint.findings import Finding, internal_error, not_checked
 from asyncguard.lint.program import LibraryCalls, ModuleRecord, Program, needed
 from asyncguard.lint.project import layout
+from asyncguard.lifetime import STOP_SIGNALS, Interrupted, set_death_signal
 
 PARALLEL_THRESHOLD = 24
 """Below this many files to analyse, starting worker processes costs more than it saves."""
@@ -49,19 +49,8 @@ def _init_worker(settings: Settings, enabled: frozenset[str], modules: dict[str,
     _worker_state.update(knowledge=knowledge, enabled=enabled, project=project)
 
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-"""Signals that end a run: the main process turns them into `Interrupted` and stops the workers itself."""
 STOP_GRACE = 0.5
 """Seconds an interrupted run gives its workers to stop before killing them."""
-PR_SET_PDEATHSIG = 1
-
-
-class Interrupted(KeyboardInterrupt):
-    """A stop signal, handled as Ctrl-C is; `check` exits with 128 + the signal's number."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)  # the arguments it is rebuilt from when a worker sends it back
-        self.signum = signum
 
 
 def _start_worker(parent: int, *state) -> None:
@@ -71,7 +60,7 @@ def _start_worker(parent: int, *state) -> None:
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_requested)
-    _die_with(parent)
+    set_death_signal(parent)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked while the pool started it
     _init_worker(*state)
@@ -94,20 +83,6 @@ def _stoppable_task(fn: Callable, *args, **kwargs):
         return fn(*args, **kwargs)
     finally:
         _worker_state["in_task"] = False
-
-
-def _die_with(parent: int) -> None:
-    """Ask Linux to kill this process when its parent dies, even by SIGKILL; elsewhere, nothing is done."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the request was made
-        os._exit(1)
 
 
 class _StoppablePool(ProcessPoolExecutor):

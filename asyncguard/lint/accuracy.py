@@ -46,15 +46,17 @@ def near(finding: dict, label: dict) -> bool:
 
 
 def score(labels: dict, findings: list[dict], exit_status: int) -> ServiceScore:
-    """Match findings to labels one to one, nearest line first."""
+    """Match findings to labels one to one: every finding on a label's own line first, then the rest to a label a
+    line away (so a finding never goes to a neighbour while its own line's label waits)."""
     sites, negatives = labels["sites"], labels.get("negatives", [])
     unmatched = list(findings)
     found = []
-    for site in sorted(sites, key=lambda site: (site["path"], site["line"])):
-        candidates = [f for f in unmatched if near(f, site)]
-        if candidates:
-            unmatched.remove(min(candidates, key=lambda f: abs(f["line"] - site["line"])))
-            found.append(site)
+    for slack in range(LINE_SLACK + 1):
+        for site in sorted(sites, key=lambda site: (site["path"], site["line"])):
+            candidates = [f for f in unmatched if f["path"] == site["path"] and abs(f["line"] - site["line"]) == slack]
+            if site not in found and candidates:
+                unmatched.remove(candidates[0])
+                found.append(site)
     on_negatives = [f for f in unmatched if any(near(f, negative) for negative in negatives)]
     unjudged = [f for f in unmatched if f not in on_negatives]
     shown = lambda f: {key: f[key] for key in ("path", "line", "code", "message")}  # noqa: E731

@@ -1,11 +1,12 @@
 """Scoring the checker against labels written blind: recall on the labelled blocking sites, and which findings hit a
 labelled negative or no label at all (those need a reader's verdict before they count either way).
 
-    python -m asyncguard.lint.accuracy LABELS.json... --checkouts DIR [--out scores.json]
+    python -m asyncguard.lint.accuracy LABELS.json... --checkouts DIR [--out scores.json] [--tool hydroid]
 
 Each labels file (the protocol: a service's `repo`, `commit`, `sites` and `negatives`, written by reading the code
 before the checker ran on it) names a repository; its checkout is `DIR/<owner>+<name>` at that commit. The checker
-runs on the whole checkout with no cache, as a user's CI would, and nothing of the service is installed.
+runs on the whole checkout with no cache, as a user's CI would, and nothing of the service is installed. With
+`--tool hydroid`, hydroid-cli (the `lintbench` extra) is scored on the same labels instead.
 """
 
 from __future__ import annotations
@@ -69,13 +70,20 @@ def score(labels: dict, findings: list[dict], exit_status: int) -> ServiceScore:
         false_on_negatives=[shown(f) for f in on_negatives], unjudged=[shown(f) for f in unjudged])
 
 
-def check(checkout: Path) -> tuple[list[dict], int]:
-    """`asyncguard check --format json` on the checkout, paths relative to it."""
-    process = subprocess.run([sys.executable, "-m", "asyncguard", "check", "--no-cache", "--format", "json", "."],
-                             cwd=checkout, capture_output=True, text=True)
+def check(checkout: Path, tool: str = "asyncguard") -> tuple[list[dict], int]:
+    """The tool's findings on the checkout (`path`, `line`, `code`, `message`), paths relative to it."""
+    if tool == "hydroid":
+        command = [str(Path(sys.executable).with_name("hydroid")), ".", "--format", "json", "--no-cache"]
+    else:
+        command = [sys.executable, "-m", "asyncguard", "check", "--no-cache", "--format", "json", "."]
+    process = subprocess.run(command, cwd=checkout, capture_output=True, text=True)
     try:
+        if tool == "hydroid":
+            return [{"path": d["location"]["path"], "line": d["location"]["line"], "code": "hydroid",
+                     "message": d["sink"] if isinstance(d.get("sink"), str) else json.dumps(d.get("sink"))}
+                    for d in json.loads(process.stdout)["diagnostics"]], process.returncode
         return json.loads(process.stdout)["findings"], process.returncode
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, TypeError):
         raise SystemExit(f"asyncguard: error: no JSON from the check of {checkout} (exit {process.returncode}): "
                          f"{process.stderr.strip()[-300:]}") from None
 
@@ -85,13 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("labels", nargs="+", type=Path)
     parser.add_argument("--checkouts", type=Path, required=True, help="where <owner>+<name> checkouts are")
     parser.add_argument("--out", type=Path, help="write every score, with misses and findings, as JSON")
+    parser.add_argument("--tool", choices=["asyncguard", "hydroid"], default="asyncguard", help="the checker scored")
     args = parser.parse_args(argv)
     scores = []
     print("| service | sites (sure) | found (sure) | findings | on negatives | unlabelled |")
     print("|---|---:|---:|---:|---:|---:|")
     for path in args.labels:
         labels = json.loads(path.read_text(encoding="utf-8"))
-        findings, status = check(args.checkouts / labels["repo"].replace("/", "+"))
+        findings, status = check(args.checkouts / labels["repo"].replace("/", "+"), args.tool)
         result = score(labels, findings, status)
         scores.append(result)
         print(f"| {result.repo} | {result.sites} ({result.sure_sites}) | {result.found} ({result.found_sure}) | "

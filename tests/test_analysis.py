@@ -437,3 +437,71 @@ def test_a_subscripted_client_reads_as_written():
     (finding,) = check_source("from pymongo import MongoClient\ndb = MongoClient()['app']\n\n\n"
                               "async def user(email):\n    return db.users.find_one({'email': email})\n")
     assert finding.code == "AG106" and "`pymongo.MongoClient[...].users.find_one()`" in finding.message
+
+
+@pytest.mark.parametrize("imports, specifier", [
+    ("from pydantic import Field", "Field(default_factory=lambda: Path('data'), alias='DATA_DIR')"),
+    ("from pydantic.fields import Field", "Field(default=Path('data'))"),
+    ("from sqlmodel import Field", "Field(default=None, nullable=True)"),
+    ("import dataclasses", "dataclasses.field(default_factory=lambda: Path('data'))"),
+    ("import attrs", "attrs.field(factory=lambda: Path('data'))"),
+    ("import attr", "attr.ib(default=None)"),
+])
+def test_a_class_attribute_declared_with_a_field_specifier_has_its_annotation_type(imports, specifier):
+    """`data_dir: Path = Field(...)` is a Path on the instance: the specifier only describes the field."""
+    text = f"""\
+from pathlib import Path
+{imports}
+
+
+class Settings:
+    data_dir: Path = {specifier}
+
+
+settings = Settings()
+
+
+async def namespaces():
+    base = settings.data_dir / "namespaces"
+    base.mkdir(exist_ok=True)  # AG104
+"""
+    assert reported(text) == expected_findings(text)
+
+
+def test_loops_through_pass_through_builtins_take_the_item_type():
+    """`sorted`, `list`, `reversed`, `tuple` hand on the items of what they are given; `enumerate` pairs them with
+    an index (its second target)."""
+    text = """\
+from pathlib import Path
+root = Path("storage")
+
+
+async def accounts():
+    for p in sorted(root.glob("*.json")):  # AG104
+        print(p.read_text(encoding="utf-8"))  # AG104
+
+
+async def purge():
+    for p in reversed(list(root.iterdir())):  # AG104
+        p.unlink()  # AG104
+
+
+async def numbered():
+    for index, p in enumerate(tuple(root.rglob("*.md")), start=1):  # AG104
+        print(index, p.read_bytes())  # AG104
+
+
+async def names():
+    return [
+        p.read_text()  # AG104
+        for p in sorted(root.iterdir())  # AG104
+    ]
+
+
+async def shadowed(items):
+    def sorted(values):
+        return items
+    for p in sorted(root.glob("*")):  # AG104
+        p.unlink()  # a local `sorted`: not the builtin, nothing known of what it returns
+"""
+    assert reported(text) == expected_findings(text)

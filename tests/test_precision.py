@@ -277,3 +277,153 @@ def test_a_lock_held_across_io_by_a_worker_module_without_coroutines_is_found(tm
     assert (finding.path.endswith("app/routes.py"), finding.line, finding.code) == (True, 7, "AG109")
     assert "`refresh` holds it around `requests.post`" in finding.message and "app/worker.py:9" in finding.message
     assert [step["name"] for step in finding.chain] == ["app.worker.refresh", "requests.post"]
+
+
+BATCH_SCRIPT = """\
+import asyncio
+import time
+
+import requests
+
+
+def load_failed(db_path):
+    with open(db_path) as f:
+        return f.read().splitlines()
+
+
+async def reprocess_failed():
+    time.sleep(1)
+    return load_failed("failed.txt")
+
+
+async def main():
+    requests.get("https://api.example/jobs")
+    await reprocess_failed()
+
+
+if __name__ == "__main__":
+{runner}
+"""
+
+
+@pytest.mark.parametrize("runner", [
+    "    asyncio.run(main())",
+    "    import anyio\n    anyio.run(main)",
+    "    loop = asyncio.new_event_loop()\n    loop.run_until_complete(main())",
+    "    try:\n        asyncio.run(main())\n    except KeyboardInterrupt:\n        pass",
+])
+def test_the_coroutines_of_a_script_that_runs_its_own_event_loop_are_not_on_a_server(runner):
+    """A batch script (`asyncio.run(main())` under its main guard) that registers no route or handler blocks only
+    its own loop: none of its coroutines, reached from that call or not, is reported."""
+    assert reported(BATCH_SCRIPT.format(runner=runner)) == set()
+
+
+def test_a_telethon_script_run_at_module_level_is_not_on_a_server():
+    text = """\
+import json
+
+from telethon import TelegramClient
+
+client = TelegramClient("session", 1, "hash")
+
+
+async def main():
+    with open("messages.json", "w") as f:
+        json.dump([], f)
+
+
+with client:
+    client.loop.run_until_complete(main())
+"""
+    assert reported(text) == set()
+
+
+SCRIPT_WITH_A_SERVER = """\
+import asyncio
+import time
+
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI
+{definition}
+
+async def poll():
+    time.sleep(1)  # AG101
+
+
+async def main():
+{body}
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("definition, body", [
+    ("app = FastAPI()\n", "    await poll()"),
+    ("router = APIRouter()\n\n\n@router.get('/jobs')\nasync def jobs():\n    return []\n", "    await poll()"),
+    ("\n\nasync def current_user(db=Depends(poll)):\n    return db\n", "    await poll()"),
+    ("", "    server = uvicorn.Server(uvicorn.Config('app.main:app'))\n    await asyncio.gather(server.serve(), poll())"),
+])
+def test_a_module_that_builds_an_app_registers_a_route_or_serves_is_still_checked(definition, body):
+    """Its coroutines may share the loop of the server it defines or starts."""
+    text = SCRIPT_WITH_A_SERVER.format(definition=definition, body=body)
+    assert reported(text) == expected_findings(text)
+
+
+CACHED_FILE_READS = """\
+import functools
+from functools import cache, lru_cache
+from pathlib import Path
+
+import requests
+
+SQL_DIR = Path("sql")
+
+
+@lru_cache(maxsize=None)
+def _sql_file(name):
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def sql(name):
+    return _sql_file(name)
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+@cache
+def template(name):
+    return _read(f"templates/{name}.html")
+
+
+@functools.lru_cache
+def exchange_rate(currency):
+    return requests.get(f"https://rates.example/{currency}").json()
+
+
+@lru_cache(maxsize=32)
+def manifest(name):
+    data = (SQL_DIR / name).read_text()
+    requests.post("https://audit.example", json={"read": name})
+    return data
+
+
+async def users():
+    query = sql("users")
+    page = template("users")
+    rate = exchange_rate("EUR")  # AG800
+    listing = manifest("MANIFEST")  # AG800
+    raw = _read("users.sql")  # AG800
+    return query, page, rate, listing, raw
+"""
+
+
+def test_a_cached_helper_that_only_reads_files_blocks_only_on_its_first_call():
+    """`lru_cache`/`cache` on a helper that reads a SQL or template file: the read happens once per process, so a
+    chain through it is not reported; one behind a cache that does HTTP (or any other I/O) still is, and so is the
+    uncached reader called directly."""
+    assert reported(CACHED_FILE_READS) == expected_findings(CACHED_FILE_READS)

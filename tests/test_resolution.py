@@ -97,7 +97,7 @@ def test_request_state_attributes_assigned_in_a_middleware(tmp_path):
         "app/main.py": ("from fastapi import FastAPI, Request\nfrom app.db import SessionLocal\n\napp = FastAPI()\n\n\n"
                         "@app.middleware('http')\nasync def db_session(request: Request, call_next):\n"
                         "    request.state.db = SessionLocal()\n    response = await call_next(request)\n"
-                        "    request.state.db.close()\n    return response\n"),
+                        "    request.state.db.close()  # AG106\n    return response\n"),
         "app/routes.py": ("from fastapi import APIRouter, Request\n\nrouter = APIRouter()\n\n\n"
                           "@router.post('/orders')\nasync def create(request: Request):\n"
                           "    request.state.db.commit()  # AG106\n    return {'ok': True}\n\n\n"
@@ -151,5 +151,23 @@ def test_star_imports_more_than_one_level_deep(tmp_path):
         "app/services/mail.py": "import time\n\n\ndef send(to):\n    time.sleep(1)\n",
         "app/routes.py": ("from app.services import *\n\n\nasync def upload(path):\n    convert(path)  # AG800\n\n\n"
                           "async def notify(to):\n    send(to)  # AG800\n"),
+    })
+    assert reported == expected
+
+
+def test_a_settings_field_declared_with_field_keeps_its_annotation_type(tmp_path):
+    """pydantic-settings: `data_dir: Path = Field(default_factory=..., alias=...)`, used from another module."""
+    reported, expected, _ = check(tmp_path, {
+        "app/config.py": ("from pathlib import Path\n\nfrom pydantic import Field\n"
+                          "from pydantic_settings import BaseSettings\n\n\nclass Settings(BaseSettings):\n"
+                          "    data_dir: Path = Field(default_factory=lambda: Path('data'), alias='DATA_DIR')\n\n\n"
+                          "settings = Settings()\n"),
+        "app/namespaces.py": ("from app.config import settings\n\n\ndef list_namespaces():\n"
+                              "    base_dir = settings.data_dir / 'namespaces'\n"
+                              "    return [p.name for p in base_dir.iterdir()]\n"),
+        "app/routes.py": ("from app.config import settings\nfrom app.namespaces import list_namespaces\n\n\n"
+                          "async def namespaces():\n    return list_namespaces()  # AG800\n\n\n"
+                          "async def upload_dir():\n"
+                          "    (settings.data_dir / 'uploads').mkdir(exist_ok=True)  # AG104\n"),
     })
     assert reported == expected

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import libcst as cst
 
-from asyncguard.lint.context import STREAMING_RESPONSES, FastApiFacts, FunctionFrame, streamed_content
+from asyncguard.lint.context import (
+    SERVERS,
+    STREAMING_RESPONSES,
+    FastApiFacts,
+    FunctionFrame,
+    called_name,
+    streamed_content,
+)
 from asyncguard.lint.files import absolute_module
 from asyncguard.lint.knowledge import BlockingApi, Knowledge
 from asyncguard.lint.positions import spans
@@ -33,6 +40,17 @@ if TYPE_CHECKING:
 BUILTINS = frozenset({"open", "input"})
 DEPENDS = frozenset({"Depends", "fastapi.Depends", "Security", "fastapi.Security", "fastapi.params.Depends"})
 UNKNOWN = "<unknown>"
+FIELD_SPECIFIERS = frozenset({
+    "pydantic.Field", "pydantic.fields.Field", "sqlmodel.Field", "dataclasses.field", "attrs.field", "attr.ib",
+    "attr.attrib", "attr.field",
+})
+"""Calls that declare a class attribute (`data_dir: Path = Field(...)`): the attribute has its annotation's type."""
+CACHING_DECORATORS = frozenset({"functools.cache", "functools.lru_cache"})
+"""Decorators that run a function once per argument tuple: its later calls do no I/O."""
+PASS_THROUGH_ITERABLES = frozenset({"sorted", "list", "reversed", "tuple"})
+"""Builtins whose result iterates over the items of their first argument (`for p in sorted(root.glob("*"))`)."""
+EVENT_LOOP_RUNNERS = frozenset({"asyncio.run", "anyio.run", "trio.run", "uvloop.run"})
+"""Calls that run a coroutine on an event loop of their own (and `loop.run_until_complete(...)`, by its name)."""
 MAX_BASE_DEPTH = 8
 """Base classes followed for an inherited attribute: real hierarchies are shallower, cyclic ones are cut."""
 
@@ -90,6 +108,8 @@ class FunctionSummary:
     parameter_calls: list[tuple[str, tuple[tuple[str, bool], ...], cst.Call]] = field(default_factory=list)
     """Calls on a parameter of unknown type (`db.query(User).first()` with `def get_user(db, ...)`): the parameter
     and the attribute steps from it, each marked whether it is called; a caller that passes a known type decides."""
+    cached: bool = False
+    """Decorated with `functools.cache` or `lru_cache` (`CACHING_DECORATORS`)."""
 
 
 @dataclass
@@ -233,9 +253,12 @@ class Resolver:
             return self.call_result(node, scope)
         if isinstance(node, cst.Await):  # `user = await repo.get(email)`: what the coroutine returns
             return self.infer(node.expression, scope)
-        if isinstance(node, cst.Subscript):
+        if isinstance(node, cst.Subscript):  # `path.parents[2]`: the item type `[attributes]` gives `__getitem__`
             base = self.infer(node.value, scope)
-            return base.attribute("__getitem__") if base is not None else None
+            if base is None:
+                return None
+            path, instance = self.knowledge.member(base.path, base.instance, "__getitem__")
+            return Value(path, instance=instance)
         if isinstance(node, cst.BinaryOperation) and type(node.operator) in OPERATOR_METHODS:
             return self.operation_result(node, scope)
         return None
@@ -325,12 +348,30 @@ class Resolver:
         return False
 
     def iterated(self, node: cst.BaseExpression, scope: Scope) -> Value | None:
-        """What a `for` loop over `node` binds: `for p in root.rglob("*")` gives Paths (`[iterates]`)."""
+        """What a `for` loop over `node` binds: `for p in root.rglob("*")` gives Paths (`[iterates]`), and so does
+        `for p in sorted(root.rglob("*"))`."""
+        inner = builtin_argument(node, PASS_THROUGH_ITERABLES, scope)
+        if inner is not None:
+            return self.iterated(inner, scope)
         if not isinstance(node, cst.Call):
             return None
         callee = self.callee(node, scope)
         item = self.knowledge.item_type(callee) if callee is not None else None
         return Value(self.knowledge.canonical(item), instance=True) if item is not None else None
+
+    def loop_bindings(self, target: cst.BaseExpression, iterable: cst.BaseExpression, scope: Scope
+                      ) -> Iterator[tuple[str, Value | None]]:
+        """The names a loop target binds, with their types: the item type for a plain name, and for the second
+        name of `for i, p in enumerate(items)`."""
+        counted = builtin_argument(iterable, frozenset({"enumerate"}), scope)
+        if counted is not None and isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) == 2:
+            index, item = target.elements
+            yield from ((name, None) for name in target_names(index.value))
+            yield from self.loop_bindings(item.value, counted, scope)
+            return
+        value = self.iterated(iterable, scope) if isinstance(target, cst.Name) else None
+        for name in target_names(target):
+            yield name, value
 
     def dependency(self, default: cst.BaseExpression | None, scope: Scope) -> Value | None:
         """`db=Depends(get_db)`: what FastAPI injects, inferred from `get_db`'s return or yield."""
@@ -505,6 +546,14 @@ def returned_value(node: cst.FunctionDef, scope: Scope, resolver: Resolver, pack
     return None
 
 
+def builtin_argument(node: cst.BaseExpression, names: frozenset[str], scope: Scope) -> cst.BaseExpression | None:
+    """The first argument of a call of one of these builtins (not shadowed in scope), else None."""
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in names \
+            and scope.binder(node.func.value) is None:
+        return positional(node, 0)
+    return None
+
+
 def assigns_none(statement: cst.CSTNode) -> bool:
     return isinstance(statement, cst.SimpleStatementLine) and any(
         isinstance(small, cst.Assign) and isinstance(small.value, cst.Name) and small.value.value == "None"
@@ -578,6 +627,10 @@ def assigned_type(value: cst.BaseExpression | None, annotation: cst.BaseExpressi
                   resolver: Resolver) -> Value | None:
     """`x: T = value`: the instance the value builds where it is known (`mailer: Mailer = SmtpMailer()`, a
     Protocol's implementation), else what the annotation declares, else what the value is."""
+    if isinstance(value, cst.Call):
+        specifier = resolver.infer(value.func, scope)
+        if specifier is not None and not specifier.instance and specifier.path in FIELD_SPECIFIERS:
+            value = None  # `data_dir: Path = Field(default_factory=...)` is a Path
     inferred = resolver.infer(value, scope) if value is not None else None
     if inferred is not None and inferred.instance:
         return inferred
@@ -686,6 +739,8 @@ class BlockingCallWalker:
         self.class_bases: dict[str, list[str]] = {}
         self.parameters: dict[str, list[str]] = {}
         """Parameters of each summarised function, as callers pass them."""
+        self.cached: set[str] = set()
+        """Summarised functions decorated with a cache (`CACHING_DECORATORS`)."""
         self.handlers = {
             cst.FunctionDef: self.walk_function, cst.Lambda: self.walk_lambda, cst.ClassDef: self.walk_class,
             cst.If: self.walk_if, cst.SimpleStatementLine: self.walk_simple_statement, cst.With: self.walk_with,
@@ -720,6 +775,29 @@ class BlockingCallWalker:
     def walk_if(self, node: cst.If) -> None:
         if self.frames or not is_main_guard(node):  # module code under `if __name__ == "__main__":` is skipped
             self.walk_all(child_nodes(node))
+        elif not self.facts.runs_own_loop:
+            self._note_loop_run(node)
+
+    def _note_loop_run(self, guard: cst.If) -> None:
+        """`asyncio.run(main())` under the main guard: the module runs its coroutines on a loop of its own."""
+        scope = Scope(self.scope, "function")  # the guard's own imports (`import anyio`) are bound here
+        stack: list[cst.CSTNode] = [guard.body]
+        while stack and not self.facts.runs_own_loop:
+            node = stack.pop()
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                continue
+            if isinstance(node, cst.SimpleStatementLine):
+                for name, value in bindings_of(node, scope, self.resolver, self.index.package):
+                    scope.bind(name, value)
+            if isinstance(node, cst.Call):
+                self.facts.runs_own_loop = self._runs_event_loop(node, scope)
+            stack.extend(reversed(child_nodes(node)))
+
+    def _runs_event_loop(self, node: cst.Call, scope: Scope) -> bool:
+        """`asyncio.run(main())`, `anyio.run(main)`, `loop.run_until_complete(main())` (`EVENT_LOOP_RUNNERS`)."""
+        name = called_name(node)  # by name first: most calls are neither, and need not be resolved
+        return name == "run_until_complete" or (
+            name == "run" and self.resolver.callee(node, scope) in EVENT_LOOP_RUNNERS)
 
     def walk_class(self, node: cst.ClassDef) -> None:
         prefix = self.classes[-1] if self.classes else self.index.module_name
@@ -746,6 +824,8 @@ class BlockingCallWalker:
                               owner=self._summary_owner(node, enclosing_class))
         if frame.owner is not None and (frame.parent is None or frame.parent.owner != frame.owner):
             self.parameters[frame.owner] = passed_parameters(node, enclosing_class)
+            if self._is_cached(node):
+                self.cached.add(frame.owner)
         scope = Scope(self.scope, "function")
         bind_parameters(node, scope, self.resolver, enclosing_class)
         self.frames.append(frame)
@@ -753,6 +833,15 @@ class BlockingCallWalker:
         self.walk(node.body)
         self.scopes.pop()
         self.frames.pop()
+
+    def _is_cached(self, node: cst.FunctionDef) -> bool:
+        """`@lru_cache`, `@lru_cache(maxsize=None)`, `@functools.cache`."""
+        for decorator in node.decorators:
+            expr = decorator.decorator.func if isinstance(decorator.decorator, cst.Call) else decorator.decorator
+            value = self.resolver.infer(expr, self.scope)
+            if value is not None and value.path in CACHING_DECORATORS:
+                return True
+        return False
 
     def walk_lambda(self, node: cst.Lambda) -> None:
         parent = self.frame
@@ -847,9 +936,8 @@ class BlockingCallWalker:
     def _bind_loop_target(self, target: cst.BaseExpression, iterable: cst.BaseExpression) -> None:
         if not self.frames:
             return
-        item = self.resolver.iterated(iterable, self.scope) if isinstance(target, cst.Name) else None
-        for name in target_names(target):
-            self.scope.bind(name, item)
+        for name, value in self.resolver.loop_bindings(target, iterable, self.scope):
+            self.scope.bind(name, value)
 
     def walk_named_expr(self, node: cst.NamedExpr) -> None:
         if self.frames and isinstance(node.target, cst.Name):
@@ -869,10 +957,14 @@ class BlockingCallWalker:
         self.facts.note_call(node, self.resolver, self.scope)
         frame = self.frame
         if frame is None:
+            if not self.facts.runs_own_loop:  # `with client: client.loop.run_until_complete(main())`
+                self.facts.runs_own_loop = self._runs_event_loop(node, self.scope)
             return
         callee = self.resolver.callee(node, self.scope)
         if callee is None:
             return
+        if callee.startswith(SERVERS):
+            self.facts.serves = True
         if self.knowledge.is_offloader(callee):
             for arg in node.args:
                 self.offloaded.add(id(arg.value))
@@ -939,7 +1031,8 @@ class BlockingCallWalker:
     def _summary(self, frame: FunctionFrame) -> FunctionSummary:
         """The summary of the function a frame's calls go into, its parameters noted when it is first made."""
         if frame.owner not in self.summaries:
-            self.summaries[frame.owner] = FunctionSummary(parameters=self.parameters.get(frame.owner, []))
+            self.summaries[frame.owner] = FunctionSummary(parameters=self.parameters.get(frame.owner, []),
+                                                          cached=frame.owner in self.cached)
         return self.summaries[frame.owner]
 
     def first_calls_of_chains(self) -> list[RawFinding]:
@@ -1083,6 +1176,8 @@ def is_nonblocking(call: cst.Call, api: BlockingApi) -> bool:
         given = keyword(call, condition.arg)
         if given is None and condition.position is not None:
             given = positional(call, condition.position)
+        if given is None and condition.default:  # left out, the argument takes its non-blocking default
+            return True
         if given is not None and cst.Module([]).code_for_node(given).strip() == condition.value:
             return True
     return False
@@ -1118,6 +1213,8 @@ def analyze(module: cst.Module, module_name: str, knowledge: Knowledge, project:
         project.begin_file(module_name, index)
     walker = BlockingCallWalker(index, facts, whole_program)
     walker.walk(module)
+    if facts.is_script:  # known once the whole module is read: its coroutines run on its own loop, not a server's
+        walker.findings, walker.loop_calls, walker.lock_uses = [], [], []
     findings = walker.first_calls_of_chains()
     summaries = walker.summaries
     nodes = [raw.node for raw in findings] + [call.node for call in walker.loop_calls]

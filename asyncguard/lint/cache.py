@@ -17,7 +17,7 @@ from asyncguard import __version__
 from asyncguard.atomic import write_atomically
 
 CACHE_DIR = ".asyncguard_cache"
-CACHE_FORMAT = 9
+CACHE_FORMAT = 10
 """Version 2 added each file's summary and calls on the loop (the whole-program pass)."""
 
 
@@ -82,7 +82,7 @@ SUMMARY = {
     "functions": Omittable(TableOf({
         "line": int, "blocking": [(str, int, str, str, bool, OneOf((None, str)))], "calls": TableOf(int),
         "self_calls": Omittable(TableOf(int)), "parameters": Omittable([str]),
-        "parameter_calls": Omittable([(str, int, [(str, bool)])]),
+        "parameter_calls": Omittable([(str, int, [(str, bool)])]), "cached": Omittable(bool),
     })),
     "classes": Omittable(TableOf([str])),
     "derived": Omittable(TableOf({"line": int, "methods": [str], "abstract": Omittable(bool)})),

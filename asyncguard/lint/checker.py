@@ -174,6 +174,8 @@ def summarize(result: AnalysisResult, module: str, text: str, lines: Sequence[st
             functions[name] = {"line": definitions.get(name[len(module) + 1:], 1), "blocking": kept,
                                "calls": {callee: result.call_lines[id(call)]
                                          for callee, call in sorted(summary.calls.items())}}
+            if summary.cached:
+                functions[name]["cached"] = True
             if summary.self_calls:
                 functions[name]["self_calls"] = {method: result.call_lines[id(call)]
                                                  for method, call in sorted(summary.self_calls.items())}

@@ -22,6 +22,8 @@ HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "tra
 ROUTE_HOLDERS = ("FastAPI", "APIRouter", "Starlette", "Router")
 STREAMING_RESPONSES = frozenset({"StreamingResponse", "EventSourceResponse"})
 """Responses that iterate their content: an async iterator on the loop, a sync one in Starlette's threadpool."""
+SERVERS = ("uvicorn.", "hypercorn.", "granian.")
+"""ASGI servers a module may start itself (`await uvicorn.Server(config).serve()`) on its coroutines' loop."""
 
 
 @dataclass(eq=False)
@@ -84,6 +86,20 @@ class FastApiFacts:
     """Role of a function referred to by name (`Depends(get_db)`, `lifespan=lifespan`)."""
     middleware_classes: set[str] = field(default_factory=set)
     router_prefixes: dict[str, str] = field(default_factory=dict)
+    builds_app: bool = False
+    """The module builds an application or router (`FastAPI()`, `APIRouter()`)."""
+    serves: bool = False
+    """The module starts an ASGI server itself (`SERVERS`)."""
+    runs_own_loop: bool = False
+    """The module runs a coroutine to completion itself: `asyncio.run(main())`, `anyio.run(main)` or
+    `loop.run_until_complete(main())`, under `if __name__ == "__main__":` or at module level."""
+
+    @property
+    def is_script(self) -> bool:
+        """A script's coroutines run on the event loop it starts, not on a server's: it runs one itself and builds
+        no app or router, registers no route, dependency or handler, and starts no server."""
+        return self.runs_own_loop and not (self.builds_app or self.serves or self.roles or self.named_roles
+                                           or self.middleware_classes)
 
     def note_class(self, node: cst.ClassDef, path: str, resolver: "Resolver", scope: "Scope") -> None:
         for base in node.bases:
@@ -124,6 +140,7 @@ class FastApiFacts:
             target = positional(call, 0) or keyword(call, "dependency")
             self._name_role(target, lambda name: f"dependency {name}")
         elif name in ROUTE_HOLDERS:
+            self.builds_app = True
             self._name_role(keyword(call, "lifespan"), lambda name: "lifespan")
         elif name == "add_task":
             self._name_role(positional(call, 0), lambda name: f"background task {name}")

@@ -40,6 +40,8 @@ class NonBlockingWhen:
     arg: str
     position: int | None
     value: str
+    default: bool = False
+    """`value` is the argument's default: a call that leaves the argument out does not block either."""
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,8 @@ def _blocking_entries(data: Mapping) -> Iterable[tuple[str, BlockingApi]]:
         api = BlockingApi(
             category=entry["category"],
             use=entry["use"],
-            unless=tuple(NonBlockingWhen(u["arg"], u.get("position"), u["value"]) for u in entry.get("unless", [])),
+            unless=tuple(NonBlockingWhen(u["arg"], u.get("position"), u["value"], u.get("default", False))
+                   for u in entry.get("unless", [])),
             with_statement=entry.get("with", False),
             weak=entry.get("weak", False),
         )

@@ -263,7 +263,9 @@ class Program:
         for caller, targets in edges.items():
             for target in targets:
                 callers.setdefault(target, set()).add(caller)
-        leaves = {name: leaf for name in edges if (leaf := self._leaf(self.functions[self.function(name)][1]))}
+        once = self._first_call_only(edges)
+        leaves = {name: leaf for name in edges
+                  if name not in once and (leaf := self._leaf(self.functions[self.function(name)][1]))}
         following: dict[str, str | None] = {}
         for weak in (False, True):  # every node that can reach real I/O is settled before a weak leaf is tried
             frontier = deque(sorted(name for name, leaf in leaves.items()
@@ -272,10 +274,30 @@ class Program:
             while frontier:
                 name = frontier.popleft()
                 for caller in sorted(callers.get(name, ())):
-                    if caller not in following:
+                    if caller not in following and caller not in once:
                         following[caller] = name
                         frontier.append(caller)
         return {name: self._chain(name, following, edges, leaves) for name in following}
+
+    def _first_call_only(self, edges: dict[str, dict[str, int]]) -> set[str]:
+        """The cached helpers (`functools.lru_cache`, `cache`) whose every blocking call, through any callee, is file
+        I/O: a SQL or template file read once per process blocks only the first call, so no chain runs through
+        them. Behind a cache, a database or HTTP call (any other rule) still blocks: each new argument makes it."""
+        file_io = rules_by_category()["file"].code
+        once = set()
+        for start in edges:
+            if not self.functions[self.function(start)][1].get("cached"):
+                continue
+            seen, stack, codes = {start}, [start], set()
+            while stack:
+                current = stack.pop()
+                codes.update(entry[2] for entry in self._blocking_calls(self.functions[self.function(current)][1]))
+                for callee in edges[current].keys() - seen:
+                    seen.add(callee)
+                    stack.append(callee)
+            if codes <= {file_io}:
+                once.add(start)
+        return once
 
     def _chain(self, name: str, following: dict[str, str | None], edges: dict[str, dict[str, int]],
                leaves: dict[str, list]) -> list[Step]:

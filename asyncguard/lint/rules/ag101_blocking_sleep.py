@@ -3,7 +3,8 @@ from asyncguard.lint.rule import Rule
 
 class BlockingSleep(Rule):
     """Finds `time.sleep()` in code that runs on the event loop: `async def` path operations, dependencies,
-    middleware, lifespan handlers and any other coroutine.
+    middleware, lifespan handlers and any other coroutine. Also `psutil.cpu_percent(interval=...)`, which sleeps
+    through its interval.
     """
 
     code = "AG101"
@@ -34,6 +35,15 @@ async def poll():
     def helper():
         return 1
     nap(1)  # AG101
+""",
+        """\
+import time
+import psutil
+
+async def wait_until_idle(threshold: float):
+    while psutil.cpu_percent(interval=0.5) > threshold:  # AG101
+        time.sleep(1)  # AG101
+    return psutil.cpu_percent()  # no interval: use since the call before
 """,
     ]
     accepted = [

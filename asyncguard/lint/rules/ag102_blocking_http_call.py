@@ -6,7 +6,7 @@ class BlockingHttpCall(Rule):
     `httpx`'s sync API and `httpx.Client`, `urllib.request`, `http.client`, `urllib3`, and the sync clients of
     HTTP SDKs: OpenAI, Anthropic, Google GenAI and Vertex AI, Groq, Mistral, Cohere, Ollama, LiteLLM, Replicate,
     Hugging Face inference, LangChain, LangGraph and LlamaIndex runnables (`chain.invoke`, `prompt | llm`), fal.ai,
-    Stripe, Razorpay, Twilio, SendGrid, Resend, Slack, Google Maps.
+    Deepgram, Stripe, Razorpay, YooKassa, Twilio, SendGrid, Resend, Slack, Google Maps, yt-dlp and youtube-dl.
     """
 
     code = "AG102"
@@ -33,6 +33,22 @@ class Imagery:
 
     async def picture_async(self, prompt: str):
         return await self.gemini.aio.models.generate_images(model="imagen", prompt=prompt)
+""",
+        """\
+from deepgram import DeepgramClient
+
+deepgram = DeepgramClient("key")
+
+async def transcribe(payload: dict, options: dict):
+    await deepgram.listen.asyncrest.v("1").transcribe_file(payload, options)
+    return deepgram.listen.rest.v("1").transcribe_file(payload, options)  # AG102
+""",
+        """\
+import yookassa
+
+async def create_payment(total: int):
+    payment = yookassa.Payment.create({"amount": {"value": total, "currency": "RUB"}})  # AG102
+    return payment.confirmation.confirmation_url
 """,
         """\
 import fal_client

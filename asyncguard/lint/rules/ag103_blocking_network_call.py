@@ -4,8 +4,8 @@ from asyncguard.lint.rule import Rule
 class BlockingNetworkCall(Rule):
     """Finds blocking socket, DNS and mail/FTP protocol calls on the event loop: `socket.create_connection`,
     `socket.gethostbyname`, `sock.recv`, `smtplib.SMTP`, `ftplib`, `imaplib`, `paramiko`, and sync message-queue
-    clients: RabbitMQ's `pika.BlockingConnection`, kafka-python, confluent-kafka's `flush`/`poll`, `rq`, Celery's
-    `AsyncResult.get`, `ldap3`.
+    clients: RabbitMQ's `pika.BlockingConnection`, kafka-python, confluent-kafka's `flush`/`poll`, `rq`, Celery
+    (`send_task`, `AsyncResult.get`, `control` and `inspect()`) and kombu connections, `ldap3`.
     """
 
     code = "AG103"
@@ -33,6 +33,14 @@ app = FastAPI()
 async def signup(email: str):
     with smtplib.SMTP("localhost") as smtp:  # AG103
         smtp.sendmail("noreply@example.com", [email], "welcome")  # AG103
+""",
+        """\
+from celery import Celery
+
+celery_app = Celery("jobs", broker="redis://localhost")
+
+async def enqueue_report(user_id: int):
+    return celery_app.send_task("reports.build", kwargs={"user_id": user_id})  # AG103
 """,
     ]
     accepted = [

@@ -5,7 +5,8 @@ class BlockingFileIo(Rule):
     """Finds blocking file-system calls on the event loop: `open`, `io.open`, `pathlib.Path` reads, writes and
     listings, `os` and `os.path` calls that touch the disk, `shutil`, `tempfile`, `glob`, archives (`zipfile`,
     `tarfile`), and libraries that read or write files: Pillow, OpenCV, pandas, NumPy, joblib, `torch.load`/`save`,
-    openpyxl, python-docx, pypdf, PyMuPDF, pdfplumber.
+    `torch.hub`, Whisper's `load_model`, openpyxl, python-docx, pypdf, PyMuPDF, pdfplumber, audio files (`wave`,
+    `scipy.io.wavfile`, librosa, soundfile), python-dotenv.
 
     Pure path arithmetic (`os.path.join`, `os.path.relpath`, `Path.name`) does no I/O and is not reported, nor is a
     file-format library handed an in-memory buffer (`Image.open(io.BytesIO(data))`, `zipfile.ZipFile(buffer)`).
@@ -33,6 +34,12 @@ async def export(name: str, body: str):
     with open(EXPORTS / "index.log", "a") as log:  # AG104
         log.write(name)
 """,
+        """\
+from scipy.io import wavfile
+
+async def record(path: str, rate: int, samples):
+    wavfile.write(path, rate, samples)  # AG104
+""",
     ]
     accepted = [
         """\
@@ -59,6 +66,19 @@ async def thumbnail(upload: UploadFile):
     image = Image.open(io.BytesIO(await upload.read()))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
+    return buffer.getvalue()
+""",
+        """\
+import io
+import wave
+
+async def to_wav(pcm: bytes, rate: int):
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
     return buffer.getvalue()
 """,
     ]

@@ -3,10 +3,11 @@ from asyncguard.lint.rule import Rule
 
 class BlockingDatabaseCall(Rule):
     """Finds synchronous database and data-store drivers used on the event loop: `sqlite3`, `psycopg2`, psycopg's
-    sync `Connection`, `pymysql`, `pymongo`, a sync SQLAlchemy `Session`/`Engine`/`Connection` (also through a
-    `db: Session` parameter), sync `redis`, Elasticsearch and OpenSearch, Supabase (PostgREST) queries, Firestore and
-    the Firebase Realtime Database, Neo4j, pyodbc, Oracle, Snowflake, DuckDB, ClickHouse, InfluxDB, and vector and
-    search stores: Qdrant, Pinecone, Chroma, Weaviate, Milvus, Meilisearch, Typesense.
+    sync `Connection`, `pymysql`, mysql-connector (its pool too), `pymongo`, a sync SQLAlchemy `Session`/`Engine`/
+    `Connection` (also through a `db: Session` parameter), sync `redis`, Elasticsearch and OpenSearch, Supabase
+    (PostgREST) queries, Firestore and the Firebase Realtime Database, Neo4j, pyodbc, Oracle, Snowflake, DuckDB,
+    ClickHouse, InfluxDB, and vector and search stores: Qdrant, Pinecone, Chroma, Weaviate, Milvus, Meilisearch,
+    Typesense.
     """
 
     code = "AG106"
@@ -55,6 +56,19 @@ async def posts_of(user_id: str):
     result = supabase.table("posts").select("*").eq("user_id", user_id).execute()  # AG106
     return result.data
 """,
+        """\
+from mysql.connector import pooling
+
+pool = pooling.MySQLConnectionPool(pool_name="app", pool_size=5)
+
+async def user_by_email(email: str):
+    connection = pool.get_connection()  # AG106
+    cursor = connection.cursor()
+    cursor.execute("select id, name from users where email = %s", (email,))  # AG106
+    row = cursor.fetchone()  # AG106
+    connection.close()  # AG106
+    return row
+""",
     ]
     accepted = [
         """\
@@ -96,5 +110,14 @@ async def posts_of(user_id: str):
     supabase = await acreate_client("https://project.supabase.co", "service-key")
     result = await supabase.table("posts").select("*").eq("user_id", user_id).execute()
     return result.data
+""",
+        """\
+import mysql.connector.aio
+
+async def user_by_email(email: str):
+    async with await mysql.connector.aio.connect(host="db", user="app") as connection:
+        async with await connection.cursor() as cursor:
+            await cursor.execute("select id, name from users where email = %s", (email,))
+            return await cursor.fetchone()
 """,
     ]

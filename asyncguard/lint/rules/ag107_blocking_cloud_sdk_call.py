@@ -2,10 +2,10 @@ from asyncguard.lint.rule import Rule
 
 
 class BlockingCloudSdkCall(Rule):
-    """Finds synchronous cloud SDK calls on the event loop: boto3 clients and resources, Google Cloud Storage,
-    Azure Blob Storage and Cosmos DB, Supabase storage and auth, Firebase Admin (auth, messaging), BigQuery, Pub/Sub,
-    Google Cloud API clients and discovery-based Google APIs, ID-token verification that fetches keys (Google's,
-    PyJWT's `PyJWKClient`), Cloudinary, the Hugging Face Hub.
+    """Finds synchronous cloud SDK calls on the event loop: boto3 clients and resources (and building them), Google
+    Cloud Storage, Azure Blob Storage, Cosmos DB and Speech, Supabase storage and auth, Firebase Admin (auth,
+    messaging), BigQuery, Pub/Sub, Google Cloud API clients and discovery-based Google APIs, ID-token verification
+    that fetches keys (Google's, PyJWT's `PyJWKClient`), Cloudinary, the Hugging Face Hub.
     """
 
     code = "AG107"
@@ -36,6 +36,13 @@ class Uploads:
         blob = self.bucket.blob(f"image/{name}")
         blob.upload_from_string(data)  # AG107
 """,
+        """\
+import azure.cognitiveservices.speech as speechsdk
+
+async def speak(config: speechsdk.SpeechConfig, text: str):
+    synthesizer = speechsdk.SpeechSynthesizer(speech_config=config, audio_config=None)
+    return synthesizer.speak_text_async(text).get()  # AG107
+""",
     ]
     accepted = [
         """\
@@ -51,5 +58,13 @@ async def download(key: str):
     url = s3.generate_presigned_url("get_object", Params={"Bucket": "files", "Key": key})
     obj = await asyncio.to_thread(s3.get_object, Bucket="files", Key=key)
     return {"url": url, "size": obj["ContentLength"]}
+""",
+        """\
+import asyncio
+import azure.cognitiveservices.speech as speechsdk
+
+async def speak(config: speechsdk.SpeechConfig, text: str):
+    synthesizer = speechsdk.SpeechSynthesizer(speech_config=config, audio_config=None)
+    return await asyncio.to_thread(synthesizer.speak_text_async(text).get)
 """,
     ]

@@ -3,7 +3,8 @@ from asyncguard.lint.rule import Rule
 
 class CpuHeavyHashing(Rule):
     """Finds deliberately slow password hashing and key derivation on the event loop: bcrypt, passlib's
-    `CryptContext.hash/verify`, pwdlib, argon2, `hashlib.pbkdf2_hmac`, `hashlib.scrypt`.
+    `CryptContext.hash/verify`, pwdlib, argon2, werkzeug's `generate_password_hash`/`check_password_hash`,
+    `hashlib.pbkdf2_hmac`, `hashlib.scrypt`.
     """
 
     code = "AG108"
@@ -31,6 +32,12 @@ import hashlib
 
 async def derive(password: bytes, salt: bytes):
     return hashlib.pbkdf2_hmac("sha256", password, salt, 600_000)  # AG108
+""",
+        """\
+from werkzeug.security import check_password_hash
+
+async def login(password: str, stored_hash: str):
+    return check_password_hash(stored_hash, password)  # AG108
 """,
     ]
     accepted = [

@@ -225,6 +225,125 @@ async def settings(text: str):
     dotenv_values(".env")  # AG104
     return dotenv_values(stream=io.StringIO(text))
 """,
+    "minio-client-and-streamed-object": """\
+from minio import Minio
+
+minio_client = Minio("minio:9000", access_key="key", secret_key="secret", secure=False)  # builds no connection
+
+async def get_file_from_source(bucket: str, name: str):
+    if not minio_client.bucket_exists(bucket):  # AG107
+        minio_client.make_bucket(bucket)  # AG107
+    minio_client.stat_object(bucket, name)  # AG107
+    response = minio_client.get_object(bucket, name)  # AG107
+    try:
+        return response.read()  # AG102
+    finally:
+        response.close()
+        response.release_conn()
+""",
+    "minio-uploads-listings-and-presigned-urls": """\
+from minio import Minio
+
+def get_minio_client() -> Minio:
+    return Minio("minio:9000", access_key="key", secret_key="secret")  # no region: presigning asks for it
+
+async def sync_folder(bucket: str, prefix: str, local: str):
+    client = get_minio_client()
+    client.fput_object(bucket, f"{prefix}/a.csv", local)  # AG107
+    client.fget_object(bucket, f"{prefix}/a.csv", local)  # AG107
+    names = [item.object_name for item in client.list_objects(bucket, prefix=prefix)]  # AG107
+    client.remove_object(bucket, names[0])  # AG107
+    for chunk in client.get_object(bucket, names[1]).stream(32 * 1024):  # AG107
+        pass
+    return client.presigned_get_object(bucket, names[1])  # AG107
+""",
+    "dbutils-pooled-db-connection": """\
+import pymysql
+from dbutils.pooled_db import PooledDB
+
+pool = PooledDB(creator=pymysql, maxconnections=10, host="db")  # opens no connection: mincached is 0
+
+async def sign_in(user_id: int):
+    conn = pool.connection()  # AG106
+    cursor = conn.cursor()
+    cursor.execute("select * from users where id=%s", (user_id,))  # AG106
+    row = cursor.fetchone()  # AG106
+    conn.commit()  # AG106
+    conn.close()  # AG106
+    return row
+""",
+    "dbutils-pool-behind-a-project-wrapper": """\
+import pymysql
+from dbutils.pooled_db import PooledDB
+
+class DBPool:
+    def __init__(self):
+        self.pool = PooledDB(creator=pymysql, maxconnections=5, host="db")
+
+    def get_connection(self):
+        return self.pool.connection()
+
+db_pool = DBPool()
+
+async def sign_in(user_id: int):
+    conn = db_pool.get_connection()  # AG800
+    cursor = conn.cursor()
+    cursor.execute("select * from users where id=%s", (user_id,))  # AG106
+    conn.commit()  # AG106
+""",
+    "dbutils-legacy-spellings-and-eager-pool": """\
+import pymysql
+from DBUtils.PooledDB import PooledDB
+from DBUtils.PersistentDB import PersistentDB
+
+async def build(settings):
+    PooledDB(pymysql, 5, host="db")  # AG106
+    PooledDB(creator=pymysql, mincached=2, host="db")  # AG106
+    PooledDB(creator=pymysql, mincached=0, host="db")
+    persistent = PersistentDB(creator=pymysql, host="db")
+    conn = persistent.connection()  # AG106
+    conn.cursor().executemany("insert into t values (%s)", [(1,)])  # AG106
+    conn.rollback()  # AG106
+""",
+    "pyarrow-flight-client": """\
+import pyarrow.flight as flight
+
+def _get_client() -> flight.FlightClient:
+    return flight.FlightClient("grpc://flight:8815")  # connects lazily
+
+async def download_dataframe(path: str):
+    client = _get_client()
+    descriptor = flight.FlightDescriptor.for_path(path)
+    info = client.get_flight_info(descriptor)  # AG103
+    reader = client.do_get(info.endpoints[0].ticket)  # AG103
+    frame = reader.read_pandas()  # AG103
+    client.do_action(flight.Action("clear", b""))  # AG103
+    client.list_flights()  # AG103
+    return frame
+""",
+    "firestore-streamed-snapshots": """\
+from google.cloud import firestore
+
+db = firestore.Client()
+
+async def archive(user_id: str):
+    query = db.collection("orders").where("user", "==", user_id)
+    for doc in query.stream():  # AG106
+        doc.reference.update({"archived": True})  # AG106
+    for doc in db.collection("carts").stream():  # AG106
+        doc.reference.delete()  # AG106
+        doc.to_dict()
+""",
+    "langchain-chroma-persist-directory": """\
+from langchain_community.vectorstores import Chroma
+from langchain_chroma import Chroma as ChromaStore
+
+async def get_organization_vector_store(org_id: str, embeddings):
+    ChromaStore(collection_name=org_id, embedding_function=embeddings)
+    Chroma(org_id, embeddings, None)
+    Chroma(org_id, embeddings, f"/data/chroma/{org_id}")  # AG106
+    return Chroma(collection_name=org_id, embedding_function=embeddings, persist_directory="/data/chroma")  # AG106
+""",
 }
 
 

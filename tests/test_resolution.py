@@ -171,3 +171,132 @@ def test_a_settings_field_declared_with_field_keeps_its_annotation_type(tmp_path
                           "    (settings.data_dir / 'uploads').mkdir(exist_ok=True)  # AG104\n"),
     })
     assert reported == expected
+
+
+BASE_SERVICE = (
+    "from typing import Generic, TypeVar\n\nfrom sqlalchemy.orm import Session\n\nModelType = TypeVar('ModelType')\n\n\n"
+    "class BaseService(Generic[ModelType]):\n    def __init__(self, model):\n        self.model = model\n\n"
+    "    def get(self, db: Session, id: int):\n        return db.query(self.model).filter(self.model.id == id).first()\n\n"
+    "    def create(self, db: Session, obj_in: dict):\n        obj = self.model(**obj_in)\n        db.add(obj)\n"
+    "        db.commit()\n        return obj\n")
+
+
+def test_super_calls_resolve_to_the_method_of_a_project_base_class(tmp_path):
+    """`super().get(db, id)` runs the base's `get` exactly as `self.get(db, id)` would where it is not overridden."""
+    reported, expected, findings = check(tmp_path, {
+        "app/services/__init__.py": "",
+        "app/services/base.py": BASE_SERVICE,
+        "app/services/users.py": (
+            "from app.models import User\nfrom app.services.base import BaseService\n\n\n"
+            "class UserService(BaseService[User]):\n    def __init__(self):\n        super().__init__(User)\n\n"
+            "    def get_by_id(self, db, id):\n        return super().get(db, id)\n\n"
+            "    def register(self, db, data):\n        return super(UserService, self).create(db, data)\n\n\n"
+            "user_service = UserService()\n"),
+        "app/models.py": "class User:\n    id = 0\n",
+        "app/routes.py": (
+            "from fastapi import APIRouter\n\nfrom app.services.users import user_service\n\nrouter = APIRouter()\n\n\n"
+            "@router.get('/users/{id}')\nasync def read_user(id: int, db):\n"
+            "    return user_service.get_by_id(db, id)  # AG800\n\n\n"
+            "@router.post('/users')\nasync def create_user(data: dict, db):\n"
+            "    return user_service.register(db, data)  # AG800\n"),
+    })
+    assert reported == expected
+    chains = sorted([step["name"] for step in finding.chain] for finding in findings)
+    assert chains == [
+        ["app.services.users.UserService.get_by_id", "app.services.base.BaseService.get", "sqlalchemy.orm.Query.first"],
+        ["app.services.users.UserService.register", "app.services.base.BaseService.create",
+         "sqlalchemy.orm.Session.commit"],
+    ]
+
+
+def test_super_follows_the_method_resolution_order_to_the_class_that_defines_the_method(tmp_path):
+    """`class Child(AuditMixin, SqliteStore)`: `super().__init__` skips the mixin that defines none, and reaches
+    the base of a base that does; a third-party base's method is the knowledge base's."""
+    reported, expected, findings = check(tmp_path, {
+        "app/stores.py": (
+            "import sqlite3\n\n\nclass SqliteStore:\n    def __init__(self, path):\n"
+            "        self.conn = sqlite3.connect(path)\n\n\nclass NamedStore(SqliteStore):\n    name = 'store'\n\n\n"
+            "class AuditMixin:\n    def audit(self, event):\n        return event\n"),
+        "app/orders.py": (
+            "import requests\n\nfrom app.stores import AuditMixin, NamedStore\n\n\n"
+            "class OrderStore(AuditMixin, NamedStore):\n    def __init__(self):\n"
+            "        super().__init__('orders.db')\n\n\n"
+            "class TimeoutSession(requests.Session):\n    def get(self, url, **kwargs):\n"
+            "        return super().get(url, timeout=5, **kwargs)\n\n"
+            "    async def status(self, url):\n        return super().get(url)  # AG102\n"),
+        "app/routes.py": (
+            "from app.orders import OrderStore, TimeoutSession\n\n\nasync def list_orders():\n"
+            "    return OrderStore()  # AG800\n\n\nasync def ping():\n"
+            "    return TimeoutSession().get('https://status.example')  # AG800\n"),
+    })
+    assert reported == expected
+    chains = sorted([step["name"] for step in finding.chain] for finding in findings if finding.code == "AG800")
+    assert chains == [["app.orders.OrderStore.__init__", "app.stores.SqliteStore.__init__", "sqlite3.connect"],
+                      ["app.orders.TimeoutSession.get", "requests.Session.get"]]
+
+
+def test_a_super_call_of_a_method_no_known_base_defines_resolves_to_nothing(tmp_path):
+    reported, expected, _ = check(tmp_path, {
+        "app/views.py": (
+            "import time\n\nfrom pydantic import BaseModel\n\n\nclass Throttle:\n    def wait(self):\n"
+            "        time.sleep(1)\n\n\nclass Item(BaseModel):\n    def wait(self):\n"
+            "        return super().wait()\n\n\n"
+            "async def show(item: Item):\n    return item.wait()\n"),
+    })
+    assert reported == expected == set()
+
+
+ASYNC_DB = ("from typing import AsyncIterator\n\n"
+            "from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine\n\n"
+            "engine = create_async_engine('postgresql+asyncpg://app@db/app')\n\n\n"
+            "async def get_db() -> AsyncIterator[AsyncSession]:\n    async with AsyncSession(engine) as session:\n"
+            "        yield session\n\n\nasync def get_session():\n    async with AsyncSession(engine) as session:\n"
+            "        yield session\n")
+
+
+def test_what_a_dependency_yields_wins_over_the_parameter_annotation(tmp_path):
+    """`db: Session = Depends(get_db)` where `get_db` yields an AsyncSession: the session is an AsyncSession (code
+    that uses it as a Session fails rather than blocks)."""
+    reported, expected, _ = check(tmp_path, {
+        "app/db.py": ASYNC_DB,
+        "app/crud.py": "def get_user(db, user_id):\n    return db.query(dict).filter_by(id=user_id).first()\n",
+        "app/routes.py": (
+            "from typing import Annotated\n\nfrom fastapi import APIRouter, Depends\n"
+            "from sqlalchemy.orm import Session\n\nfrom app import crud\nfrom app.db import get_db, get_session\n\n"
+            "router = APIRouter()\n\n\n"
+            "@router.get('/users/{user_id}')\nasync def read_user(user_id: int, db: Session = Depends(get_db)):\n"
+            "    db.close()\n    return crud.get_user(db, user_id)\n\n\n"
+            "@router.delete('/users/{user_id}')\n"
+            "async def delete_user(user_id: int, db: Annotated[Session, Depends(get_session)]):\n"
+            "    db.commit()\n    return crud.get_user(db, user_id)\n"),
+    })
+    assert reported == expected == set()
+
+
+def test_a_dependency_of_unknown_type_keeps_the_parameter_annotation(tmp_path):
+    reported, expected, _ = check(tmp_path, {
+        "app/db.py": ("from app.vendor import make_session\n\n\ndef get_db():\n    db = make_session()\n    try:\n"
+                      "        yield db\n    finally:\n        db.close()\n"),
+        "app/routes.py": (
+            "from fastapi import APIRouter, Depends\nfrom sqlalchemy.orm import Session\n\n"
+            "from app.db import get_db\n\nrouter = APIRouter()\n\n\n"
+            "@router.post('/orders')\nasync def create_order(db: Session = Depends(get_db)):\n"
+            "    db.commit()  # AG106\n"),
+    })
+    assert reported == expected
+
+
+
+def test_a_dependency_yielding_from_an_async_sessionmaker_is_an_async_session(tmp_path):
+    """The common form: `async with AsyncSessionLocal() as session: yield session`, annotated `db: Session`."""
+    reported, expected, _ = check(tmp_path, {
+        "app/db.py": ("from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine\n\n"
+                      "AsyncSessionLocal = async_sessionmaker(create_async_engine('sqlite+aiosqlite://'))\n\n\n"
+                      "async def get_db():\n    async with AsyncSessionLocal() as session:\n        yield session\n"),
+        "app/routes.py": (
+            "from fastapi import APIRouter, Depends\nfrom sqlalchemy.orm import Session\n\n"
+            "from app.db import get_db\n\nrouter = APIRouter()\n\n\n"
+            "@router.get('/orders')\nasync def list_orders(db: Session = Depends(get_db)):\n"
+            "    return db.query(dict).all()\n"),
+    })
+    assert reported == expected == set()

@@ -131,6 +131,7 @@ class Scope:
         self.kind = kind
         self.names: dict[str, Value | None] = {}
         self.class_path = class_path
+        """The class of a class scope, or of the method whose body a function scope is (where `super()` starts)."""
 
     def lookup(self, name: str) -> Value | None:
         scope = self.binder(name)
@@ -191,6 +192,44 @@ class Resolver:
             return self.home.class_bases(class_path)
         return self.project.class_bases(class_path) if self.project is not None else []
 
+    def method_resolution_order(self, class_path: str, depth: int = 0) -> list[str]:
+        """The class and its bases in Python's C3 order, as far as the project's classes tell (a third-party class
+        ends its line); a hierarchy Python would reject is cut where it becomes inconsistent."""
+        bases = self.class_bases(class_path) if depth < MAX_BASE_DEPTH else []
+        pending = [self.method_resolution_order(base, depth + 1) for base in bases] + [bases]
+        order = [class_path]
+        while pending := [line for line in pending if line]:
+            head = next((line[0] for line in pending if not any(line[0] in other[1:] for other in pending)), None)
+            if head is None:
+                break
+            order.append(head)
+            pending = [line[1:] if line[0] == head else line for line in pending]
+        return order
+
+    def super_attribute(self, call: cst.Call, attribute: str, scope: Scope) -> Value | None:
+        """`super().get` in a method (or `super(UserService, self).get`): the `get` of the first class after the
+        method's own in its resolution order that defines one, a project class's method or a third-party one the
+        knowledge base knows; None where no known class does."""
+        start = self.infer(call.args[0].value, scope) if call.args else None
+        class_path = start.path if start is not None and not start.instance else method_class(scope)
+        if class_path is None:
+            return None
+        for base in self.method_resolution_order(class_path)[1:]:
+            name = f"{base}.{attribute}"
+            if self.in_project(base):
+                if self.defines_method(base, attribute):
+                    return Value(name)
+            elif self.knowledge.blocking_api(name) or self.knowledge.is_allowed(name) \
+                    or self.knowledge.result_type(name) is not None:
+                return Value(self.knowledge.canonical(name))
+        return None
+
+    def defines_method(self, class_path: str, attribute: str) -> bool:
+        """Whether a project class defines `attribute` as a method of its own (sync or async)."""
+        if class_path.startswith(self.home.prefix):
+            return f"{class_path}.{attribute}" in self.home.functions
+        return self.project is not None and self.project.defines_method(class_path, attribute)
+
     def in_project(self, path: str) -> bool:
         """Whether `path` names something defined in this module or another module of the checked project."""
         if path.startswith(self.home.prefix):
@@ -236,6 +275,8 @@ class Resolver:
                 found = self.project.star_binding(self.home.star_imports, node.value)
             return self.through_project(found)
         if isinstance(node, cst.Attribute):
+            if is_super_call(node.value, scope):
+                return self.super_attribute(node.value, node.attr.value, scope)
             base = self.infer(node.value, scope)
             if base is None:
                 return None
@@ -380,6 +421,22 @@ class Resolver:
         target = positional(default, 0) or keyword(default, "dependency")
         value = self.infer(target, scope) if target is not None else None
         return self.result_of(value) if value is not None else None
+
+    def injected(self, param: cst.Param, scope: Scope) -> Value | None:
+        """What FastAPI injects into a parameter declared with `Depends(...)`, as its default or in its
+        `Annotated[T, Depends(...)]`, where the dependency's result type is known."""
+        declared = [param.default]
+        annotation = param.annotation.annotation if param.annotation is not None else None
+        if isinstance(annotation, cst.Subscript) and len(annotation.slice) > 1:
+            wrapper = self.infer(annotation.value, scope)
+            if wrapper is not None and wrapper.path.rsplit(".", 1)[-1] == "Annotated":
+                declared += [element.slice.value for element in annotation.slice[1:]
+                             if isinstance(element.slice, cst.Index)]
+        for default in declared:
+            found = self.dependency(default, scope)
+            if found is not None:
+                return found
+        return None
 
 
 class ModuleIndex:
@@ -546,6 +603,20 @@ def returned_value(node: cst.FunctionDef, scope: Scope, resolver: Resolver, pack
     return None
 
 
+def is_super_call(node: cst.BaseExpression, scope: Scope) -> bool:
+    """`super()` or `super(Class, self)`, the builtin (not a name the code binds)."""
+    return (isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "super"
+            and len(node.args) in {0, 2} and scope.binder("super") is None)
+
+
+def method_class(scope: Scope) -> str | None:
+    """The class of the method whose body `scope` is in (the innermost function's), for a bare `super()`."""
+    current: Scope | None = scope
+    while current is not None and current.kind != "function":
+        current = current.parent
+    return current.class_path if current is not None else None
+
+
 def builtin_argument(node: cst.BaseExpression, names: frozenset[str], scope: Scope) -> cst.BaseExpression | None:
     """The first argument of a call of one of these builtins (not shadowed in scope), else None."""
     if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in names \
@@ -680,12 +751,16 @@ def self_attribute(node: cst.BaseExpression) -> str | None:
 
 def bind_parameters(node: cst.FunctionDef | cst.Lambda, scope: Scope, resolver: Resolver,
                     class_path: str | None) -> None:
+    """Bind a function's parameters in its scope: what a dependency injects (it wins over an annotation that says
+    otherwise: `db: Session = Depends(get_db)` where `get_db` yields an AsyncSession), else the annotation, else a
+    method's `self` or `cls`."""
     params = node.params
+    scope.class_path = class_path
     ordered = [*params.posonly_params, *params.params, *params.kwonly_params]
     for index, param in enumerate(ordered):
-        value = resolver.annotation(param.annotation.annotation if param.annotation else None, scope)
-        if value is None and param.default is not None:
-            value = resolver.dependency(param.default, scope)
+        value = resolver.injected(param, scope)
+        if value is None:
+            value = resolver.annotation(param.annotation.annotation if param.annotation else None, scope)
         if value is None and index == 0 and class_path is not None and not is_staticmethod(node):
             value = Value(class_path, instance=param.name.value != "cls")
         scope.bind(param.name.value, value)

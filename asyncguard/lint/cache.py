@@ -17,7 +17,7 @@ from asyncguard import __version__
 from asyncguard.atomic import write_atomically
 
 CACHE_DIR = ".asyncguard_cache"
-CACHE_FORMAT = 10
+CACHE_FORMAT = 11
 """Version 2 added each file's summary and calls on the loop (the whole-program pass)."""
 
 

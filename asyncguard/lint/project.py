@@ -88,6 +88,8 @@ class Outline:
     sync_functions: set[str] = field(default_factory=set)
     """Module-level `def`s (not `async def`): what the whole-program pass may summarise."""
     sync_methods: dict[str, set[str]] = field(default_factory=dict)
+    methods: dict[str, set[str]] = field(default_factory=dict)
+    """Every method a class defines itself, sync or async: where `super().name` stops."""
     generators: set[str] = field(default_factory=set)
     """Sync functions and methods (`f`, `Class.m`) that yield: calling one runs none of its body."""
     derived: set[str] = field(default_factory=set)
@@ -138,6 +140,8 @@ def outline(text: str, package: str) -> Outline:
                     result.generators.add(node.name)
         elif isinstance(node, ast.ClassDef):
             result.sync_methods[node.name] = {m.name for m in node.body if isinstance(m, ast.FunctionDef)}
+            result.methods[node.name] = {m.name for m in node.body
+                                         if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
             result.generators.update(f"{node.name}.{m.name}" for m in node.body
                                      if isinstance(m, ast.FunctionDef) and _yields(m))
             if node.bases:
@@ -370,6 +374,12 @@ class Project:
             elif first in found.sync_methods:
                 qualified.append(f"{module}.{written}")
         return qualified
+
+    def defines_method(self, class_path: str, attribute: str) -> bool:
+        """Whether a class defined in another module defines `attribute` as a method of its own, read from its
+        outline."""
+        module, rest = self._split(class_path)
+        return module is not None and len(rest) == 1 and attribute in self._outline(module).methods.get(rest[0], ())
 
     def function_result(self, path: str) -> Value | None:
         """What a project function or method defined in another module returns: read from its outline where the

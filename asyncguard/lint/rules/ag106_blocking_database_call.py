@@ -3,11 +3,11 @@ from asyncguard.lint.rule import Rule
 
 class BlockingDatabaseCall(Rule):
     """Finds synchronous database and data-store drivers used on the event loop: `sqlite3`, `psycopg2`, psycopg's
-    sync `Connection`, `pymysql`, mysql-connector (its pool too), `pymongo`, a sync SQLAlchemy `Session`/`Engine`/
-    `Connection` (also through a `db: Session` parameter), sync `redis`, Elasticsearch and OpenSearch, Supabase
-    (PostgREST) queries, Firestore and the Firebase Realtime Database, Neo4j, pyodbc, Oracle, Snowflake, DuckDB,
-    ClickHouse, InfluxDB, and vector and search stores: Qdrant, Pinecone, Chroma, Weaviate, Milvus, Meilisearch,
-    Typesense.
+    sync `Connection`, `pymysql`, mysql-connector (its pool too), DBUtils pools, `pymongo`, a sync SQLAlchemy
+    `Session`/`Engine`/`Connection` (also through a `db: Session` parameter), sync `redis`, Elasticsearch and
+    OpenSearch, Supabase (PostgREST) queries, Firestore and the Firebase Realtime Database, Neo4j, pyodbc, Oracle,
+    Snowflake, DuckDB, ClickHouse, InfluxDB, and vector and search stores: Qdrant, Pinecone, Chroma (also LangChain's
+    store on disk), Weaviate, Milvus, Meilisearch, Typesense.
     """
 
     code = "AG106"

@@ -3,7 +3,7 @@ from asyncguard.lint.rule import Rule
 
 class BlockingCloudSdkCall(Rule):
     """Finds synchronous cloud SDK calls on the event loop: boto3 clients and resources (and building them), Google
-    Cloud Storage, Azure Blob Storage, Cosmos DB and Speech, Supabase storage and auth, Firebase Admin (auth,
+    Cloud Storage, MinIO, Azure Blob Storage, Cosmos DB and Speech, Supabase storage and auth, Firebase Admin (auth,
     messaging), BigQuery, Pub/Sub, Google Cloud API clients and discovery-based Google APIs, ID-token verification
     that fetches keys (Google's, PyJWT's `PyJWKClient`), Cloudinary, the Hugging Face Hub.
     """

@@ -171,20 +171,22 @@ class Resolver:
         self.home = home
         self.project = project
 
-    def instance_attribute(self, class_path: str, attribute: str, depth: int = 0) -> Value | None:
+    def instance_attribute(self, class_path: str, attribute: str) -> Value | None:
         """The type of `obj.attribute` where `obj` is an instance of a class of the project: set or declared by the
-        class itself or, breadth first, by its project base classes."""
+        first class in its resolution order that does, itself or a project base class, as Python looks it up (the
+        order is only worked out when the class itself does not)."""
+        found = self._own_attribute(class_path, attribute)
+        if found is None:
+            for base in self.method_resolution_order(class_path)[1:]:
+                found = self._own_attribute(base, attribute)
+                if found is not None:
+                    break
+        return found
+
+    def _own_attribute(self, class_path: str, attribute: str) -> Value | None:
         if class_path.startswith(self.home.prefix):
-            found = (self.home.class_attributes(class_path) or {}).get(attribute)
-        else:
-            found = self.project.instance_attribute(class_path, attribute) if self.project is not None else None
-        if found is not None or depth >= MAX_BASE_DEPTH:
-            return found
-        for base in self.class_bases(class_path):
-            found = self.instance_attribute(base, attribute, depth + 1)
-            if found is not None:
-                return found
-        return None
+            return (self.home.class_attributes(class_path) or {}).get(attribute)
+        return self.project.instance_attribute(class_path, attribute) if self.project is not None else None
 
     def class_bases(self, class_path: str) -> list[str]:
         """The qualified names of a project class's bases (none for a class outside the project)."""

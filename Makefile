@@ -42,10 +42,10 @@ bench-harness: $(INSTALLED)
 	$(BIN)/python -m asyncguard.bench.calibration --out reports/harness-bench.json --readme README.md
 
 bench-lint: $(LINTBENCH_INSTALLED)
-	$(BIN)/python -m asyncguard.lint.benchmark --out reports/lint-bench.json --readme README.md
+	$(BIN)/python -m asyncguard.lint.measure.benchmark --out reports/lint-bench.json --readme README.md
 
 docs: $(INSTALLED)
-	$(BIN)/python -m asyncguard.lint.docs README.md
+	$(BIN)/python -m asyncguard.lint.interface.docs README.md
 
 clean:
 	rm -rf $(VENV) .asyncguard_cache .pytest_cache

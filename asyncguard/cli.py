@@ -106,7 +106,7 @@ def run_command(args: argparse.Namespace) -> int:
 
             return run_report(args)
         if args.command == "rules":
-            from asyncguard.lint.docs import rules_listing
+            from asyncguard.lint.interface.docs import rules_listing
             sys.stdout.write(rules_listing())
             return EXIT_CLEAN
         if args.command == "rule":
@@ -118,7 +118,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def run_rule(code: str) -> int:
-    from asyncguard.lint.docs import rule_doc
+    from asyncguard.lint.interface.docs import rule_doc
     from asyncguard.lint.rule import lookup
 
     rule = lookup(code)
@@ -144,10 +144,10 @@ def progress_bar(total: int, enabled: bool):
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from asyncguard.lint.config import ConfigError, load_settings, parse_codes
-    from asyncguard.lint.files import DEFAULT_EXCLUDES, discover, path_error
-    from asyncguard.lint.output import FORMATTERS, format_statistics
-    from asyncguard.lint.runner import run
+    from asyncguard.lint.interface.config import ConfigError, load_settings, parse_codes
+    from asyncguard.lint.interface.files import DEFAULT_EXCLUDES, discover, path_error
+    from asyncguard.lint.interface.output import FORMATTERS, format_statistics
+    from asyncguard.lint.interface.runner import run
 
     for path in args.paths:
         error = path_error(path)
@@ -168,7 +168,7 @@ def run_check(args: argparse.Namespace) -> int:
     excludes = [*(settings.exclude or DEFAULT_EXCLUDES), *settings.extend_exclude, *args.exclude]
     files = list(discover(args.paths, settings.project_root, excludes))
     if args.write_baseline:  # refused before the run, not after it
-        from asyncguard.lint.baseline import BaselineError, refuse_over_source
+        from asyncguard.lint.interface.baseline import BaselineError, refuse_over_source
 
         try:
             refuse_over_source(Path(args.write_baseline), [source.path for source in files])
@@ -177,7 +177,7 @@ def run_check(args: argparse.Namespace) -> int:
     with progress_bar(len(files), enabled=not args.quiet and sys.stderr.isatty()) as advance:
         result = run(files, settings, use_cache=not args.no_cache, progress=advance)
     if args.fix or args.diff:
-        from asyncguard.lint.fixes import fix_files, write_fixes
+        from asyncguard.lint.interface.fixes import fix_files, write_fixes
 
         fixes, not_fixed = fix_files(result.findings, files, settings, unsafe=args.unsafe_fixes)
         if args.diff:
@@ -195,7 +195,7 @@ def run_check(args: argparse.Namespace) -> int:
         if fixes:
             result = run(files, settings, use_cache=not args.no_cache)
     if args.write_baseline:
-        from asyncguard.lint.baseline import write_baseline
+        from asyncguard.lint.interface.baseline import write_baseline
 
         try:
             count = write_baseline(Path(args.write_baseline), result.findings)
@@ -204,7 +204,7 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"Recorded {count} finding{'s' * (count != 1)} in {args.write_baseline}.", file=sys.stderr)
         return EXIT_CLEAN
     if args.baseline:
-        from asyncguard.lint.baseline import BaselineError, new_findings, read_baseline
+        from asyncguard.lint.interface.baseline import BaselineError, new_findings, read_baseline
 
         try:
             result.findings, known = new_findings(result.findings, read_baseline(Path(args.baseline)))

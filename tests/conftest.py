@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from asyncguard.lint.knowledge import build_knowledge
-from asyncguard.lint.checker import check_source
+from asyncguard.lint.knowledge.base import build_knowledge
+from asyncguard.lint.engine.checker import check_source
 
 EXPECTATION = re.compile(r"#\s*(AG\d{3})\b")
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asyncguard.lint.accuracy import score
+from asyncguard.lint.measure.accuracy import score
 
 
 def finding(path: str, line: int, code: str = "AG106") -> dict:

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from asyncguard.lint.checker import check_source
+from asyncguard.lint.engine.checker import check_source
 from conftest import expected_findings, reported
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asyncguard.cli import main
-from asyncguard.lint.checker import check_source
+from asyncguard.lint.engine.checker import check_source
 
 SLEEP = "import time\n\nasync def f():\n    time.sleep(1)\n"
 

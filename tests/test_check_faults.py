@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from asyncguard.cli import main
-from asyncguard.lint.cache import CACHE_DIR
+from asyncguard.lint.interface.cache import CACHE_DIR
 
 HANDLERS = "".join(f"async def handler_{n}():\n    time.sleep(1)\n    return requests.get('http://127.0.0.1:9')\n\n"
                    for n in range(4))

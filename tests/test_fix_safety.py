@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-import asyncguard.lint.fixes
-import asyncguard.lint.runner
+import asyncguard.lint.interface.fixes
+import asyncguard.lint.interface.runner
 from asyncguard.cli import main
 from conftest import ROOT
 from test_fixes import cli
@@ -61,14 +61,14 @@ def two_handlers(tmp_path):
 def test_an_edit_made_after_the_fixes_were_computed_is_kept(tmp_path, monkeypatch, capsys):
     first, second = two_handlers(tmp_path)
     edited = HANDLER + "\n\ndef added_meanwhile():\n    return 1\n"
-    compute = asyncguard.lint.fixes.fix_files
+    compute = asyncguard.lint.interface.fixes.fix_files
 
     def compute_then_edit(*args, **kwargs):
         computed = compute(*args, **kwargs)
         first.write_text(edited, encoding="utf-8")
         return computed
 
-    monkeypatch.setattr(asyncguard.lint.fixes, "fix_files", compute_then_edit)
+    monkeypatch.setattr(asyncguard.lint.interface.fixes, "fix_files", compute_then_edit)
     monkeypatch.chdir(tmp_path)
     assert main(["check", "a.py", "b.py", "--fix", "--no-cache"]) == 1  # the edited file's finding remains
     assert first.read_text(encoding="utf-8") == edited and second.read_text(encoding="utf-8") == FIXED
@@ -77,7 +77,7 @@ def test_an_edit_made_after_the_fixes_were_computed_is_kept(tmp_path, monkeypatc
 
 def test_a_file_that_no_longer_parses_is_skipped_and_the_others_fixed(tmp_path, monkeypatch, capsys):
     first, second = two_handlers(tmp_path)
-    check = asyncguard.lint.runner.run
+    check = asyncguard.lint.interface.runner.run
     calls = []
 
     def check_then_break(*args, **kwargs):
@@ -87,7 +87,7 @@ def test_a_file_that_no_longer_parses_is_skipped_and_the_others_fixed(tmp_path, 
         calls.append(result)
         return result
 
-    monkeypatch.setattr(asyncguard.lint.runner, "run", check_then_break)
+    monkeypatch.setattr(asyncguard.lint.interface.runner, "run", check_then_break)
     monkeypatch.chdir(tmp_path)
     assert main(["check", "a.py", "b.py", "--fix", "--no-cache"]) == 1
     assert second.read_text(encoding="utf-8") == FIXED

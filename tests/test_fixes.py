@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from asyncguard.lint.checker import check_source
-from asyncguard.lint.fixes import fix_source, fixable
-from asyncguard.lint.knowledge import build_knowledge
+from asyncguard.lint.engine.checker import check_source
+from asyncguard.lint.interface.fixes import fix_source, fixable
+from asyncguard.lint.knowledge.base import build_knowledge
 from asyncguard.lint.rule import all_rules
 from conftest import ROOT
 

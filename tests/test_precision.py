@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from asyncguard.lint.checker import check_source
+from asyncguard.lint.engine.checker import check_source
 from conftest import expected_findings, reported
 
 STREAMED_GENERATORS = """\
@@ -245,9 +245,9 @@ def test_local_variable_annotations_are_never_evaluated(statement):
 
 
 def check_tree(root, files: dict[str, str]):
-    from asyncguard.lint.config import Settings
-    from asyncguard.lint.files import discover
-    from asyncguard.lint.runner import run
+    from asyncguard.lint.interface.config import Settings
+    from asyncguard.lint.interface.files import discover
+    from asyncguard.lint.interface.runner import run
 
     for name, text in files.items():
         path = root / name

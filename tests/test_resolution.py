@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asyncguard.lint.config import Settings
-from asyncguard.lint.files import discover
-from asyncguard.lint.runner import run
+from asyncguard.lint.interface.config import Settings
+from asyncguard.lint.interface.files import discover
+from asyncguard.lint.interface.runner import run
 from conftest import expected_findings
 
 

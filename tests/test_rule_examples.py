@@ -40,7 +40,7 @@ def test_codes_and_names_are_unique():
 
 
 def test_readme_rule_table_is_current():
-    from asyncguard.lint.docs import readme_table
+    from asyncguard.lint.interface.docs import readme_table
     from conftest import ROOT
 
     assert readme_table() in (ROOT / "README.md").read_text(encoding="utf-8"), "run `make docs`"

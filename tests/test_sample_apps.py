@@ -9,9 +9,9 @@ import pytest
 
 from asyncguard.bench.manifest import load_manifest, readme_section
 from asyncguard.bench.server import Server
-from asyncguard.lint.config import Settings
-from asyncguard.lint.files import discover
-from asyncguard.lint.runner import run
+from asyncguard.lint.interface.config import Settings
+from asyncguard.lint.interface.files import discover
+from asyncguard.lint.interface.runner import run
 from conftest import ROOT
 from test_ground_truth import check_tree, expectations
 

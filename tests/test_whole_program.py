@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import time
 
-from asyncguard.lint.config import Settings
-from asyncguard.lint.files import discover
-from asyncguard.lint.runner import run
+from asyncguard.lint.interface.config import Settings
+from asyncguard.lint.interface.files import discover
+from asyncguard.lint.interface.runner import run
 
 HANDLER = """\
 from app.services import billing
@@ -140,9 +140,9 @@ def test_a_method_inherited_from_a_blocking_third_party_class(tmp_path):
 
 
 def test_a_declared_return_type_is_read_from_the_outline_without_parsing_the_module(tmp_path):
-    from asyncguard.lint.analyzer import Value
-    from asyncguard.lint.knowledge import build_knowledge
-    from asyncguard.lint.project import Project
+    from asyncguard.lint.engine.analysis import Value
+    from asyncguard.lint.knowledge.base import build_knowledge
+    from asyncguard.lint.engine.names import Project
 
     root = write_tree(tmp_path, {
         "app/__init__.py": "",
@@ -198,7 +198,7 @@ def test_a_route_path_with_parameters_names_the_context(tmp_path):
 def test_an_internal_error_in_the_pass_is_contained_to_its_module(tmp_path, monkeypatch, capsys):
     """A bug while summarising one module is AG002 there (exit 2); every other chain is still reported."""
     from asyncguard.cli import main
-    from asyncguard.lint import checker
+    from asyncguard.lint.engine import checker
 
     root = project(tmp_path, GATEWAY_BLOCKING)
     (root / "app" / "routes.py").write_text(HANDLER + "\n\nasync def refund(order):\n"

@@ -23,9 +23,9 @@ def app_directory(app: str, app_dir: Path | None) -> Path | None:
 
 def static_findings(directory: Path) -> list[StaticFinding]:
     """Every finding under `directory`, with its surrounding lines (AG001/AG002 included: they are findings too)."""
-    from asyncguard.lint.config import Settings
-    from asyncguard.lint.files import DEFAULT_EXCLUDES, discover
-    from asyncguard.lint.runner import run
+    from asyncguard.lint.interface.config import Settings
+    from asyncguard.lint.interface.files import DEFAULT_EXCLUDES, discover
+    from asyncguard.lint.interface.runner import run
 
     root = directory if directory.is_dir() else directory.parent
     result = run(discover([str(directory)], root, list(DEFAULT_EXCLUDES)), Settings(project_root=root),

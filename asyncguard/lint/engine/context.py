@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Callable
 
 import libcst as cst
 
-from asyncguard.lint.syntax import child_nodes, keyword, positional, string_value
+from asyncguard.lint.engine.syntax import child_nodes, keyword, positional, string_value
 
 if TYPE_CHECKING:
-    from asyncguard.lint.analyzer import Resolver, Scope
+    from asyncguard.lint.engine.analysis import Resolver, Scope
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "trace")
 ROUTE_HOLDERS = ("FastAPI", "APIRouter", "Starlette", "Router")

@@ -15,7 +15,7 @@ from typing import Iterable
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from asyncguard.lint.syntax import child_nodes
+from asyncguard.lint.engine.syntax import child_nodes
 
 Span = tuple[int, int, int, int]
 """Start line, start column, end line, end column; lines 1-based, columns 1-based characters."""

@@ -2,7 +2,7 @@
 
 It works on libcst's syntax tree and resolves names itself (imports, aliases, assignments, annotations) instead of
 libcst's QualifiedNameProvider, which costs about nine times the parse. Positions are computed only for the nodes
-that are reported or summarised (asyncguard.lint.positions).
+that are reported or summarised (asyncguard.lint.engine.positions).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import libcst as cst
 
-from asyncguard.lint.context import (
+from asyncguard.lint.engine.context import (
     SERVERS,
     STREAMING_RESPONSES,
     FastApiFacts,
@@ -20,11 +20,11 @@ from asyncguard.lint.context import (
     called_name,
     streamed_content,
 )
-from asyncguard.lint.files import absolute_module
-from asyncguard.lint.knowledge import BlockingApi, Knowledge
-from asyncguard.lint.positions import spans
-from asyncguard.lint.project import PROPERTY_DECORATORS, UNINFORMATIVE_ANNOTATIONS, UNWRAPPED_ANNOTATIONS
-from asyncguard.lint.syntax import (
+from asyncguard.lint.interface.files import absolute_module
+from asyncguard.lint.knowledge.base import BlockingApi, Knowledge
+from asyncguard.lint.engine.positions import spans
+from asyncguard.lint.engine.names import PROPERTY_DECORATORS, UNINFORMATIVE_ANNOTATIONS, UNWRAPPED_ANNOTATIONS
+from asyncguard.lint.engine.syntax import (
     child_nodes,
     dotted_name,
     is_generator,
@@ -35,7 +35,7 @@ from asyncguard.lint.syntax import (
 )
 
 if TYPE_CHECKING:
-    from asyncguard.lint.project import Project
+    from asyncguard.lint.engine.names import Project
 
 BUILTINS = frozenset({"open", "input"})
 DEPENDS = frozenset({"Depends", "fastapi.Depends", "Security", "fastapi.Security", "fastapi.params.Depends"})
@@ -96,7 +96,7 @@ class HeldCall:
 @dataclass
 class FunctionSummary:
     """What a sync function of the project does that matters on the loop: the blocking calls it makes itself and
-    the project functions it calls (resolved later, across modules, by asyncguard.lint.program)."""
+    the project functions it calls (resolved later, across modules, by asyncguard.lint.engine.program)."""
 
     blocking: list[RawFinding] = field(default_factory=list)
     calls: dict[str, cst.Call] = field(default_factory=dict)

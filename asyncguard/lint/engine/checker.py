@@ -15,15 +15,15 @@ from typing import Sequence
 
 import libcst as cst
 
-from asyncguard.lint.analyzer import AnalysisResult, analyze
-from asyncguard.lint.files import SourceFile
+from asyncguard.lint.engine.analysis import AnalysisResult, analyze
+from asyncguard.lint.interface.files import SourceFile
 from asyncguard.lint.findings import Finding, internal_error, not_checked, shown_call
-from asyncguard.lint.knowledge import Knowledge, build_knowledge
-from asyncguard.lint.positions import definition_lines
-from asyncguard.lint.program import INDIRECT, LibraryCalls, ModuleRecord, Program
-from asyncguard.lint.project import ABSTRACT_BASES, Project
+from asyncguard.lint.knowledge.base import Knowledge, build_knowledge
+from asyncguard.lint.engine.positions import definition_lines
+from asyncguard.lint.engine.program import INDIRECT, LibraryCalls, ModuleRecord, Program
+from asyncguard.lint.engine.names import ABSTRACT_BASES, Project
 from asyncguard.lint.rule import rules_by_category
-from asyncguard.lint.syntax import dotted_name
+from asyncguard.lint.engine.syntax import dotted_name
 
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 IGNORE_COMMENT = re.compile(r"#\s*asyncguard:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
@@ -90,7 +90,7 @@ class FileAnalysis:
     findings: list[Finding] = field(default_factory=list)
     summary: dict | None = None
     """`{"functions": {qualified name: {"line", "blocking", "calls"}}, "classes": {name: [bases]}, ...}` (the shape
-    is `asyncguard.lint.cache.SUMMARY`); None when the
+    is `asyncguard.lint.interface.cache.SUMMARY`); None when the
     file was not analysed (no `async` in it: only its syntax was checked)."""
     loop_calls: list[list] = field(default_factory=list)
     """`[callee, line, column, end line, end column, context, written, arguments]` of every call on the loop of a

@@ -17,12 +17,12 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Callable, Iterable, Iterator
 
-from asyncguard.lint.cache import FindingsCache, digest
-from asyncguard.lint.config import Settings
-from asyncguard.lint.files import SourceFile
+from asyncguard.lint.interface.cache import FindingsCache, digest
+from asyncguard.lint.interface.config import Settings
+from asyncguard.lint.interface.files import SourceFile
 from asyncguard.lint.findings import Finding, internal_error, not_checked
-from asyncguard.lint.program import LibraryCalls, ModuleRecord, Program, needed
-from asyncguard.lint.project import layout
+from asyncguard.lint.engine.program import LibraryCalls, ModuleRecord, Program, needed
+from asyncguard.lint.engine.names import layout
 from asyncguard.lifetime import STOP_SIGNALS, Interrupted, set_death_signal
 
 PARALLEL_THRESHOLD = 24
@@ -41,8 +41,8 @@ _worker_state: dict = {}
 
 def _init_worker(settings: Settings, enabled: frozenset[str], modules: dict[str, Path], roots: list[Path]) -> None:
     """The knowledge and the project, once per process (libcst is imported only once a file is analysed)."""
-    from asyncguard.lint.knowledge import build_knowledge
-    from asyncguard.lint.project import Project
+    from asyncguard.lint.knowledge.base import build_knowledge
+    from asyncguard.lint.engine.names import Project
 
     knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls)
     project = Project(modules, knowledge, search_roots=roots)
@@ -140,7 +140,7 @@ def _check_in_worker(source: SourceFile, data: bytes | None) -> Analysed:
         except OSError as error:
             return None, [not_checked(source.display, f"cannot read: {error.strerror or error}").to_json()], [], \
                 None, []
-    from asyncguard.lint.checker import analyse_bytes
+    from asyncguard.lint.engine.checker import analyse_bytes
 
     project = _worker_state["project"]
     analysis = analyse_bytes(data, source, _worker_state["knowledge"], _worker_state["enabled"], project)
@@ -279,7 +279,7 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
 def _summarize_in_worker(module: str, data: bytes) -> tuple[dict, list[str], str | None]:
     """The summary of a module reached by the whole-program pass, the project files it consulted, and the
     checker's own error on it (`None`): a bug in one module must not end the run."""
-    from asyncguard.lint.checker import SourceError, decode, summarize_source
+    from asyncguard.lint.engine.checker import SourceError, decode, summarize_source
 
     project = _worker_state["project"]
     project.consulted = set()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from asyncguard.lint.findings import Finding, internal_error, shown_call
-from asyncguard.lint.knowledge import Knowledge
+from asyncguard.lint.knowledge.base import Knowledge
 from asyncguard.lint.rule import rules_by_category
 
 INDIRECT = "AG800"

@@ -89,9 +89,9 @@ SUMMARY = {
     "locks": Omittable([(str, str, int, int, int, int, str, str)]),
     "held": Omittable(TableOf([OneOf(((str, int, str, str, bool), (str, int, str)))])),
 }
-"""What asyncguard.lint.checker.summarize writes and the whole-program pass reads ({} for a file not parsed)."""
+"""What asyncguard.lint.engine.checker.summarize writes and the whole-program pass reads ({} for a file not parsed)."""
 LOOP_CALL = (str, int, int, int, int, str, str, TableOf(str))
-"""Callee, span, context, the call as written, known argument types (asyncguard.lint.checker)."""
+"""Callee, span, context, the call as written, known argument types (asyncguard.lint.engine.checker)."""
 ENTRY = {"mtime_ns": int, "size": int, "digest": str, "findings": OneOf((None, [FINDING])),
          "dependencies": [(str, int, int)], "summary": OneOf((None, SUMMARY)), "loop_calls": [LOOP_CALL]}
 """A CacheEntry; change CACHE_FORMAT with it."""
@@ -108,7 +108,7 @@ class CacheEntry:
     dependencies: list[list] = field(default_factory=list)
     """[path, mtime_ns, size] of each project module whose bindings the findings depend on."""
     summary: dict | None = None
-    """The file's sync functions (asyncguard.lint.checker.FileAnalysis); None until it is needed."""
+    """The file's sync functions (asyncguard.lint.engine.checker.FileAnalysis); None until it is needed."""
     loop_calls: list[list] = field(default_factory=list)
 
     def dependencies_unchanged(self) -> bool:

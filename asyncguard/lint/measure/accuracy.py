@@ -1,7 +1,7 @@
 """Scoring the checker against labels written blind: recall on the labelled blocking sites, and which findings hit a
 labelled negative or no label at all (those need a reader's verdict before they count either way).
 
-    python -m asyncguard.lint.accuracy LABELS.json... --checkouts DIR [--out scores.json] [--tool hydroid]
+    python -m asyncguard.lint.measure.accuracy LABELS.json... --checkouts DIR [--out scores.json] [--tool hydroid]
 
 Each labels file (the protocol: a service's `repo`, `commit`, `sites` and `negatives`, written by reading the code
 before the checker ran on it) names a repository; its checkout is `DIR/<owner>+<name>` at that commit. The checker
@@ -89,7 +89,7 @@ def check(checkout: Path, tool: str = "asyncguard") -> tuple[list[dict], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asyncguard.lint.accuracy", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m asyncguard.lint.measure.accuracy", description=__doc__.split("\n\n")[0])
     parser.add_argument("labels", nargs="+", type=Path)
     parser.add_argument("--checkouts", type=Path, required=True, help="where <owner>+<name> checkouts are")
     parser.add_argument("--out", type=Path, help="write every score, with misses and findings, as JSON")

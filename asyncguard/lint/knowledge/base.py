@@ -251,6 +251,6 @@ def build_knowledge(
 
 @lru_cache(maxsize=1)
 def _shipped_data() -> dict:
-    text = resources.files("asyncguard.lint").joinpath("blocking_calls.toml").read_text(encoding="utf-8")
+    text = resources.files("asyncguard.lint.knowledge").joinpath("blocking_calls.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
 

@@ -30,14 +30,14 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import ClassScope, GlobalScope, MetadataWrapper, Scope, ScopeProvider
 
-from asyncguard.lint.analyzer import analyze
-from asyncguard.lint.checker import SourceError, decode
-from asyncguard.lint.config import Settings
-from asyncguard.lint.files import SourceFile
+from asyncguard.lint.engine.analysis import analyze
+from asyncguard.lint.engine.checker import SourceError, decode
+from asyncguard.lint.interface.config import Settings
+from asyncguard.lint.interface.files import SourceFile
 from asyncguard.lint.findings import Finding
-from asyncguard.lint.knowledge import Knowledge
-from asyncguard.lint.program import INDIRECT
-from asyncguard.lint.project import Project
+from asyncguard.lint.knowledge.base import Knowledge
+from asyncguard.lint.engine.program import INDIRECT
+from asyncguard.lint.engine.names import Project
 from asyncguard.lint.rule import rules_by_category
 
 SAFE = {"AG101": "time.sleep"}
@@ -237,8 +237,8 @@ def fix_files(findings: Sequence[Finding], files: Sequence[SourceFile], settings
               unsafe: bool) -> tuple[list[FileFix], list[NotFixed]]:
     """The fixes of every file with a fixable finding, resolved against the same project as the check; and the
     files with one that could not be fixed, with why."""
-    from asyncguard.lint.knowledge import build_knowledge
-    from asyncguard.lint.project import layout
+    from asyncguard.lint.knowledge.base import build_knowledge
+    from asyncguard.lint.engine.names import layout
 
     wanted: dict[str, list[Finding]] = {}
     for finding in findings:

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from asyncguard.lint.files import absolute_module
+from asyncguard.lint.interface.files import absolute_module
 
 if TYPE_CHECKING:
-    from asyncguard.lint.analyzer import ModuleIndex, Value
-    from asyncguard.lint.knowledge import Knowledge
+    from asyncguard.lint.engine.analysis import ModuleIndex, Value
+    from asyncguard.lint.knowledge.base import Knowledge
 
 STANDARD_LIBRARY = frozenset(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
 PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
@@ -256,7 +256,7 @@ class Project:
             return None
         found = self._outline(module)
         if rest[0] in found.imported:
-            from asyncguard.lint.analyzer import Value
+            from asyncguard.lint.engine.analysis import Value
 
             return Value(self.knowledge.canonical(found.imported[rest[0]]))
         if rest[0] not in found.assigned:
@@ -269,7 +269,7 @@ class Project:
     def star_binding(self, modules: Iterable[str], name: str, seen: set[str] | None = None) -> Value | None:
         """`name` as the first of these star-imported project modules that binds it brings it, through their own
         star imports to any depth (`from .all import *` where `all.py` star-imports the modules)."""
-        from asyncguard.lint.analyzer import Value
+        from asyncguard.lint.engine.analysis import Value
 
         seen = set() if seen is None else seen
         for module in modules:
@@ -389,7 +389,7 @@ class Project:
             return None
         declared = self._declared_return(module, ".".join(rest))
         if declared is not None:
-            from asyncguard.lint.analyzer import Value
+            from asyncguard.lint.engine.analysis import Value
 
             return Value(declared, instance=True) if declared else None
         index = self._load(module)
@@ -509,8 +509,8 @@ class Project:
     def _load(self, name: str) -> "ModuleIndex | None":
         import libcst as cst
 
-        from asyncguard.lint.analyzer import ModuleIndex
-        from asyncguard.lint.context import FastApiFacts
+        from asyncguard.lint.engine.analysis import ModuleIndex
+        from asyncguard.lint.engine.context import FastApiFacts
 
         if name in self.indexes:
             return self.indexes[name]

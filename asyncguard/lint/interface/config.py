@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from asyncguard.lint.knowledge import glob_to_regex
+from asyncguard.lint.knowledge.base import glob_to_regex
 from asyncguard.lint.rule import all_rules
 
 if sys.version_info >= (3, 11):
@@ -23,7 +23,7 @@ CODE_KEYS = ("select", "extend-select", "ignore")
 LIST_KEYS = (*CODE_KEYS, "exclude", "extend-exclude", "allowed-calls")
 KNOWN_KEYS = {*LIST_KEYS, "extra-blocking-calls"}
 EXTRA_CALL_KEYS = ("message", "suggestion")
-"""What asyncguard.lint.knowledge.build_knowledge reads of an extra-blocking-calls entry."""
+"""What asyncguard.lint.knowledge.base.build_knowledge reads of an extra-blocking-calls entry."""
 
 
 class ConfigError(Exception):

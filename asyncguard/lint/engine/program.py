@@ -426,7 +426,6 @@ class Program:
         return name[len(module) + 1:] if module and name.startswith(f"{module}.") else name
 
 
-@contextmanager
 def needed(records: list[ModuleRecord], enabled: frozenset[str]) -> bool:
     """Whether the whole-program pass can find anything: calls on the loop of project functions (AG800), or thread
     locks taken on the loop (AG109)."""

@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 LINTBENCH_INSTALLED := $(VENV)/.installed-lintbench
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench bench-quick bench-harness test lint bench-lint docs clean
+.PHONY: bench bench-quick bench-harness test lint bench-lint docs clean knowledge
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ test: $(INSTALLED)
 	$(BIN)/python -m pytest
 
 lint: $(INSTALLED)
-	$(BIN)/asyncguard check asyncguard/
+	$(BIN)/asyncguard check --python $(BIN)/python asyncguard/
 
 # The harness against wrk on a trivial endpoint (installs Debian's wrk when it is missing).
 bench-harness: $(INSTALLED)
@@ -42,10 +42,19 @@ bench-harness: $(INSTALLED)
 	$(BIN)/python -m asyncguard.bench.calibration --out reports/harness-bench.json --readme README.md
 
 bench-lint: $(LINTBENCH_INSTALLED)
-	$(BIN)/python -m asyncguard.lint.measure.benchmark --out reports/lint-bench.json --readme README.md
+	$(BIN)/python -m asyncguard.lint.measure.benchmark --out reports/lint-bench.json --readme README.md \
+		$(if $(MIRROR),--mirror $(MIRROR))
 
 docs: $(INSTALLED)
 	$(BIN)/python -m asyncguard.lint.interface.docs README.md
 
 clean:
 	rm -rf $(VENV) .asyncguard_cache .pytest_cache
+
+# The generated knowledge: what the most used libraries' calls do, learned from their sources (downloads from PyPI
+# into ~/.cache/asyncguard/learn); older major versions whose APIs differ are learned beside the newest.
+OLDER_MAJORS := weaviate-client==3.26.7 elasticsearch==8.15.1 elasticsearch==7.17.12 openai==0.28.1 \
+	pinecone-client==2.2.4 pymongo==3.13.0 redis==4.6.0 langchain==0.0.354
+knowledge: $(INSTALLED)
+	$(BIN)/python -m asyncguard.lint.knowledge.learn --from asyncguard/lint/knowledge/learned/distributions.json \
+		$(OLDER_MAJORS) --report reports/learn-report.json

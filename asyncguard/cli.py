@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--output-file", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     check.add_argument("--statistics", action="store_true", help="print the number of findings per rule")
     check.add_argument("--no-cache", action="store_true", help="neither read nor write the findings cache")
+    check.add_argument("--python", metavar="PATH",
+                       help="the project's interpreter or venv: learn the installed libraries the code imports "
+                            "(default: .venv or venv beside pyproject.toml, or $VIRTUAL_ENV; \"\" for none)")
     check.add_argument("--fix", action="store_true",
                        help="apply safe fixes (time.sleep → await asyncio.sleep), then report what remains")
     check.add_argument("--diff", action="store_true",
@@ -143,6 +146,26 @@ def progress_bar(total: int, enabled: bool):
         yield lambda done: bar.advance(task, done)
 
 
+def learn_from_environment(settings, files: list, explicit: str | None, quiet: bool) -> None:
+    """What the project's environment adds to the knowledge (`--python`), and the digest of all learned data."""
+    from asyncguard.lint.knowledge.environment import UnusableInterpreter, find_python, learn_environment
+    from asyncguard.lint.knowledge.learn import default_cache
+    from asyncguard.lint.knowledge.learned_data import knowledge_digest
+
+    chosen = explicit if explicit is not None else settings.python
+    try:
+        python = None if chosen == "" else find_python(settings.project_root, chosen)
+        if python is not None:
+            project = {source.module.split(".", 1)[0] for source in files if source.problem is None}
+            report = (lambda message: None) if quiet else (lambda message: print(f"asyncguard: {message}",
+                                                                                  file=sys.stderr))
+            settings.learned = [str(learn_environment(python, [source.path for source in files], project,
+                                                      default_cache(), report))]
+    except UnusableInterpreter as error:
+        raise UsageError(str(error)) from None
+    settings.learned_digest = knowledge_digest([Path(directory) for directory in settings.learned])
+
+
 def run_check(args: argparse.Namespace) -> int:
     from asyncguard.lint.interface.config import ConfigError, load_settings, parse_codes
     from asyncguard.lint.interface.files import DEFAULT_EXCLUDES, discover, path_error
@@ -167,6 +190,7 @@ def run_check(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     excludes = [*(settings.exclude or DEFAULT_EXCLUDES), *settings.extend_exclude, *args.exclude]
     files = list(discover(args.paths, settings.project_root, excludes))
+    learn_from_environment(settings, files, args.python, quiet=args.quiet)
     if args.write_baseline:  # refused before the run, not after it
         from asyncguard.lint.interface.baseline import BaselineError, refuse_over_source
 

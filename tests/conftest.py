@@ -36,3 +36,11 @@ def reported(text: str, config: dict | None = None, module: str = "example") -> 
 @pytest.fixture(scope="session")
 def knowledge():
     return build_knowledge()
+
+
+@pytest.fixture(autouse=True)
+def no_outer_environment(monkeypatch, tmp_path_factory):
+    """A venv the tests were started from is not the checked projects' environment, and what a test learns is
+    cached in a directory of its own."""
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))

@@ -350,3 +350,15 @@ async def get_organization_vector_store(org_id: str, embeddings):
 @pytest.mark.parametrize("source", CASES.values(), ids=CASES.keys())
 def test_family_reports_its_marked_lines(source):
     assert reported(source) == expected_findings(source)
+
+
+def test_a_torch_module_of_the_project_called_on_the_loop_is_a_forward_pass(knowledge):
+    """`model(batch)` runs `nn.Module.__call__`, which the project's subclass inherits: reported through it."""
+    from asyncguard.lint.engine.checker import check_source
+
+    text = ("import torch\nfrom torch import nn\n\n\nclass Classifier(nn.Module):\n    def forward(self, x):\n"
+            "        return x\n\n\nmodel = Classifier()\n\n\nasync def classify(batch):\n"
+            "    with torch.no_grad():\n        return model(batch)\n")
+    [finding] = check_source(text, "app.py", "app", knowledge)
+    assert (finding.line, finding.code, finding.via) == (15, "AG800", "AG112")
+    assert finding.chain[-1]["name"] == "torch.nn.Module"  # the call shown as written: `model(...)`

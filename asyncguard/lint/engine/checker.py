@@ -144,6 +144,8 @@ def analyse_source(text: str, path: str = "<string>", module: str = "module",
         message = rule.message.format(call=shown, context=context)
         if raw.api.message:
             message = f"{raw.api.message}: `{shown}()` {context}"
+        if raw.api.learned:
+            message = f"`{shown}()` blocks the event loop {context} ({raw.api.learned})"
         finding = Finding(path=path, line=line, column=column, end_line=end_line, end_column=end_column,
                           code=rule.code, message=message, category=raw.api.category,
                           context=context.removeprefix("in "), call=raw.call.replace("builtins.", ""),

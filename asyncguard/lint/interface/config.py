@@ -21,7 +21,7 @@ else:  # pragma: no cover
 
 CODE_KEYS = ("select", "extend-select", "ignore")
 LIST_KEYS = (*CODE_KEYS, "exclude", "extend-exclude", "allowed-calls")
-KNOWN_KEYS = {*LIST_KEYS, "extra-blocking-calls"}
+KNOWN_KEYS = {*LIST_KEYS, "extra-blocking-calls", "python"}
 EXTRA_CALL_KEYS = ("message", "suggestion")
 """What asyncguard.lint.knowledge.base.build_knowledge reads of an extra-blocking-calls entry."""
 
@@ -39,6 +39,12 @@ class Settings:
     extend_exclude: list[str] = field(default_factory=list)
     extra_blocking_calls: dict[str, dict[str, str]] = field(default_factory=dict)
     allowed_calls: list[str] = field(default_factory=list)
+    python: str | None = None
+    """The project's interpreter (or venv), whose installed libraries are learned; "" for none at all."""
+    learned: list[str] = field(default_factory=list)
+    """Directories of knowledge learned from the project's environment (set by the run, not configured)."""
+    learned_digest: str = ""
+    """Changes with any learned file the run reads, shipped or not: part of the cache key."""
     project_root: Path = field(default_factory=Path.cwd)
     config_file: Path | None = None
 
@@ -103,6 +109,10 @@ def validated(key: str, value: object) -> object:
     run: the right types, codes that select a rule, patterns that compile."""
     if key == "extra-blocking-calls":
         return extra_blocking_calls(value)
+    if key == "python":
+        if not isinstance(value, str):
+            raise ConfigError("python must be a string: the interpreter or venv, \"\" for none")
+        return value
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ConfigError(f"{key} must be a list of strings")
     if key in CODE_KEYS:

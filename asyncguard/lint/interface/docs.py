@@ -26,7 +26,19 @@ def rule_doc(rule: type[Rule]) -> str:
         parts += ["", "Use instead", _indent(rule.accepted[0].rstrip())]
     if rule.example_config:
         parts += ["", "Configuration used by the examples (pyproject.toml)", _indent(_as_toml(rule.example_config))]
+    if rule.category not in (None, "input", "internal", "configured", "indirect"):
+        parts += ["", "Where the knowledge comes from", _indent(textwrap.fill(KNOWLEDGE, 100))]
     return "\n".join(parts) + "\n"
+
+
+KNOWLEDGE = (
+    "Which calls block is data, the first source that speaks winning: your `[tool.asyncguard]` "
+    "`extra-blocking-calls` and `allowed-calls`; the curated base (asyncguard/lint/knowledge/blocking_calls.toml); "
+    "what was learned from the sources of the 300 libraries FastAPI services use most "
+    "(asyncguard/lint/knowledge/learned/, a finding from it says `learned from <library> <version>` and shows the "
+    "library's own chain); and, with `--python` or a project .venv, the libraries installed there. Add a call "
+    "with `extra-blocking-calls`, silence one with `allowed-calls`."
+)
 
 
 def _indent(text: str) -> str:

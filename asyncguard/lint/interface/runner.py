@@ -44,7 +44,8 @@ def _init_worker(settings: Settings, enabled: frozenset[str], modules: dict[str,
     from asyncguard.lint.knowledge.base import build_knowledge
     from asyncguard.lint.engine.names import Project
 
-    knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls)
+    knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls,
+                                [Path(directory) for directory in settings.learned])
     project = Project(modules, knowledge, search_roots=roots)
     _worker_state.update(knowledge=knowledge, enabled=enabled, project=project)
 

@@ -11,7 +11,10 @@ import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Iterable, Mapping
+
+from asyncguard.lint.knowledge.learned_data import LearnedBlocking, LearnedData, shipped_directory
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -70,6 +73,9 @@ class BlockingApi:
     """A project's own wording for a configured call (`extra-blocking-calls`)."""
     weak: bool = False
     """Blocks briefly or only sometimes (a lock, a cheap stat): a chain to real I/O is shown before one to this."""
+    learned: str = ""
+    """Where the knowledge came from when it was learned from the library's sources, with the library's own chain
+    (`learned from elasticsearch 9.5.1: Elasticsearch.msearch → … → urllib3.HTTPConnectionPool.urlopen`)."""
 
 
 def glob_to_regex(pattern: str) -> str:
@@ -145,6 +151,8 @@ class Knowledge:
     """`[in-memory.files]`: the arguments through which a file-format call does its file I/O."""
     buffers: frozenset[str] = frozenset()
     """`[in-memory] buffers`: types whose instances hold their data in memory (`io.BytesIO`)."""
+    learned: LearnedData | None = None
+    """What was learned from libraries' sources: asked only where the curated tables are silent."""
 
     def canonical(self, name: str) -> str:
         """Rewrite re-exported spellings (`sqlalchemy.orm.session.Session`) to the one the patterns use."""
@@ -159,7 +167,10 @@ class Knowledge:
         if self.safe.get(name) is not None:
             return None
         found = self.blocking.get(name)
-        return found if isinstance(found, BlockingApi) else None
+        if isinstance(found, BlockingApi):
+            return found
+        learned = self.learned.blocking(name) if self.learned is not None else None
+        return _learned_api(learned) if learned is not None else None
 
     def is_allowed(self, name: str) -> bool:
         """Declared non-blocking: shipped safe calls and the project's `allowed-calls`."""
@@ -167,10 +178,15 @@ class Knowledge:
 
     def result_type(self, name: str) -> str | None:
         found = self.returns.get(name)
-        return found if isinstance(found, str) else None
+        if isinstance(found, str):
+            return found
+        return self.learned.result_type(name) if self.learned is not None else None
 
     def attribute_type(self, name: str) -> str | None:
-        return self.attributes.get(name)
+        found = self.attributes.get(name)
+        if found is None and self.learned is not None:
+            return self.learned.attribute_type(name)
+        return found
 
     def member(self, path: str, instance: bool, attribute: str) -> tuple[str, bool]:
         """`obj.attribute` on a library object: the attribute's declared type (an instance), else the longer name
@@ -202,6 +218,15 @@ class Knowledge:
         return self.offloaders.get(name) is not None
 
 
+@lru_cache(maxsize=4096)
+def _learned_api(learned: LearnedBlocking) -> BlockingApi:
+    counterpart = f"`{learned.asynchronous}` of the same library, or " if learned.asynchronous else "its async client, or "
+    steps = [step.rsplit(".", 2)[-2] + "." + step.rsplit(".", 1)[-1] if step.count(".") > 1 else step
+             for step in learned.chain[:-1]] + [learned.chain[-1]]
+    return BlockingApi(category=learned.category, use=f"{counterpart}`await asyncio.to_thread(...)`",
+                       learned=f"learned from {learned.source}: {' → '.join(steps)}")
+
+
 def _blocking_entries(data: Mapping) -> Iterable[tuple[str, BlockingApi]]:
     for entry in data.get("blocking", []):
         api = BlockingApi(
@@ -219,8 +244,10 @@ def _blocking_entries(data: Mapping) -> Iterable[tuple[str, BlockingApi]]:
 def build_knowledge(
     extra_blocking: Mapping[str, Mapping[str, str]] | None = None,
     allowed: Iterable[str] = (),
+    learned: Iterable[Path] | None = None,
 ) -> Knowledge:
-    """The shipped knowledge plus the project's `extra-blocking-calls` and `allowed-calls`."""
+    """The shipped knowledge plus the project's `extra-blocking-calls` and `allowed-calls`; what was learned from
+    libraries' sources in the shipped `learned/` directory, then in `learned` (the project's environment)."""
     data = _shipped_data()
     extra = [
         (
@@ -246,7 +273,13 @@ def build_knowledge(
             (pattern, tuple(FileArgument(a.get("position"), a["arg"], a.get("any", False)) for a in arguments))
             for pattern, arguments in data.get("in-memory", {}).get("files", {}).items()),
         buffers=frozenset(data.get("in-memory", {}).get("buffers", ())),
+        learned=_learned_data(tuple(learned or ())),
     )
+
+
+@lru_cache(maxsize=4)
+def _learned_data(directories: tuple[Path, ...]) -> LearnedData:
+    return LearnedData([shipped_directory(), *directories])
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,259 @@
+"""The knowledge builder: learn from libraries' own sources which of their calls block, and write it as data.
+
+    python -m asyncguard.lint.knowledge.learn elasticsearch weaviate-client==3.26.7 --out DIR
+    python -m asyncguard.lint.knowledge.learn --from asyncguard/lint/knowledge/learned/distributions.json
+
+Releases come from PyPI into a cache (`--cache`, by default `~/.cache/asyncguard/learn`; offline, what is
+cached is used), or from a directory of installed packages (`--site-packages`, what `check --python` uses). A
+release is learned after the releases it requires, with what was learned of them, so a chain may run through
+several libraries (`elasticsearch` → `elastic_transport` → `urllib3`). Each release is learned in a process of its
+own with a time limit; one that fails is reported and skipped. Two releases of one distribution (major versions
+whose APIs differ) are merged into one file. The output is deterministic: the same releases give the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from asyncguard.lint.knowledge.base import BlockingApi, PatternTable
+from asyncguard.lint.knowledge.learned_data import INDEX
+from asyncguard.lint.knowledge.pypi import FetchError, Sources, fetch, requirements
+
+BACK_OFFS = ("time.sleep",)
+TIME_LIMIT = 600
+"""Seconds one release may take to learn."""
+EXIT_OK, EXIT_SOME_SKIPPED, EXIT_ERROR = 0, 1, 2
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asyncguard" / "learn"
+
+
+@dataclass
+class Outcome:
+    requirement: str
+    seconds: float
+    learned: dict | None
+    problem: str | None
+
+
+def learn_one(sources: Sources, out: Path, with_learned: list[Path]) -> dict:
+    """Learn one release, in this process, with what was learned of others in `with_learned`."""
+    from asyncguard.lint.knowledge.base import build_knowledge
+    from asyncguard.lint.knowledge.learned_data import LearnedData
+    from asyncguard.lint.knowledge.learner import Learner, import_names
+
+    knowledge = build_knowledge()
+    knowledge.learned = LearnedData(with_learned, without=frozenset(import_names(sources.root)))
+    _weaken(knowledge.blocking)
+    return Learner(sources, knowledge).learn().to_json()
+
+
+def _weaken(table: PatternTable) -> None:
+    """Inside a library, a sleep is mostly a retry's back-off and a lock or queue guards its own state: both weak,
+    so that a chain to the I/O they surround is the one learned (one ending in a thread wait is not learned)."""
+    def weakened(name: str, api):
+        if isinstance(api, BlockingApi) and (api.category == "thread" or name in BACK_OFFS):
+            return replace(api, weak=True)
+        return api
+
+    table.exact = {name: weakened(name, api) for name, api in table.exact.items()}
+    table.by_root = {root: [(order, regex, weakened(regex.pattern, api)) for order, regex, api in entries]
+                     for root, entries in table.by_root.items()}
+
+
+def _learn_in_process(sources: Sources, with_learned: list[Path], time_limit: float) -> tuple[dict | None, str | None]:
+    command = [sys.executable, "-m", "asyncguard.lint.knowledge.learn", "--one", sources.distribution,
+               sources.version, str(sources.root), *[f"--with={d}" for d in with_learned]]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=time_limit, check=False)
+    except subprocess.TimeoutExpired:
+        return None, f"over the {time_limit:.0f} s limit"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"failed: {last[:200]}"
+    return json.loads(done.stdout), None
+
+
+def merge(learned: list[dict]) -> dict:
+    """One file for a distribution learned at several releases: what blocks in any of them blocks (the newest
+    release's chain shown first), types from the newest."""
+    learned = sorted(learned, key=lambda d: _version_key(d["version"]), reverse=True)
+    merged = dict(learned[0])
+    merged["version"] = ", ".join(d["version"] for d in reversed(learned))
+    for key in ("blocking", "aliases", "returns", "attributes"):
+        combined: dict = {}
+        for data in learned:
+            for name, value in data[key].items():
+                combined.setdefault(name, value)
+        merged[key] = dict(sorted(combined.items()))
+    merged["modules"] = sorted({m for d in learned for m in d["modules"]})
+    merged["classes"] = sorted({c for d in learned for c in d["classes"]})
+    for key in ("examined", "coroutines", "errors"):
+        merged[key] = sum(d[key] for d in learned)
+    return merged
+
+
+def _version_key(version: str) -> tuple:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (Version(version),)
+    except InvalidVersion:
+        return (Version("0"),)
+
+
+def write_index(out: Path) -> None:
+    """`index.json`: import name → file, the releases each file was learned from, and a digest of every file
+    (part of the findings cache's key)."""
+    modules, versions, digest = {}, {}, hashlib.blake2b(digest_size=16)
+    for path in sorted(out.glob("*.json")):
+        if path.name in (INDEX, DISTRIBUTIONS):
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        digest.update(path.read_bytes())
+        versions[data["distribution"]] = data["version"].split(", ")
+        for module in data["modules"]:
+            modules[module] = path.name
+    index = {"modules": dict(sorted(modules.items())), "versions": versions, "digest": digest.hexdigest()}
+    (out / INDEX).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
+
+
+DISTRIBUTIONS = "distributions.json"
+"""The evidence for what is learned (`asyncguard.lint.measure.popular`); not a learned file."""
+
+
+def file_name(distribution: str) -> str:
+    return f"{distribution}.json"
+
+
+def order(releases: list[Sources]) -> list[list[Sources]]:
+    """Levels of releases: each after the distributions it requires (a cycle is broken where it closes)."""
+    names = {r.distribution for r in releases}
+    needs = {r.distribution: set(requirements(r.root)) & names - {r.distribution} for r in releases}
+    levels, done = [], set()
+    remaining = list(releases)
+    while remaining:
+        ready = [r for r in remaining if needs[r.distribution] <= done] or remaining[:1]
+        levels.append(ready)
+        done |= {r.distribution for r in ready}
+        remaining = [r for r in remaining if r.distribution not in done]
+    return levels
+
+
+def build(requirement_list: list[str], out: Path, cache: Path, jobs: int, time_limit: float,
+          with_learned: list[Path], quiet: bool = False) -> list[Outcome]:
+    """Fetch the releases, then learn them (`build_sources`)."""
+    outcomes: list[Outcome] = []
+    releases: list[Sources] = []
+    for requirement in requirement_list:
+        try:
+            releases.append(fetch(requirement, cache))
+        except FetchError as error:
+            outcomes.append(Outcome(requirement, 0.0, None, str(error)))
+            if not quiet:
+                print(_progress_line(outcomes[-1]), file=sys.stderr)
+    return outcomes + build_sources(releases, out, jobs, time_limit, with_learned, quiet)
+
+
+def build_sources(releases: list[Sources], out: Path, jobs: int, time_limit: float, with_learned: list[Path],
+                  quiet: bool = False) -> list[Outcome]:
+    """Learn each release after those it requires, each in a process of its own, into `out`; what `out` already
+    holds of other distributions is kept."""
+    out.mkdir(parents=True, exist_ok=True)
+    outcomes: list[Outcome] = []
+    by_distribution: dict[str, list[dict]] = {}
+    for level in order(releases):
+        def run(sources: Sources) -> Outcome:
+            started = time.perf_counter()
+            learned, problem = _learn_in_process(sources, [*with_learned, out], time_limit)
+            return Outcome(f"{sources.distribution}=={sources.version}", time.perf_counter() - started, learned,
+                           problem)
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            learned_now = []
+            for outcome in pool.map(run, level):
+                outcomes.append(outcome)
+                if not quiet:
+                    print(_progress_line(outcome), file=sys.stderr)
+                if outcome.learned is not None:
+                    learned_now.append(outcome.learned)
+        # written once the level is done: every release of a level learns with the same files, whatever the order
+        for data in learned_now:
+            by_distribution.setdefault(data["distribution"], []).append(data)
+        for distribution in {data["distribution"] for data in learned_now}:
+            merged = merge(by_distribution[distribution])
+            (out / file_name(distribution)).write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n",
+                                                       encoding="utf-8")
+        write_index(out)
+    return outcomes
+
+
+def _progress_line(outcome: Outcome) -> str:
+    if outcome.learned is None:
+        return f"asyncguard learn: skipped {outcome.requirement}: {outcome.problem}"
+    data = outcome.learned
+    return (f"{data['distribution']} {data['version']}: {len(data['blocking'])} of {data['examined']} public calls "
+            f"block ({outcome.seconds:.1f} s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asyncguard.lint.knowledge.learn",
+                                     description="Learn which calls of libraries block, from their own sources.")
+    parser.add_argument("requirements", nargs="*", help="`name` or `name==version`")
+    parser.add_argument("--from", dest="from_file", type=Path,
+                        help="a distributions.json (`asyncguard.lint.measure.popular`): its `learned` list")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("learned"))
+    parser.add_argument("--cache", type=Path, default=default_cache())
+    parser.add_argument("-j", "--jobs", type=int, default=min(os.cpu_count() or 1, 4))
+    parser.add_argument("--time-limit", type=float, default=TIME_LIMIT)
+    parser.add_argument("--with", dest="with_learned", action="append", type=Path, default=[],
+                        help="another directory of learned files to learn with")
+    parser.add_argument("--report", type=Path, help="write the run's outcomes (per release) as JSON")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument("--one", nargs=3, metavar=("DISTRIBUTION", "VERSION", "ROOT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        distribution, version, root = args.one
+        print(json.dumps(learn_one(Sources(distribution, version, Path(root)), args.out, args.with_learned)))
+        return EXIT_OK
+    wanted = list(args.requirements)
+    if args.from_file is not None:
+        try:
+            listed = json.loads(args.from_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            print(f"asyncguard learn: error: cannot read {args.from_file}: {error}", file=sys.stderr)
+            return EXIT_ERROR
+        wanted += listed.get("learned", [])
+    if not wanted:
+        parser.error("name at least one distribution, or --from FILE")
+    outcomes = build(wanted, args.out, args.cache, max(1, args.jobs), args.time_limit, args.with_learned,
+                     args.quiet)
+    if args.report is not None:
+        args.report.write_text(json.dumps([outcome.__dict__ | {"learned": _summary(outcome.learned)}
+                                           for outcome in outcomes], indent=1) + "\n", encoding="utf-8")
+    skipped = [outcome for outcome in outcomes if outcome.learned is None]
+    if not args.quiet:
+        print(f"asyncguard learn: {len(outcomes) - len(skipped)} learned, {len(skipped)} skipped", file=sys.stderr)
+    return EXIT_SOME_SKIPPED if skipped else EXIT_OK
+
+
+def _summary(learned: dict | None) -> dict | None:
+    if learned is None:
+        return None
+    return {"distribution": learned["distribution"], "version": learned["version"],
+            "blocking": len(learned["blocking"]), "examined": learned["examined"],
+            "coroutines": learned["coroutines"], "errors": learned["errors"]}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from asyncguard.lint.engine.syntax import parse
 from asyncguard.lint.interface.files import absolute_module
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ ABSTRACT_BASES = frozenset({"typing.Protocol", "typing_extensions.Protocol", "ab
 STATE_ASSIGNMENT = re.compile(r"\.state\.(\w+)\s*(?::[^=\n]*)?=(?!=)")
 """`request.state.db = ...`, `app.state.redis: Redis = ...`: where a state holder's attribute may be set."""
 LITERALS = (ast.Constant, ast.JoinedStr, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Lambda)
+RECENT_TREES = 8
+"""Parsed modules kept for reuse: enough for an outline followed by its index, not a whole project in memory."""
 
 
 def search_roots(modules: Iterable[tuple[str, Path]]) -> list[Path]:
@@ -67,8 +70,8 @@ def layout(files: Iterable) -> tuple[dict[str, Path], list[Path]]:
 
 @dataclass
 class Outline:
-    """What a module binds, read with `ast` (several times cheaper than libcst): enough to tell whether indexing
-    the module fully can tell anything about a name."""
+    """What a module binds, read from its `ast` at a glance: enough to tell whether indexing the module fully can
+    tell anything about a name."""
 
     assigned: set[str] = field(default_factory=set)
     """Module-level names bound by an assignment (not by `def`, `class` or `import`)."""
@@ -104,12 +107,8 @@ class Outline:
                 or name in self.imported)
 
 
-def outline(text: str, package: str) -> Outline:
+def outline(tree: ast.Module, package: str) -> Outline:
     result = Outline()
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return result
     not_constant: set[str] = set()
     for node in _module_level(tree.body):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -235,6 +234,8 @@ class Project:
         self.read = read or (lambda path: path.read_text(encoding="utf-8-sig"))
         self.outlines: dict[str, Outline] = {}
         self.indexes: dict[str, "ModuleIndex | None"] = {}
+        self._trees: dict[str, ast.Module | None] = {}
+        """The latest modules parsed (`RECENT_TREES`), by name: a module outlined is often indexed next."""
         self.consulted: set[Path] = set()
         """Files whose bindings the current file's analysis used (its cache dependencies)."""
         self._module_of: dict[str, str | None] = {}
@@ -244,8 +245,10 @@ class Project:
         self._implementations: dict[str, list[str]] = {}
         self._tops: dict[str, list[Path]] = {}
 
-    def begin_file(self, module_name: str, index: "ModuleIndex") -> None:
+    def begin_file(self, module_name: str, index: "ModuleIndex", tree: ast.Module) -> None:
+        """The file being analysed: its index, and its tree (its outline, if asked for, is read from it)."""
         self.indexes[module_name] = index
+        self._remember(module_name, tree)
         self.consulted = set()
 
     # -- what other modules bind -------------------------------------------------------------------------------
@@ -502,25 +505,39 @@ class Project:
 
     def _outline(self, module: str) -> Outline:
         if module not in self.outlines:
-            text = self._source(module)
-            self.outlines[module] = outline(text, self.package_of(module)) if text is not None else Outline()
+            tree = self._tree(module)
+            self.outlines[module] = outline(tree, self.package_of(module)) if tree is not None else Outline()
         return self.outlines[module]
 
-    def _load(self, name: str) -> "ModuleIndex | None":
-        import libcst as cst
+    def _tree(self, module: str) -> ast.Module | None:
+        """The module's `ast`, parsed once for its outline and its index; None if it cannot be read or parsed (an
+        unparsable module is reported when it is checked itself)."""
+        if module not in self._trees:
+            text = self._source(module)
+            try:
+                tree = parse(text) if text is not None else None
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                tree = None
+            self._remember(module, tree)
+        return self._trees[module]
 
+    def _remember(self, module: str, tree: ast.Module | None) -> None:
+        self._trees.pop(module, None)
+        self._trees[module] = tree
+        while len(self._trees) > RECENT_TREES:
+            del self._trees[next(iter(self._trees))]
+
+    def _load(self, name: str) -> "ModuleIndex | None":
         from asyncguard.lint.engine.analysis import ModuleIndex
         from asyncguard.lint.engine.context import FastApiFacts
 
         if name in self.indexes:
             return self.indexes[name]
         self.indexes[name] = None  # a cycle of imports resolves to "unknown", not to a recursion
-        text = self._source(name)
-        if text is None:
-            return None
-        try:
-            module = cst.parse_module(text)
-            self.indexes[name] = ModuleIndex(module, name, self.knowledge, FastApiFacts(), self)
-        except (cst.ParserSyntaxError, SyntaxError, RecursionError, ValueError):
-            pass  # an unparsable module is reported when it is checked itself
+        tree = self._tree(name)
+        if tree is not None:
+            try:
+                self.indexes[name] = ModuleIndex(tree, name, self.knowledge, FastApiFacts(), self)
+            except RecursionError:
+                pass  # too deeply nested to index: what it binds stays unknown
         return self.indexes[name]

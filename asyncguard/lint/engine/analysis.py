@@ -1287,7 +1287,7 @@ def analyze(module: ast.Module, module_name: str, knowledge: Knowledge, text: st
         project.indexes.setdefault(module_name, None)  # imports of this module from its imports: a cycle
     index = ModuleIndex(module, module_name, knowledge, facts, project)
     if project is not None:
-        project.begin_file(module_name, index, module)
+        project.begin_file(module_name, index)
     source = SourceLines(text)
     walker = BlockingCallWalker(index, facts, source, whole_program)
     walker.walk(module)

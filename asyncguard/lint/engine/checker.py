@@ -41,11 +41,11 @@ def decode(data: bytes) -> str:
     return text.lstrip("\ufeff")
 
 
-def parsed(text: str) -> ast.Module | tuple[str, int, int] | None:
-    """The text's tree; else why it is not Python, with a position; None for valid syntax too new to analyse
-    (`asyncguard.lint.engine.syntax.parse`)."""
+def parsed(text: str, module: str, project: Project | None) -> ast.Module | tuple[str, int, int] | None:
+    """The text's tree (the project's, where it already parsed the same text); else why it is not Python, with a
+    position; None for valid syntax too new to analyse (`asyncguard.lint.engine.syntax.parse`)."""
     try:
-        return parse(text)
+        return project.parse(module, text) if project is not None else parse(text)
     except SyntaxError as error:
         return f"syntax error: {error.msg}", error.lineno or 1, error.offset or 1
     except (ValueError, MemoryError, RecursionError) as error:
@@ -106,7 +106,7 @@ def analyse_source(text: str, path: str = "<string>", module: str = "module",
                    knowledge: Knowledge | None = None, enabled: frozenset[str] | None = None,
                    project: Project | None = None) -> FileAnalysis:
     knowledge = knowledge or build_knowledge()
-    tree = parsed(text)
+    tree = parsed(text, module, project)
     if isinstance(tree, tuple):
         return FileAnalysis([not_checked(path, *tree)])
     if tree is None or "async" not in text:  # no coroutine, nothing can run on the loop: only the syntax is checked
@@ -194,7 +194,7 @@ def summarize(result: AnalysisResult, module: str, tree: ast.Module, lines: Sequ
 
 def summarize_source(text: str, module: str, knowledge: Knowledge, project: Project | None = None) -> dict:
     """The summary of a module the whole-program pass reaches but the run did not analyse; {} if unreadable."""
-    tree = parsed(text)
+    tree = parsed(text, module, project)
     if not isinstance(tree, ast.Module):
         return {}
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from asyncguard.lint.engine.syntax import parse
+from asyncguard.lint.engine.syntax import all_nodes, is_generator, parse
 from asyncguard.lint.interface.files import absolute_module
 
 if TYPE_CHECKING:
@@ -135,21 +135,21 @@ def outline(tree: ast.Module, package: str) -> Outline:
                 result.returns[node.name] = annotation_name(node.returns)
             if isinstance(node, ast.FunctionDef):
                 result.sync_functions.add(node.name)
-                if _yields(node):
+                if is_generator(node):
                     result.generators.add(node.name)
         elif isinstance(node, ast.ClassDef):
             result.sync_methods[node.name] = {m.name for m in node.body if isinstance(m, ast.FunctionDef)}
             result.methods[node.name] = {m.name for m in node.body
                                          if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
             result.generators.update(f"{node.name}.{m.name}" for m in node.body
-                                     if isinstance(m, ast.FunctionDef) and _yields(m))
+                                     if isinstance(m, ast.FunctionDef) and is_generator(m))
             if node.bases:
                 result.derived.add(node.name)
                 result.bases[node.name] = [name for base in node.bases
                                            if (name := _dotted(base.value if isinstance(base, ast.Subscript) else base))]
             attributes = result.class_attributes.setdefault(node.name, set())
             attributes.update(m.name for m in node.body if isinstance(m, ast.FunctionDef) and _is_property(m))
-            for member in ast.walk(node):
+            for member in all_nodes(node):
                 if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)) and _produces(member):
                     result.producers.add(f"{node.name}.{member.name}")
                     if member.returns is not None:
@@ -205,22 +205,10 @@ def _is_property(function: ast.FunctionDef) -> bool:
                in PROPERTY_DECORATORS for d in function.decorator_list)
 
 
-def _yields(function: ast.FunctionDef) -> bool:
-    """Whether the function's own body yields (nested functions and classes aside)."""
-    stack: list[ast.AST] = list(function.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.Yield, ast.YieldFrom)):
-            return True
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            stack.extend(ast.iter_child_nodes(node))
-    return False
-
-
 def _produces(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     if function.returns is not None:
         return True
-    return any(isinstance(n, (ast.Return, ast.Yield)) and n.value is not None for n in ast.walk(function))
+    return any(isinstance(n, (ast.Return, ast.Yield)) and n.value is not None for n in all_nodes(function))
 
 
 class Project:
@@ -234,8 +222,11 @@ class Project:
         self.read = read or (lambda path: path.read_text(encoding="utf-8-sig"))
         self.outlines: dict[str, Outline] = {}
         self.indexes: dict[str, "ModuleIndex | None"] = {}
-        self._trees: dict[str, ast.Module | None] = {}
-        """The latest modules parsed (`RECENT_TREES`), by name: a module outlined is often indexed next."""
+        self._recent: dict[str, tuple[str, ast.Module | None]] = {}
+        """The latest modules parsed (`RECENT_TREES`), by name, with their text: a module outlined is often indexed
+        or checked next."""
+        self._indexed: dict[str, tuple[str, ast.Module]] = {}
+        """The text and tree of every module indexed (which holds most of its tree anyway)."""
         self.consulted: set[Path] = set()
         """Files whose bindings the current file's analysis used (its cache dependencies)."""
         self._module_of: dict[str, str | None] = {}
@@ -245,11 +236,20 @@ class Project:
         self._implementations: dict[str, list[str]] = {}
         self._tops: dict[str, list[Path]] = {}
 
-    def begin_file(self, module_name: str, index: "ModuleIndex", tree: ast.Module) -> None:
-        """The file being analysed: its index, and its tree (its outline, if asked for, is read from it)."""
+    def begin_file(self, module_name: str, index: "ModuleIndex") -> None:
         self.indexes[module_name] = index
-        self._remember(module_name, tree)
         self.consulted = set()
+
+    def parse(self, module: str, text: str) -> ast.Module | None:
+        """The tree of `text`, the source of `module` (as `syntax.parse` gives it, raising as it does): the one the
+        project parsed for the module's outline or index where it read the same text, else parsed now and kept for
+        them."""
+        known = self._indexed.get(module) or self._recent.get(module)
+        if known is not None and known[0] == text:
+            return known[1]
+        tree = parse(text)
+        self._remember(module, text, tree)
+        return tree
 
     # -- what other modules bind -------------------------------------------------------------------------------
     def lookup(self, path: str) -> Value | None:
@@ -505,27 +505,31 @@ class Project:
 
     def _outline(self, module: str) -> Outline:
         if module not in self.outlines:
-            tree = self._tree(module)
+            _, tree = self._parsed(module) or ("", None)
             self.outlines[module] = outline(tree, self.package_of(module)) if tree is not None else Outline()
         return self.outlines[module]
 
-    def _tree(self, module: str) -> ast.Module | None:
-        """The module's `ast`, parsed once for its outline and its index; None if it cannot be read or parsed (an
-        unparsable module is reported when it is checked itself)."""
-        if module not in self._trees:
+    def _parsed(self, module: str) -> tuple[str, ast.Module | None] | None:
+        """The module's text and `ast`, parsed once for its outline, its index and its check; the tree is None where
+        the text cannot be parsed (an unparsable module is reported when it is checked itself), and nothing is
+        returned where it cannot be read."""
+        known = self._indexed.get(module) or self._recent.get(module)
+        if known is None:
             text = self._source(module)
+            if text is None:
+                return None
             try:
-                tree = parse(text) if text is not None else None
+                known = self._remember(module, text, parse(text))
             except (SyntaxError, ValueError, RecursionError, MemoryError):
-                tree = None
-            self._remember(module, tree)
-        return self._trees[module]
+                known = self._remember(module, text, None)
+        return known
 
-    def _remember(self, module: str, tree: ast.Module | None) -> None:
-        self._trees.pop(module, None)
-        self._trees[module] = tree
-        while len(self._trees) > RECENT_TREES:
-            del self._trees[next(iter(self._trees))]
+    def _remember(self, module: str, text: str, tree: ast.Module | None) -> tuple[str, ast.Module | None]:
+        self._recent.pop(module, None)
+        self._recent[module] = (text, tree)
+        while len(self._recent) > RECENT_TREES:
+            del self._recent[next(iter(self._recent))]
+        return text, tree
 
     def _load(self, name: str) -> "ModuleIndex | None":
         from asyncguard.lint.engine.analysis import ModuleIndex
@@ -534,10 +538,11 @@ class Project:
         if name in self.indexes:
             return self.indexes[name]
         self.indexes[name] = None  # a cycle of imports resolves to "unknown", not to a recursion
-        tree = self._tree(name)
+        text, tree = self._parsed(name) or ("", None)
         if tree is not None:
             try:
                 self.indexes[name] = ModuleIndex(tree, name, self.knowledge, FastApiFacts(), self)
+                self._indexed[name] = (text, tree)
             except RecursionError:
                 pass  # too deeply nested to index: what it binds stays unknown
         return self.indexes[name]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 import warnings
+from collections import deque
 from typing import Iterator
 
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -175,6 +176,15 @@ def child_nodes(node: ast.AST) -> list[ast.AST]:
         elif isinstance(value, list):
             children.extend(item for item in value if isinstance(item, ast.AST))
     return children
+
+
+def all_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    """The node and every node under it, breadth first as `ast.walk` gives them, without contexts and operators."""
+    pending = deque([node])
+    while pending:
+        current = pending.popleft()
+        yield current
+        pending.extend(child_nodes(current))
 
 
 def own_nodes(body: list[ast.stmt] | ast.expr) -> Iterator[ast.AST]:

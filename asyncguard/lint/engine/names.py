@@ -36,8 +36,9 @@ ABSTRACT_BASES = frozenset({"typing.Protocol", "typing_extensions.Protocol", "ab
 STATE_ASSIGNMENT = re.compile(r"\.state\.(\w+)\s*(?::[^=\n]*)?=(?!=)")
 """`request.state.db = ...`, `app.state.redis: Redis = ...`: where a state holder's attribute may be set."""
 LITERALS = (ast.Constant, ast.JoinedStr, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Lambda)
-RECENT_TREES = 8
-"""Parsed modules kept for reuse: enough for an outline followed by its index, not a whole project in memory."""
+KEPT_SOURCE = 4_000_000
+"""Characters of source whose parsed trees are kept for reuse (a tree takes some 30 bytes a character): a whole
+service's, not a whole site-packages'."""
 
 
 def search_roots(modules: Iterable[tuple[str, Path]]) -> list[Path]:
@@ -222,10 +223,11 @@ class Project:
         self.read = read or (lambda path: path.read_text(encoding="utf-8-sig"))
         self.outlines: dict[str, Outline] = {}
         self.indexes: dict[str, "ModuleIndex | None"] = {}
-        self._recent: dict[str, tuple[str, ast.Module | None]] = {}
-        """The latest modules parsed (`RECENT_TREES`), by name, with their text: a module outlined is often indexed
-        or checked next."""
-        self._indexed: dict[str, tuple[str, ast.Module]] = {}
+        self._recent: dict[Path | str, tuple[str, ast.Module | None]] = {}
+        """The latest modules parsed (`KEPT_SOURCE`), with their text, by file (one file has several module names:
+        `src.app.db` is also `app.db`): a module outlined is often indexed or checked later."""
+        self._recent_size = 0
+        self._indexed: dict[Path | str, tuple[str, ast.Module]] = {}
         """The text and tree of every module indexed (which holds most of its tree anyway)."""
         self.consulted: set[Path] = set()
         """Files whose bindings the current file's analysis used (its cache dependencies)."""
@@ -243,12 +245,13 @@ class Project:
     def parse(self, module: str, text: str) -> ast.Module | None:
         """The tree of `text`, the source of `module` (as `syntax.parse` gives it, raising as it does): the one the
         project parsed for the module's outline or index where it read the same text, else parsed now and kept for
-        them."""
-        known = self._indexed.get(module) or self._recent.get(module)
-        if known is not None and known[0] == text:
+        them. Text the project could not parse is parsed again, for the reason."""
+        file = self.modules.get(module, module)
+        known = self._indexed.get(file) or self._recent.get(file)
+        if known is not None and known[0] == text and known[1] is not None:
             return known[1]
         tree = parse(text)
-        self._remember(module, text, tree)
+        self._remember(file, text, tree)
         return tree
 
     # -- what other modules bind -------------------------------------------------------------------------------
@@ -513,22 +516,26 @@ class Project:
         """The module's text and `ast`, parsed once for its outline, its index and its check; the tree is None where
         the text cannot be parsed (an unparsable module is reported when it is checked itself), and nothing is
         returned where it cannot be read."""
-        known = self._indexed.get(module) or self._recent.get(module)
+        file = self.modules[module]
+        known = self._indexed.get(file) or self._recent.get(file)
         if known is None:
             text = self._source(module)
             if text is None:
                 return None
             try:
-                known = self._remember(module, text, parse(text))
+                known = self._remember(file, text, parse(text))
             except (SyntaxError, ValueError, RecursionError, MemoryError):
-                known = self._remember(module, text, None)
+                known = self._remember(file, text, None)
         return known
 
-    def _remember(self, module: str, text: str, tree: ast.Module | None) -> tuple[str, ast.Module | None]:
-        self._recent.pop(module, None)
-        self._recent[module] = (text, tree)
-        while len(self._recent) > RECENT_TREES:
-            del self._recent[next(iter(self._recent))]
+    def _remember(self, file: Path | str, text: str, tree: ast.Module | None) -> tuple[str, ast.Module | None]:
+        """Keep the file's tree, the oldest others dropped past `KEPT_SOURCE` (the latest one always kept)."""
+        previous = self._recent.pop(file, None)
+        self._recent_size -= len(previous[0]) if previous is not None else 0
+        while self._recent and self._recent_size + len(text) > KEPT_SOURCE:
+            self._recent_size -= len(self._recent.pop(next(iter(self._recent)))[0])
+        self._recent[file] = (text, tree)
+        self._recent_size += len(text)
         return text, tree
 
     def _load(self, name: str) -> "ModuleIndex | None":
@@ -542,7 +549,7 @@ class Project:
         if tree is not None:
             try:
                 self.indexes[name] = ModuleIndex(tree, name, self.knowledge, FastApiFacts(), self)
-                self._indexed[name] = (text, tree)
+                self._indexed[self.modules[name]] = (text, tree)
             except RecursionError:
                 pass  # too deeply nested to index: what it binds stays unknown
         return self.indexes[name]

@@ -159,7 +159,8 @@ _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def child_fields(node: ast.AST) -> tuple[str, ...]:
-    """The fields of a node that may hold child nodes, in source order (the order `ast` declares them)."""
+    """The fields of a node that may hold child nodes, in the order `ast` declares them: the source's, but for a
+    dict display's keys, which all come before its values."""
     names = _CHILD_FIELDS.get(type(node))
     if names is None:
         names = _CHILD_FIELDS[type(node)] = tuple(name for name in node._fields if name not in _NOT_CHILDREN)

@@ -57,4 +57,4 @@ OLDER_MAJORS := weaviate-client==3.26.7 elasticsearch==8.15.1 elasticsearch==7.1
 	pinecone-client==2.2.4 pymongo==3.13.0 redis==4.6.0 langchain==0.0.354
 knowledge: $(INSTALLED)
 	$(BIN)/python -m asyncguard.lint.knowledge.learn --from asyncguard/lint/knowledge/learned/distributions.json \
-		$(OLDER_MAJORS) --report reports/learn-report.json
+		$(OLDER_MAJORS) --report reports/learn-report.json --readme README.md

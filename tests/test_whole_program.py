@@ -158,7 +158,7 @@ def test_a_declared_return_type_is_read_from_the_outline_without_parsing_the_mod
     assert project.function_result("app.db.get_session") == Value("sqlalchemy.orm.Session", instance=True)
     assert project.function_result("app.db.client") == Value("app.models.client.Client", instance=True)
     assert project.function_result("app.db.count") is None
-    assert "app.db" not in project.indexes  # outlines only: no module was parsed with libcst
+    assert "app.db" not in project.indexes  # outlines only: no module was indexed for its bindings
 
 
 def test_a_helper_blocks_through_what_it_calls_on_an_argument_of_a_known_type(tmp_path):

@@ -1,16 +1,15 @@
 """The per-file analysis: which calls run on the event loop, and which of them block.
 
-It works on libcst's syntax tree and resolves names itself (imports, aliases, assignments, annotations) instead of
-libcst's QualifiedNameProvider, which costs about nine times the parse. Positions are computed only for the nodes
-that are reported or summarised (asyncguard.lint.engine.positions).
+It works on Python's `ast` (parsed once per file, see asyncguard.lint.engine.syntax) and resolves names itself
+(imports, aliases, assignments, annotations). Positions are converted to characters only for the nodes that are
+reported or summarised.
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
-
-import libcst as cst
 
 from asyncguard.lint.engine.context import (
     SERVERS,
@@ -22,15 +21,22 @@ from asyncguard.lint.engine.context import (
 )
 from asyncguard.lint.interface.files import absolute_module
 from asyncguard.lint.knowledge.base import BlockingApi, Knowledge
-from asyncguard.lint.engine.positions import spans
 from asyncguard.lint.engine.names import PROPERTY_DECORATORS, UNINFORMATIVE_ANNOTATIONS, UNWRAPPED_ANNOTATIONS
 from asyncguard.lint.engine.syntax import (
-    child_nodes,
+    FUNCTIONS,
+    SourceLines,
+    Span,
+    argument_values,
+    child_fields,
     dotted_name,
     is_generator,
     keyword,
+    own_nodes,
+    parameters,
     positional,
     string_value,
+    subscript_elements,
+    unstarred,
     unsubscripted,
 )
 
@@ -55,7 +61,7 @@ MAX_BASE_DEPTH = 8
 """Base classes followed for an inherited attribute: real hierarchies are shallower, cyclic ones are cut."""
 
 
-OPERATOR_METHODS = {cst.Divide: "__truediv__", cst.BitOr: "__or__"}
+OPERATOR_METHODS = {ast.Div: "__truediv__", ast.BitOr: "__or__"}
 """Binary operators whose result type the knowledge base may give (`[returns]` `"pathlib.Path.__truediv__"`)."""
 
 
@@ -74,7 +80,7 @@ class Value:
 class RawFinding:
     """A finding before positions are known: the node, what it calls and where it runs."""
 
-    node: cst.CSTNode
+    node: ast.expr
     api: BlockingApi
     call: str
     frame: FunctionFrame
@@ -87,7 +93,7 @@ class RawFinding:
 class HeldCall:
     """A call made while a thread lock is held: a blocking one (`raw`), or one of a project function (`callee`)."""
 
-    node: cst.Call
+    node: ast.Call
     holder: FunctionFrame
     raw: RawFinding | None = None
     callee: str | None = None
@@ -99,13 +105,13 @@ class FunctionSummary:
     the project functions it calls (resolved later, across modules, by asyncguard.lint.engine.program)."""
 
     blocking: list[RawFinding] = field(default_factory=list)
-    calls: dict[str, cst.Call] = field(default_factory=dict)
+    calls: dict[str, ast.Call] = field(default_factory=dict)
     """The project functions it calls, each with its first call (the line a chain step shows)."""
-    self_calls: dict[str, cst.Call] = field(default_factory=dict)
+    self_calls: dict[str, ast.Call] = field(default_factory=dict)
     """Methods it calls on its own `self`: which runs depends on the instance's class (a subclass's override)."""
     parameters: list[str] = field(default_factory=list)
     """Its parameters in the order callers pass them (`self`/`cls` of a method left out)."""
-    parameter_calls: list[tuple[str, tuple[tuple[str, bool], ...], cst.Call]] = field(default_factory=list)
+    parameter_calls: list[tuple[str, tuple[tuple[str, bool], ...], ast.Call]] = field(default_factory=list)
     """Calls on a parameter of unknown type (`db.query(User).first()` with `def get_user(db, ...)`): the parameter
     and the attribute steps from it, each marked whether it is called; a caller that passes a known type decides."""
     cached: bool = False
@@ -116,7 +122,7 @@ class FunctionSummary:
 class LoopCall:
     """A call on the event loop of a project function: a finding if that function turns out to block."""
 
-    node: cst.Call
+    node: ast.Call
     callee: str
     frame: FunctionFrame
     arguments: dict[str, str] = field(default_factory=dict)
@@ -154,12 +160,12 @@ class Scope:
         return None
 
 
-def is_main_guard(node: cst.If) -> bool:
+def is_main_guard(node: ast.If) -> bool:
     test = node.test
-    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+    if not isinstance(test, ast.Compare) or len(test.comparators) != 1:
         return False
-    sides = {dotted_name(test.left), string_value(test.comparisons[0].comparator),
-             dotted_name(test.comparisons[0].comparator), string_value(test.left)}
+    sides = {dotted_name(test.left), string_value(test.comparators[0]), dotted_name(test.comparators[0]),
+             string_value(test.left)}
     return "__name__" in sides and "__main__" in sides
 
 
@@ -208,11 +214,12 @@ class Resolver:
             pending = [line[1:] if line[0] == head else line for line in pending]
         return order
 
-    def super_attribute(self, call: cst.Call, attribute: str, scope: Scope) -> Value | None:
+    def super_attribute(self, call: ast.Call, attribute: str, scope: Scope) -> Value | None:
         """`super().get` in a method (or `super(UserService, self).get`): the `get` of the first class after the
         method's own in its resolution order that defines one, a project class's method or a third-party one the
         knowledge base knows; None where no known class does."""
-        start = self.infer(call.args[0].value, scope) if call.args else None
+        given = argument_values(call)
+        start = self.infer(given[0], scope) if given else None
         class_path = start.path if start is not None and not start.instance else method_class(scope)
         if class_path is None:
             return None
@@ -250,7 +257,7 @@ class Resolver:
         """Whether `path` is a sync generator function or method of the project."""
         if path.startswith(self.home.prefix):
             node = self.home.functions.get(path)
-            return node is not None and node.asynchronous is None and is_generator(node)
+            return isinstance(node, ast.FunctionDef) and is_generator(node)
         return self.project is not None and self.project.is_sync_generator(path)
 
     def function_result(self, path: str) -> Value | None:
@@ -269,47 +276,47 @@ class Resolver:
             value = found
         return value
 
-    def infer(self, node: cst.BaseExpression, scope: Scope) -> Value | None:
-        if isinstance(node, cst.Name):
-            found = scope.lookup(node.value)
+    def infer(self, node: ast.expr, scope: Scope) -> Value | None:
+        if isinstance(node, ast.Name):
+            found = scope.lookup(node.id)
             if found is None and self.home.star_imports and self.project is not None and \
-                    scope.binder(node.value) is None:
-                found = self.project.star_binding(self.home.star_imports, node.value)
+                    scope.binder(node.id) is None:
+                found = self.project.star_binding(self.home.star_imports, node.id)
             return self.through_project(found)
-        if isinstance(node, cst.Attribute):
+        if isinstance(node, ast.Attribute):
             if is_super_call(node.value, scope):
-                return self.super_attribute(node.value, node.attr.value, scope)
+                return self.super_attribute(node.value, node.attr, scope)
             base = self.infer(node.value, scope)
             if base is None:
                 return None
             if base.instance:
-                own = self.instance_attribute(base.path, node.attr.value)
+                own = self.instance_attribute(base.path, node.attr)
                 if own is not None:
                     return own
             elif state_attribute(node) is not None:
-                held = self.state_attribute(node.attr.value)
+                held = self.state_attribute(node.attr)
                 if held is not None:
                     return held
-            path, instance = self.knowledge.member(base.path, base.instance, node.attr.value)
+            path, instance = self.knowledge.member(base.path, base.instance, node.attr)
             return Value(path, instance=True) if instance else self.through_project(Value(path))
-        if isinstance(node, cst.Call):
+        if isinstance(node, ast.Call):
             return self.call_result(node, scope)
-        if isinstance(node, cst.Await):  # `user = await repo.get(email)`: what the coroutine returns
-            return self.infer(node.expression, scope)
-        if isinstance(node, cst.Subscript):  # `path.parents[2]`: the item type `[attributes]` gives `__getitem__`
+        if isinstance(node, ast.Await):  # `user = await repo.get(email)`: what the coroutine returns
+            return self.infer(node.value, scope)
+        if isinstance(node, ast.Subscript):  # `path.parents[2]`: the item type `[attributes]` gives `__getitem__`
             base = self.infer(node.value, scope)
             if base is None:
                 return None
             path, instance = self.knowledge.member(base.path, base.instance, "__getitem__")
             return Value(path, instance=instance)
-        if isinstance(node, cst.BinaryOperation) and type(node.operator) in OPERATOR_METHODS:
+        if isinstance(node, ast.BinOp) and type(node.op) in OPERATOR_METHODS:
             return self.operation_result(node, scope)
         return None
 
-    def operation_result(self, node: cst.BinaryOperation, scope: Scope) -> Value | None:
+    def operation_result(self, node: ast.BinOp, scope: Scope) -> Value | None:
         """`directory / name` is a Path, `prompt | llm` a LangChain runnable: what the knowledge base says the
         operator method of the left operand (or the reflected one of the right) returns."""
-        method = OPERATOR_METHODS[type(node.operator)]
+        method = OPERATOR_METHODS[type(node.op)]
         for operand, name in ((node.left, method), (node.right, method.replace("__", "__r", 1))):
             value = self.infer(operand, scope)
             returned = self.knowledge.result_type(f"{value.path}.{name}") if value and value.instance else None
@@ -317,16 +324,16 @@ class Resolver:
                 return Value(self.knowledge.canonical(returned), instance=True)
         return None
 
-    def callee(self, call: cst.Call, scope: Scope) -> str | None:
+    def callee(self, call: ast.Call, scope: Scope) -> str | None:
         """The qualified name a call invokes (`requests.Session.get`, `sqlalchemy.orm.sessionmaker.__call__`)."""
         value = self.infer(call.func, scope)
         if value is None:
-            if isinstance(call.func, cst.Attribute):
-                return f"{UNKNOWN}.{call.func.attr.value}"
+            if isinstance(call.func, ast.Attribute):
+                return f"{UNKNOWN}.{call.func.attr}"
             return None
         return self.knowledge.invoked(value.path, value.instance)
 
-    def call_result(self, call: cst.Call, scope: Scope) -> Value | None:
+    def call_result(self, call: ast.Call, scope: Scope) -> Value | None:
         value = self.infer(call.func, scope)
         return self.result_of(value) if value is not None else None
 
@@ -344,40 +351,35 @@ class Resolver:
             return Value(value.path, instance=True)  # calling a class builds an instance of it
         return None
 
-    def annotation(self, node: cst.BaseExpression | None, scope: Scope) -> Value | None:
+    def annotation(self, node: ast.expr | None, scope: Scope) -> Value | None:
         """The instance type an annotation declares; `Optional`, `Annotated`, `X | None`, generators' item
         types and string annotations unwrapped."""
         if node is None:
             return None
-        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
             left = self.annotation(node.left, scope)
             return left if left is not None else self.annotation(node.right, scope)
-        if isinstance(node, cst.Subscript):
+        if isinstance(node, ast.Subscript):
             base = self.infer(node.value, scope)
             wrapper = base.path.rsplit(".", 1)[-1] if base else ""
-            if wrapper in UNWRAPPED_ANNOTATIONS and node.slice:
-                for element in node.slice:
-                    if isinstance(element.slice, cst.Index):
-                        found = self.annotation(element.slice.value, scope)
-                        if found is not None:
-                            return found
+            if wrapper in UNWRAPPED_ANNOTATIONS:
+                for element in subscript_elements(node):
+                    found = self.annotation(element, scope)
+                    if found is not None:
+                        return found
             return None
-        if isinstance(node, cst.SimpleString):
-            text = string_value(node)
-            if text is None:
-                return None
+        text = string_value(node)
+        if text is not None:
             try:
-                return self.annotation(cst.parse_expression(text), scope)
-            except (cst.ParserSyntaxError, RecursionError):
+                return self.annotation(ast.parse(text, mode="eval").body, scope)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
                 return None
-        if isinstance(node, cst.Name) and node.value == "None":
-            return None
         value = self.infer(node, scope)
         if value is None or value.instance or value.path.rsplit(".", 1)[-1] in UNINFORMATIVE_ANNOTATIONS:
             return None  # a bare `-> Generator` says nothing: what the body yields does
         return Value(value.path, instance=True)
 
-    def works_in_memory(self, call: cst.Call, callee: str, scope: Scope) -> bool:
+    def works_in_memory(self, call: ast.Call, callee: str, scope: Scope) -> bool:
         """`Image.open(io.BytesIO(data))`, `zipfile.ZipFile(buffer)`: a file-format call handed an in-memory
         buffer where it takes its path or file does no file I/O."""
         for argument in self.knowledge.file_arguments_of(callee):
@@ -390,50 +392,49 @@ class Resolver:
             return argument.any_value or value is not None and value.instance and value.path in self.knowledge.buffers
         return False
 
-    def iterated(self, node: cst.BaseExpression, scope: Scope) -> Value | None:
+    def iterated(self, node: ast.expr, scope: Scope) -> Value | None:
         """What a `for` loop over `node` binds: `for p in root.rglob("*")` gives Paths (`[iterates]`), and so does
         `for p in sorted(root.rglob("*"))`."""
         inner = builtin_argument(node, PASS_THROUGH_ITERABLES, scope)
         if inner is not None:
             return self.iterated(inner, scope)
-        if not isinstance(node, cst.Call):
+        if not isinstance(node, ast.Call):
             return None
         callee = self.callee(node, scope)
         item = self.knowledge.item_type(callee) if callee is not None else None
         return Value(self.knowledge.canonical(item), instance=True) if item is not None else None
 
-    def loop_bindings(self, target: cst.BaseExpression, iterable: cst.BaseExpression, scope: Scope
-                      ) -> Iterator[tuple[str, Value | None]]:
+    def loop_bindings(self, target: ast.expr, iterable: ast.expr, scope: Scope) -> Iterator[tuple[str, Value | None]]:
         """The names a loop target binds, with their types: the item type for a plain name, and for the second
         name of `for i, p in enumerate(items)`."""
         counted = builtin_argument(iterable, frozenset({"enumerate"}), scope)
-        if counted is not None and isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) == 2:
-            index, item = target.elements
-            yield from ((name, None) for name in target_names(index.value))
-            yield from self.loop_bindings(item.value, counted, scope)
+        if counted is not None and isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2:
+            index, item = target.elts
+            yield from ((name, None) for name in target_names(unstarred(index)))
+            yield from self.loop_bindings(unstarred(item), counted, scope)
             return
-        value = self.iterated(iterable, scope) if isinstance(target, cst.Name) else None
+        value = self.iterated(iterable, scope) if isinstance(target, ast.Name) else None
         for name in target_names(target):
             yield name, value
 
-    def dependency(self, default: cst.BaseExpression | None, scope: Scope) -> Value | None:
+    def dependency(self, default: ast.expr | None, scope: Scope) -> Value | None:
         """`db=Depends(get_db)`: what FastAPI injects, inferred from `get_db`'s return or yield."""
-        if not isinstance(default, cst.Call) or dotted_name(default.func) not in DEPENDS:
+        if not isinstance(default, ast.Call) or dotted_name(default.func) not in DEPENDS:
             return None
         target = positional(default, 0) or keyword(default, "dependency")
         value = self.infer(target, scope) if target is not None else None
         return self.result_of(value) if value is not None else None
 
-    def injected(self, param: cst.Param, scope: Scope) -> Value | None:
+    def injected(self, param: ast.arg, default: ast.expr | None, scope: Scope) -> Value | None:
         """What FastAPI injects into a parameter declared with `Depends(...)`, as its default or in its
         `Annotated[T, Depends(...)]`, where the dependency's result type is known."""
-        declared = [param.default]
-        annotation = param.annotation.annotation if param.annotation is not None else None
-        if isinstance(annotation, cst.Subscript) and len(annotation.slice) > 1:
+        declared = [default]
+        annotation = param.annotation
+        if isinstance(annotation, ast.Subscript) and isinstance(annotation.slice, ast.Tuple) \
+                and len(annotation.slice.elts) > 1:
             wrapper = self.infer(annotation.value, scope)
             if wrapper is not None and wrapper.path.rsplit(".", 1)[-1] == "Annotated":
-                declared += [element.slice.value for element in annotation.slice[1:]
-                             if isinstance(element.slice, cst.Index)]
+                declared += [element for element in annotation.slice.elts[1:] if not isinstance(element, ast.Slice)]
         for default in declared:
             found = self.dependency(default, scope)
             if found is not None:
@@ -448,7 +449,7 @@ class ModuleIndex:
     order of definitions.
     """
 
-    def __init__(self, module: cst.Module, module_name: str, knowledge: Knowledge, facts: FastApiFacts,
+    def __init__(self, module: ast.Module, module_name: str, knowledge: Knowledge, facts: FastApiFacts,
                  project: "Project | None" = None):
         self.module_name = module_name
         self.package = project.package_of(module_name) if project is not None else module_name.rpartition(".")[0]
@@ -456,11 +457,11 @@ class ModuleIndex:
         self.prefix = f"{module_name}."
         self.facts = facts
         self.scope = Scope(None, "module")
-        self.functions: dict[str, cst.FunctionDef] = {}
+        self.functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
         self.star_imports: list[str] = []
         """Modules `from module import *` brings names from, looked up when a name is bound nowhere else."""
         self._results: dict[str, Value | None] = {}
-        self.classes: dict[str, tuple[cst.ClassDef, Scope]] = {}
+        self.classes: dict[str, tuple[ast.ClassDef, Scope]] = {}
         self.class_attrs: dict[str, dict[str, Value]] = {}
         self._state: dict[str, Value] | None = None
         self.resolver = Resolver(knowledge, self, project)
@@ -472,7 +473,7 @@ class ModuleIndex:
             self._results[path] = None  # recursion guard
             node = self.functions[path]
             scope = Scope(self.scope, "function")
-            result = self.resolver.annotation(node.returns.annotation if node.returns else None, self.scope)
+            result = self.resolver.annotation(node.returns, self.scope)
             if result is None:
                 owner = path.rpartition(".")[0]
                 result = returned_value(node, scope, self.resolver, self.package,
@@ -480,7 +481,7 @@ class ModuleIndex:
             self._results[path] = result
         return self._results[path]
 
-    def _index_block(self, body: Sequence[cst.CSTNode], scope: Scope, prefix: str) -> None:
+    def _index_block(self, body: Sequence[ast.stmt], scope: Scope, prefix: str) -> None:
         for statement in body:
             self._note_router(statement)
             for name, value in bindings_of(statement, scope, self.resolver, self.package):
@@ -490,32 +491,29 @@ class ModuleIndex:
                 if value is None and scope.names.get(name) is not None and assigns_none(statement):
                     continue  # `except ImportError: requests = None` keeps the import
                 scope.bind(name, value)
-            if isinstance(statement, cst.FunctionDef):
-                path = f"{prefix}.{statement.name.value}"
-                scope.bind(statement.name.value, Value(path))
+            if isinstance(statement, FUNCTIONS):
+                path = f"{prefix}.{statement.name}"
+                scope.bind(statement.name, Value(path))
                 self.functions[path] = statement
-            elif isinstance(statement, cst.ClassDef):
-                path = f"{prefix}.{statement.name.value}"
-                scope.bind(statement.name.value, Value(path))
+            elif isinstance(statement, ast.ClassDef):
+                path = f"{prefix}.{statement.name}"
+                scope.bind(statement.name, Value(path))
                 self.classes[path] = (statement, scope)
-                for member in statement.body.body:
-                    if isinstance(member, cst.FunctionDef):
-                        self.functions[f"{path}.{member.name.value}"] = member
-            elif isinstance(statement, cst.If) and is_main_guard(statement):
+                for member in statement.body:
+                    if isinstance(member, FUNCTIONS):
+                        self.functions[f"{path}.{member.name}"] = member
+            elif isinstance(statement, ast.If) and is_main_guard(statement):
                 continue
             else:
                 for block in nested_blocks(statement):
                     self._index_block(block, scope, prefix)
 
-    def _note_router(self, statement: cst.CSTNode) -> None:
+    def _note_router(self, statement: ast.stmt) -> None:
         """`router = APIRouter(prefix="/users")`: the prefix of the router's path operations."""
-        if not isinstance(statement, cst.SimpleStatementLine):
-            return
-        for small in statement.body:
-            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call):
-                for target in small.targets:
-                    if isinstance(target.target, cst.Name):
-                        self.facts.note_router(target.target.value, small.value)
+        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call):
+            for target in statement.targets:
+                if isinstance(target, ast.Name):
+                    self.facts.note_router(target.id, statement.value)
 
     def state_attributes(self) -> dict[str, Value]:
         """What this module's functions assign to state holders (`request.state.db = SessionLocal()`), computed on
@@ -538,7 +536,7 @@ class ModuleIndex:
         if path not in self.classes:
             return []
         node, scope = self.classes[path]
-        return [value.path for value in (self.resolver.infer(unsubscripted(b.value), scope) for b in node.bases)
+        return [value.path for value in (self.resolver.infer(unsubscripted(base), scope) for base in node.bases)
                 if value is not None and not value.instance]
 
     def class_attributes(self, path: str) -> dict[str, Value] | None:
@@ -549,26 +547,27 @@ class ModuleIndex:
             self._class_attributes(*self.classes[path], path)
         return self.class_attrs[path]
 
-    def _class_attributes(self, node: cst.ClassDef, outer: Scope, path: str) -> None:
+    def _class_attributes(self, node: ast.ClassDef, outer: Scope, path: str) -> None:
         """From class-level annotations and assignments, and `self.x = ...` in any method. What is assigned wins
         over what is only declared (`mailer: Mailer` of a Protocol, then `self.mailer = SmtpMailer()`)."""
         attrs: dict[str, Value] = {}
         declared: set[str] = set()
         class_scope = Scope(outer, "class", class_path=path)
         self.class_attrs[path] = attrs  # visible while methods are read, for `self.a.b` chains
-        for statement in node.body.body:
-            if isinstance(statement, cst.SimpleStatementLine):
-                declared.update(small.target.value for small in statement.body if isinstance(small, cst.AnnAssign)
-                                and small.value is None and isinstance(small.target, cst.Name))
+        for statement in node.body:
+            if isinstance(statement, SIMPLE_BINDINGS):
+                if isinstance(statement, ast.AnnAssign) and statement.value is None \
+                        and isinstance(statement.target, ast.Name):
+                    declared.add(statement.target.id)
                 for name, value in bindings_of(statement, class_scope, self.resolver, self.package):
                     if value is not None:
                         attrs[name] = value
                         class_scope.bind(name, value)
-            elif isinstance(statement, cst.FunctionDef) and is_property(statement):
-                value = self.function_result(f"{path}.{statement.name.value}")  # `self.http` is what it returns
+            elif isinstance(statement, FUNCTIONS) and is_property(statement):
+                value = self.function_result(f"{path}.{statement.name}")  # `self.http` is what it returns
                 if value is not None:
-                    attrs.setdefault(statement.name.value, value)
-            elif isinstance(statement, cst.FunctionDef):
+                    attrs.setdefault(statement.name, value)
+            elif isinstance(statement, FUNCTIONS):
                 method_scope = Scope(outer, "function")
                 bind_parameters(statement, method_scope, self.resolver, path)
                 for target, value_node, annotation in self_assignments(statement.body, method_scope, self.resolver,
@@ -579,36 +578,31 @@ class ModuleIndex:
                         declared.discard(target)
 
 
-def returned_value(node: cst.FunctionDef, scope: Scope, resolver: Resolver, package: str,
+def returned_value(node: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope, resolver: Resolver, package: str,
                    class_path: str | None = None) -> Value | None:
     """The first inferable `return x` / `yield x` of a function (or method of `class_path`) body, its simple
     assignments followed."""
     bind_parameters(node, scope, resolver, class_path)
-    stack: list[cst.CSTNode] = [node.body]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            continue
-        if isinstance(current, cst.SimpleStatementLine):
+    for current in own_nodes(node.body):
+        if isinstance(current, SIMPLE_BINDINGS):
             for name, value in bindings_of(current, scope, resolver, package):
                 scope.bind(name, value)
-        if isinstance(current, (cst.Return, cst.Yield)) and isinstance(current.value, cst.BaseExpression):
+        elif isinstance(current, (ast.Return, ast.Yield)) and current.value is not None:
             found = resolver.infer(current.value, scope)
             if found is not None and found.instance:
                 return found
-        if isinstance(current, cst.With):
+        elif isinstance(current, (ast.With, ast.AsyncWith)):
             for item in current.items:
-                if item.asname is not None and isinstance(item.asname.name, cst.Name):
-                    value = resolver.infer(item.item, scope)
-                    scope.bind(item.asname.name.value, value if value and value.instance else None)
-        stack.extend(reversed(child_nodes(current)))
+                if isinstance(item.optional_vars, ast.Name):
+                    value = resolver.infer(item.context_expr, scope)
+                    scope.bind(item.optional_vars.id, value if value and value.instance else None)
     return None
 
 
-def is_super_call(node: cst.BaseExpression, scope: Scope) -> bool:
+def is_super_call(node: ast.expr, scope: Scope) -> bool:
     """`super()` or `super(Class, self)`, the builtin (not a name the code binds)."""
-    return (isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "super"
-            and len(node.args) in {0, 2} and scope.binder("super") is None)
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
+            and len(node.args) + len(node.keywords) in {0, 2} and scope.binder("super") is None)
 
 
 def method_class(scope: Scope) -> str | None:
@@ -619,88 +613,93 @@ def method_class(scope: Scope) -> str | None:
     return current.class_path if current is not None else None
 
 
-def builtin_argument(node: cst.BaseExpression, names: frozenset[str], scope: Scope) -> cst.BaseExpression | None:
+def builtin_argument(node: ast.expr, names: frozenset[str], scope: Scope) -> ast.expr | None:
     """The first argument of a call of one of these builtins (not shadowed in scope), else None."""
-    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in names \
-            and scope.binder(node.func.value) is None:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names \
+            and scope.binder(node.func.id) is None:
         return positional(node, 0)
     return None
 
 
-def assigns_none(statement: cst.CSTNode) -> bool:
-    return isinstance(statement, cst.SimpleStatementLine) and any(
-        isinstance(small, cst.Assign) and isinstance(small.value, cst.Name) and small.value.value == "None"
-        for small in statement.body
-    )
+def assigns_none(statement: ast.stmt) -> bool:
+    return isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant) \
+        and statement.value.value is None
 
 
-def nested_blocks(statement: cst.CSTNode) -> Iterator[Sequence[cst.CSTNode]]:
+BLOCK_STATEMENTS = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
+                    *([ast.TryStar] if hasattr(ast, "TryStar") else []))
+TYPE_ALIASES = (ast.TypeAlias,) if hasattr(ast, "TypeAlias") else ()
+"""`type X = ...` (Python 3.12 and later)."""
+SIMPLE_BINDINGS = (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign, *TYPE_ALIASES)
+"""The statements `bindings_of` reads."""
+
+
+def nested_blocks(statement: ast.stmt) -> Iterator[Sequence[ast.stmt]]:
     """Statement blocks inside `if`/`try`/`with`/`for`/`while` at the same scope level."""
-    if isinstance(statement, (cst.If, cst.For, cst.While, cst.With, cst.Try, cst.TryStar)):
-        yield statement.body.body
-        orelse = getattr(statement, "orelse", None)
-        while orelse is not None:
-            yield orelse.body.body
-            orelse = getattr(orelse, "orelse", None)
-        for handler in getattr(statement, "handlers", ()):
-            yield handler.body.body
-        final = getattr(statement, "finalbody", None)
-        if final is not None:
-            yield final.body.body
-
-
-def import_bindings(statement: cst.CSTNode, package: str) -> Iterator[tuple[str, Value]]:
-    if isinstance(statement, cst.Import):
-        for alias in statement.names:
-            full = dotted_name(alias.name) or ""
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                yield alias.asname.name.value, Value(full)
+    if isinstance(statement, BLOCK_STATEMENTS):
+        yield statement.body
+        orelse = getattr(statement, "orelse", [])
+        while orelse:  # an `elif` chain, block by block
+            if len(orelse) == 1 and isinstance(orelse[0], ast.If) and isinstance(statement, ast.If):
+                statement = orelse[0]
+                yield statement.body
+                orelse = statement.orelse
             else:
-                root = full.split(".")[0]
-                yield root, Value(root)
-    elif isinstance(statement, cst.ImportFrom):
-        base = absolute_module(package, len(statement.relative),
-                               dotted_name(statement.module) if statement.module else "")
-        if isinstance(statement.names, cst.ImportStar):
-            yield "*", Value(base)
-            return
+                yield orelse
+                orelse = []
+        for handler in getattr(statement, "handlers", ()):
+            yield handler.body
+        final = getattr(statement, "finalbody", [])
+        if final:
+            yield final
+
+
+def import_bindings(statement: ast.Import | ast.ImportFrom, package: str) -> Iterator[tuple[str, Value]]:
+    if isinstance(statement, ast.Import):
         for alias in statement.names:
-            name = dotted_name(alias.name) or ""
-            bound = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else name
-            yield bound, Value(f"{base}.{name}" if base else name)
+            if alias.asname is not None:
+                yield alias.asname, Value(alias.name)
+            else:
+                root = alias.name.split(".")[0]
+                yield root, Value(root)
+    else:
+        base = absolute_module(package, statement.level, statement.module or "")
+        for alias in statement.names:
+            if alias.name == "*":
+                yield "*", Value(base)
+                return
+            yield alias.asname or alias.name, Value(f"{base}.{alias.name}" if base else alias.name)
 
 
-def bindings_of(statement: cst.CSTNode, scope: Scope, resolver: Resolver, package: str
+def bindings_of(statement: ast.stmt, scope: Scope, resolver: Resolver, package: str
                 ) -> Iterator[tuple[str, Value | None]]:
-    """Names a simple statement binds, with what they refer to."""
-    if not isinstance(statement, cst.SimpleStatementLine):
-        return
-    for small in statement.body:
-        if isinstance(small, (cst.Import, cst.ImportFrom)):
-            for name, value in import_bindings(small, package):
-                yield name, Value(resolver.knowledge.canonical(value.path))
-        elif isinstance(small, cst.Assign):
-            value = None
-            if isinstance(small.value, cst.Subscript):  # a type alias: `SessionDep = Annotated[Session, ...]`
-                alias = resolver.annotation(small.value, scope)
-                value = Value(alias.path) if alias is not None else None
-            if value is None:
-                value = resolver.infer(small.value, scope)
-            for target in small.targets:
-                if isinstance(target.target, cst.Name):
-                    yield target.target.value, value
-        elif isinstance(small, cst.TypeAlias):
-            alias = resolver.annotation(small.value, scope)
-            yield small.name.value, Value(alias.path) if alias is not None else None
-        elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
-            yield small.target.value, assigned_type(small.value, small.annotation.annotation, scope, resolver)
+    """Names a simple statement binds, with what they refer to (`SIMPLE_BINDINGS`)."""
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        for name, value in import_bindings(statement, package):
+            yield name, Value(resolver.knowledge.canonical(value.path))
+    elif isinstance(statement, ast.Assign):
+        value = None
+        if isinstance(statement.value, ast.Subscript):  # a type alias: `SessionDep = Annotated[Session, ...]`
+            alias = resolver.annotation(statement.value, scope)
+            value = Value(alias.path) if alias is not None else None
+        if value is None:
+            value = resolver.infer(statement.value, scope)
+        for target in statement.targets:
+            if isinstance(target, ast.Name):
+                yield target.id, value
+    elif isinstance(statement, ast.AnnAssign):
+        if isinstance(statement.target, ast.Name):
+            yield statement.target.id, assigned_type(statement.value, statement.annotation, scope, resolver)
+    elif isinstance(statement, TYPE_ALIASES):
+        alias = resolver.annotation(statement.value, scope)
+        yield statement.name.id, Value(alias.path) if alias is not None else None
 
 
-def assigned_type(value: cst.BaseExpression | None, annotation: cst.BaseExpression | None, scope: Scope,
+def assigned_type(value: ast.expr | None, annotation: ast.expr | None, scope: Scope,
                   resolver: Resolver) -> Value | None:
     """`x: T = value`: the instance the value builds where it is known (`mailer: Mailer = SmtpMailer()`, a
     Protocol's implementation), else what the annotation declares, else what the value is."""
-    if isinstance(value, cst.Call):
+    if isinstance(value, ast.Call):
         specifier = resolver.infer(value.func, scope)
         if specifier is not None and not specifier.instance and specifier.path in FIELD_SPECIFIERS:
             value = None  # `data_dir: Path = Field(default_factory=...)` is a Path
@@ -711,74 +710,66 @@ def assigned_type(value: cst.BaseExpression | None, annotation: cst.BaseExpressi
     return declared if declared is not None else inferred
 
 
-def self_assignments(body: cst.BaseSuite, scope: Scope, resolver: Resolver, package: str,
-                     assigned: Callable[[cst.BaseExpression], str | None] | None = None,
-                     ) -> Iterator[tuple[str, cst.BaseExpression | None, cst.BaseExpression | None]]:
+def self_assignments(body: list[ast.stmt], scope: Scope, resolver: Resolver, package: str,
+                     assigned: Callable[[ast.expr], str | None] | None = None,
+                     ) -> Iterator[tuple[str, ast.expr | None, ast.expr | None]]:
     """`self.x = value` and `self.x: T = value` (or the targets `assigned` names) anywhere in a method body, not
     inside nested functions; the method's own imports and assignments are bound in `scope` on the way (`import
     boto3` inside `__init__`)."""
     assigned = assigned or self_attribute
-    stack: list[cst.CSTNode] = [body]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+    for node in own_nodes(body):  # in source order: `self.b = self.a.f()` after `self.a = ...`
+        if not isinstance(node, SIMPLE_BINDINGS):
             continue
-        if isinstance(node, cst.SimpleStatementLine):
-            for name, value in bindings_of(node, scope, resolver, package):
-                scope.bind(name, value)
-        if isinstance(node, cst.Assign):
+        for name, value in bindings_of(node, scope, resolver, package):
+            scope.bind(name, value)
+        if isinstance(node, ast.Assign):
             for target in node.targets:
-                name = assigned(target.target)
+                name = assigned(target)
                 if name:
                     yield name, node.value, None
-        elif isinstance(node, cst.AnnAssign):
+        elif isinstance(node, ast.AnnAssign):
             name = assigned(node.target)
             if name:
-                yield name, node.value, node.annotation.annotation
-        stack.extend(reversed(child_nodes(node)))  # in source order: `self.b = self.a.f()` after `self.a = ...`
+                yield name, node.value, node.annotation
 
 
-def state_attribute(node: cst.BaseExpression) -> str | None:
+def state_attribute(node: ast.expr) -> str | None:
     """`db` of `request.state.db` or `app.state.db`: an attribute of a Starlette state holder."""
-    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Attribute) and node.value.attr.value == "state":
-        return node.attr.value
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "state":
+        return node.attr
     return None
 
 
-def self_attribute(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value in {"self", "cls"}:
-        return node.attr.value
+def self_attribute(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"}:
+        return node.attr
     return None
 
 
-def bind_parameters(node: cst.FunctionDef | cst.Lambda, scope: Scope, resolver: Resolver,
+def bind_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, scope: Scope, resolver: Resolver,
                     class_path: str | None) -> None:
     """Bind a function's parameters in its scope: what a dependency injects (it wins over an annotation that says
     otherwise: `db: Session = Depends(get_db)` where `get_db` yields an AsyncSession), else the annotation, else a
     method's `self` or `cls`."""
-    params = node.params
     scope.class_path = class_path
-    ordered = [*params.posonly_params, *params.params, *params.kwonly_params]
-    for index, param in enumerate(ordered):
-        value = resolver.injected(param, scope)
+    for index, (param, default) in enumerate(parameters(node.args)):
+        value = resolver.injected(param, default, scope)
         if value is None:
-            value = resolver.annotation(param.annotation.annotation if param.annotation else None, scope)
+            value = resolver.annotation(param.annotation, scope)
         if value is None and index == 0 and class_path is not None and not is_staticmethod(node):
-            value = Value(class_path, instance=param.name.value != "cls")
-        scope.bind(param.name.value, value)
-    for star in (params.star_arg, params.star_kwarg):
-        if isinstance(star, cst.Param):
-            scope.bind(star.name.value, None)
+            value = Value(class_path, instance=param.arg != "cls")
+        scope.bind(param.arg, value)
+    for star in (node.args.vararg, node.args.kwarg):
+        if star is not None:
+            scope.bind(star.arg, None)
 
 
-def is_property(node: cst.FunctionDef) -> bool:
-    return any((dotted_name(d.decorator) or "").rsplit(".", 1)[-1] in PROPERTY_DECORATORS for d in node.decorators)
+def is_property(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    return any((dotted_name(d) or "").rsplit(".", 1)[-1] in PROPERTY_DECORATORS for d in node.decorator_list)
 
 
-def is_staticmethod(node: cst.FunctionDef | cst.Lambda) -> bool:
-    return isinstance(node, cst.FunctionDef) and any(
-        dotted_name(d.decorator) == "staticmethod" for d in node.decorators
-    )
+def is_staticmethod(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> bool:
+    return isinstance(node, FUNCTIONS) and any(dotted_name(d) == "staticmethod" for d in node.decorator_list)
 
 
 class BlockingCallWalker:
@@ -787,8 +778,9 @@ class BlockingCallWalker:
     Decorators, default values and annotations are walked in the enclosing frame, where Python evaluates them.
     """
 
-    def __init__(self, index: ModuleIndex, facts: FastApiFacts, whole_program: bool = True):
+    def __init__(self, index: ModuleIndex, facts: FastApiFacts, source: SourceLines, whole_program: bool = True):
         self.index = index
+        self.source = source
         self.whole_program = whole_program
         """Summarise sync functions and note calls of project functions (off when AG800 is not selected)."""
         self.resolver = index.resolver
@@ -819,13 +811,14 @@ class BlockingCallWalker:
         self.cached: set[str] = set()
         """Summarised functions decorated with a cache (`CACHING_DECORATORS`)."""
         self.handlers = {
-            cst.FunctionDef: self.walk_function, cst.Lambda: self.walk_lambda, cst.ClassDef: self.walk_class,
-            cst.If: self.walk_if, cst.SimpleStatementLine: self.walk_simple_statement, cst.With: self.walk_with,
-            cst.For: self.walk_for, cst.NamedExpr: self.walk_named_expr, cst.Await: self.walk_await,
-            cst.Call: self.walk_call, cst.CompFor: self.walk_comp_for, cst.ListComp: self.walk_comprehension,
-            cst.SetComp: self.walk_comprehension, cst.GeneratorExp: self.walk_comprehension,
-            cst.DictComp: self.walk_comprehension, cst.AnnAssign: self.walk_annotated_assignment,
-            cst.IndentedBlock: self.walk_block,
+            ast.FunctionDef: self.walk_function, ast.AsyncFunctionDef: self.walk_function,
+            ast.Lambda: self.walk_lambda, ast.ClassDef: self.walk_class, ast.If: self.walk_if,
+            ast.With: self.walk_with, ast.AsyncWith: self.walk_with, ast.For: self.walk_for,
+            ast.AsyncFor: self.walk_for, ast.NamedExpr: self.walk_named_expr, ast.Await: self.walk_await,
+            ast.Call: self.walk_call, ast.ListComp: self.walk_comprehension, ast.SetComp: self.walk_comprehension,
+            ast.GeneratorExp: self.walk_comprehension, ast.DictComp: self.walk_comprehension,
+            ast.AnnAssign: self.walk_annotated_assignment,
+            **{statement: self.walk_simple_statement for statement in SIMPLE_BINDINGS if statement is not ast.AnnAssign},
         }
 
     @property
@@ -836,67 +829,76 @@ class BlockingCallWalker:
     def frame(self) -> FunctionFrame | None:
         return self.frames[-1] if self.frames else None
 
-    def walk(self, node: cst.CSTNode) -> None:
+    def walk(self, node: ast.AST) -> None:
         handler = self.handlers.get(type(node))
         if handler is not None:
             handler(node)
         else:
-            self.walk_all(child_nodes(node))
+            self.walk_children(node)
 
-    def walk_all(self, nodes: Sequence[cst.CSTNode | None]) -> None:
+    def walk_children(self, node: ast.AST) -> None:
+        """Every child in source order; a list of statements as a block (`walk_block`)."""
+        for name in child_fields(node):
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                if value and isinstance(value[0], ast.stmt):
+                    self.walk_block(value)
+                else:
+                    self.walk_all(value)
+            elif isinstance(value, ast.AST):
+                self.walk(value)
+
+    def walk_all(self, nodes: Sequence[ast.AST | None]) -> None:
         for node in nodes:
-            if node is not None:
+            if isinstance(node, ast.AST):
                 self.walk(node)
 
     # -- scopes --------------------------------------------------------------------------------------------
-    def walk_if(self, node: cst.If) -> None:
+    def walk_if(self, node: ast.If) -> None:
         if self.frames or not is_main_guard(node):  # module code under `if __name__ == "__main__":` is skipped
-            self.walk_all(child_nodes(node))
+            self.walk_children(node)
         elif not self.facts.runs_own_loop:
             self._note_loop_run(node)
 
-    def _note_loop_run(self, guard: cst.If) -> None:
+    def _note_loop_run(self, guard: ast.If) -> None:
         """`asyncio.run(main())` under the main guard: the module runs its coroutines on a loop of its own."""
         scope = Scope(self.scope, "function")  # the guard's own imports (`import anyio`) are bound here
-        stack: list[cst.CSTNode] = [guard.body]
-        while stack and not self.facts.runs_own_loop:
-            node = stack.pop()
-            if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-                continue
-            if isinstance(node, cst.SimpleStatementLine):
+        for node in own_nodes(guard.body):
+            if isinstance(node, SIMPLE_BINDINGS):
                 for name, value in bindings_of(node, scope, self.resolver, self.index.package):
                     scope.bind(name, value)
-            if isinstance(node, cst.Call):
+            elif isinstance(node, ast.Call):
                 self.facts.runs_own_loop = self._runs_event_loop(node, scope)
-            stack.extend(reversed(child_nodes(node)))
+                if self.facts.runs_own_loop:
+                    return
 
-    def _runs_event_loop(self, node: cst.Call, scope: Scope) -> bool:
+    def _runs_event_loop(self, node: ast.Call, scope: Scope) -> bool:
         """`asyncio.run(main())`, `anyio.run(main)`, `loop.run_until_complete(main())` (`EVENT_LOOP_RUNNERS`)."""
         name = called_name(node)  # by name first: most calls are neither, and need not be resolved
         return name == "run_until_complete" or (
             name == "run" and self.resolver.callee(node, scope) in EVENT_LOOP_RUNNERS)
 
-    def walk_class(self, node: cst.ClassDef) -> None:
+    def walk_class(self, node: ast.ClassDef) -> None:
         prefix = self.classes[-1] if self.classes else self.index.module_name
-        path = f"{prefix}.{node.name.value}"
+        path = f"{prefix}.{node.name}"
         self.facts.note_class(node, path, self.resolver, self.scope)
-        self.class_bases[path] = [value.path for value in (self.resolver.infer(unsubscripted(b.value), self.scope)
-                                                           for b in node.bases) if value]
-        self.walk_all([d.decorator for d in node.decorators] + [b.value for b in node.bases])
+        self.class_bases[path] = [value.path for value in (self.resolver.infer(unsubscripted(base), self.scope)
+                                                           for base in node.bases) if value]
+        self.walk_all([*node.decorator_list, *node.bases])
         self.classes.append(path)
         self.scopes.append(Scope(self.scope, "class", class_path=path))
-        self.walk(node.body)
+        self.walk_block(node.body)
         self.scopes.pop()
         self.classes.pop()
 
-    def walk_function(self, node: cst.FunctionDef) -> None:
+    def walk_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         enclosing_class = self.scope.class_path if self.scope.kind == "class" else None
         self.facts.note_decorators(node, self.resolver, self.scope)
-        self.walk_all([d.decorator for d in node.decorators])
-        self.walk_all([p.default for p in all_params(node.params)])
+        self.walk_all(node.decorator_list)
+        self.walk_all([default for _, default in parameters(node.args)])
         if self.frames:
-            self.scope.bind(node.name.value, None)
-        frame = FunctionFrame(node=node, name=node.name.value, is_async=node.asynchronous is not None,
+            self.scope.bind(node.name, None)
+        frame = FunctionFrame(node=node, name=node.name, is_async=isinstance(node, ast.AsyncFunctionDef),
                               class_path=enclosing_class, parent=self.frame, on_loop=self._runs_on_loop(node),
                               owner=self._summary_owner(node, enclosing_class))
         if frame.owner is not None and (frame.parent is None or frame.parent.owner != frame.owner):
@@ -907,22 +909,22 @@ class BlockingCallWalker:
         bind_parameters(node, scope, self.resolver, enclosing_class)
         self.frames.append(frame)
         self.scopes.append(scope)
-        self.walk(node.body)
+        self.walk_block(node.body)
         self.scopes.pop()
         self.frames.pop()
 
-    def _is_cached(self, node: cst.FunctionDef) -> bool:
+    def _is_cached(self, node: ast.FunctionDef) -> bool:
         """`@lru_cache`, `@lru_cache(maxsize=None)`, `@functools.cache`."""
-        for decorator in node.decorators:
-            expr = decorator.decorator.func if isinstance(decorator.decorator, cst.Call) else decorator.decorator
+        for decorator in node.decorator_list:
+            expr = decorator.func if isinstance(decorator, ast.Call) else decorator
             value = self.resolver.infer(expr, self.scope)
             if value is not None and value.path in CACHING_DECORATORS:
                 return True
         return False
 
-    def walk_lambda(self, node: cst.Lambda) -> None:
+    def walk_lambda(self, node: ast.Lambda) -> None:
         parent = self.frame
-        self.walk_all([p.default for p in all_params(node.params)])
+        self.walk_all([default for _, default in parameters(node.args)])
         on_loop = bool(parent and parent.on_loop and id(node) not in self.offloaded)
         scope = Scope(self.scope, "function")
         bind_parameters(node, scope, self.resolver, None)
@@ -933,22 +935,22 @@ class BlockingCallWalker:
         self.scopes.pop()
         self.frames.pop()
 
-    def _summary_owner(self, node: cst.FunctionDef, enclosing_class: str | None) -> str | None:
+    def _summary_owner(self, node: ast.FunctionDef | ast.AsyncFunctionDef, enclosing_class: str | None) -> str | None:
         """A module-level sync function or a method summarises itself; a nested one feeds the function that calls
         it directly."""
-        if node.asynchronous is not None or not self.whole_program:
+        if isinstance(node, ast.AsyncFunctionDef) or not self.whole_program:
             return None
         parent = self.frame
         if parent is None:
             prefix = enclosing_class or self.index.module_name
-            return f"{prefix}.{node.name.value}" if len(self.classes) <= 1 else None
+            return f"{prefix}.{node.name}" if len(self.classes) <= 1 else None
         if parent.owner is not None and runs_where_called(node, parent):
             return parent.owner
         return None
 
-    def _runs_on_loop(self, node: cst.FunctionDef) -> bool:
+    def _runs_on_loop(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         """An `async def` runs on the loop; a nested `def` only when its on-loop parent calls it directly."""
-        if node.asynchronous is not None:
+        if isinstance(node, ast.AsyncFunctionDef):
             return True
         parent = self.frame
         if parent is None or not parent.on_loop:
@@ -956,36 +958,41 @@ class BlockingCallWalker:
         return runs_where_called(node, parent)
 
     # -- bindings inside functions ----------------------------------------------------------------------------
-    def walk_simple_statement(self, node: cst.SimpleStatementLine) -> None:
-        self.walk_all(child_nodes(node))
+    def walk_simple_statement(self, node: ast.stmt) -> None:
+        """An import or assignment: what it evaluates first, then the names it binds (in a function)."""
+        self.walk_children(node)
+        self._bind_statement(node)
+
+    def _bind_statement(self, node: ast.stmt) -> None:
         if self.frames and self.scope.kind == "function":
             for name, value in bindings_of(node, self.scope, self.resolver, self.index.package):
                 self.scope.bind(name, value)
 
-    def walk_annotated_assignment(self, node: cst.AnnAssign) -> None:
+    def walk_annotated_assignment(self, node: ast.AnnAssign) -> None:
         """A local variable's annotation is never evaluated (PEP 526): `x: time.sleep(1) = 1` calls nothing."""
         local = self.frames and self.scope.kind == "function"
         self.walk_all([node.target, node.value] if local else [node.target, node.annotation, node.value])
+        self._bind_statement(node)
 
-    def walk_with(self, node: cst.With) -> None:
+    def walk_with(self, node: ast.With | ast.AsyncWith) -> None:
         locks = []
         if self.frames:
             for item in node.items:
-                if node.asynchronous is None:
+                if isinstance(node, ast.With):
                     locks.append(self._check_with_item(item))
-                if item.asname is not None and isinstance(item.asname.name, cst.Name):
-                    value = self.resolver.infer(item.item, self.scope)
-                    self.scope.bind(item.asname.name.value, value if value and value.instance else None)
-        self.walk_all(node.items)
+                if isinstance(item.optional_vars, ast.Name):
+                    value = self.resolver.infer(item.context_expr, self.scope)
+                    self.scope.bind(item.optional_vars.id, value if value and value.instance else None)
+        self.walk_all([part for item in node.items for part in (item.context_expr, item.optional_vars)])
         held = [lock for lock in locks if lock is not None]
         self.held.extend(held)  # the body is the critical section
-        self.walk(node.body)
+        self.walk_block(node.body)
         del self.held[len(self.held) - len(held):]
 
-    def walk_block(self, node: cst.IndentedBlock) -> None:
+    def walk_block(self, statements: list[ast.stmt]) -> None:
         """`lock.acquire()` holds the lock for the rest of its block, or up to `lock.release()`."""
         depth = len(self.held)
-        for statement in node.body:
+        for statement in statements:
             self.walk(statement)
             self.held.extend(self.acquired)
             for lock in self.released:
@@ -995,42 +1002,42 @@ class BlockingCallWalker:
             self.released.clear()
         del self.held[depth:]
 
-    def walk_for(self, node: cst.For) -> None:
+    def walk_for(self, node: ast.For | ast.AsyncFor) -> None:
         self.walk(node.iter)
         self._bind_loop_target(node.target, node.iter)
-        self.walk_all([node.target, node.body, node.orelse])
+        self.walk(node.target)
+        self.walk_block(node.body)
+        self.walk_block(node.orelse)
 
-    def walk_comprehension(self, node: cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp) -> None:
-        """The `for` part first: it binds the names the element uses."""
-        self.walk(node.for_in)
-        self.walk_all([node.key, node.value] if isinstance(node, cst.DictComp) else [node.elt])
+    def walk_comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp) -> None:
+        """The `for` parts first: they bind the names the element uses."""
+        for generator in node.generators:
+            self.walk(generator.iter)
+            self._bind_loop_target(generator.target, generator.iter)
+            self.walk_all(generator.ifs)
+        self.walk_all([node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt])
 
-    def walk_comp_for(self, node: cst.CompFor) -> None:
-        self.walk(node.iter)
-        self._bind_loop_target(node.target, node.iter)
-        self.walk_all([*node.ifs, node.inner_for_in])
-
-    def _bind_loop_target(self, target: cst.BaseExpression, iterable: cst.BaseExpression) -> None:
+    def _bind_loop_target(self, target: ast.expr, iterable: ast.expr) -> None:
         if not self.frames:
             return
         for name, value in self.resolver.loop_bindings(target, iterable, self.scope):
             self.scope.bind(name, value)
 
-    def walk_named_expr(self, node: cst.NamedExpr) -> None:
-        if self.frames and isinstance(node.target, cst.Name):
-            self.scope.bind(node.target.value, self.resolver.infer(node.value, self.scope))
-        self.walk_all(child_nodes(node))
+    def walk_named_expr(self, node: ast.NamedExpr) -> None:
+        if self.frames and isinstance(node.target, ast.Name):
+            self.scope.bind(node.target.id, self.resolver.infer(node.value, self.scope))
+        self.walk_children(node)
 
     # -- calls --------------------------------------------------------------------------------------------------
-    def walk_await(self, node: cst.Await) -> None:
-        self.awaited.add(id(node.expression))
-        self.walk(node.expression)
+    def walk_await(self, node: ast.Await) -> None:
+        self.awaited.add(id(node.value))
+        self.walk(node.value)
 
-    def walk_call(self, node: cst.Call) -> None:
+    def walk_call(self, node: ast.Call) -> None:
         self._check_call(node)
-        self.walk_all(child_nodes(node))
+        self.walk_children(node)
 
-    def _check_call(self, node: cst.Call) -> None:
+    def _check_call(self, node: ast.Call) -> None:
         self.facts.note_call(node, self.resolver, self.scope)
         frame = self.frame
         if frame is None:
@@ -1043,8 +1050,7 @@ class BlockingCallWalker:
         if callee.startswith(SERVERS):
             self.facts.serves = True
         if self.knowledge.is_offloader(callee):
-            for arg in node.args:
-                self.offloaded.add(id(arg.value))
+            self.offloaded.update(id(value) for value in argument_values(node))
         if callee.rsplit(".", 1)[-1] in STREAMING_RESPONSES:
             self.streamed.add(id(streamed_content(node)))
         if id(node) in self.awaited:
@@ -1052,7 +1058,7 @@ class BlockingCallWalker:
         if id(node) in self.streamed and self.resolver.is_sync_generator(callee):
             return  # iterated in the threadpool: its body never runs on the loop
         api = self.knowledge.blocking_api(callee)
-        if api is not None and (api.with_statement or is_nonblocking(node, api)
+        if api is not None and (api.with_statement or is_nonblocking(node, api, self.source)
                                 or self.resolver.works_in_memory(node, callee, self.scope)):
             api = None
         lock = self._lock_called(node, callee)
@@ -1069,33 +1075,32 @@ class BlockingCallWalker:
             if frame.on_loop:
                 self.loop_calls.append(LoopCall(node, callee, frame, self._argument_types(node)))
             elif self._on_self(node, callee, frame):
-                self._summary(frame).self_calls.setdefault(node.func.attr.value, node)
+                self._summary(frame).self_calls.setdefault(node.func.attr, node)
             else:
                 self._summary(frame).calls.setdefault(callee, node)
         elif api is None and self.whole_program and not frame.on_loop and callee.startswith(f"{UNKNOWN}."):
             self._note_parameter_call(node, frame)
 
-    def _on_self(self, node: cst.Call, callee: str, frame: FunctionFrame) -> bool:
+    def _on_self(self, node: ast.Call, callee: str, frame: FunctionFrame) -> bool:
         """`self.fetch()` in a method of the class that defines or inherits `fetch`."""
         func = node.func
         return (frame.class_path is not None and frame.owner == f"{frame.class_path}.{frame.name}"
-                and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
-                and callee == f"{frame.class_path}.{func.attr.value}"
-                and self.scope.lookup(func.value.value) == Value(frame.class_path, instance=True))
+                and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                and callee == f"{frame.class_path}.{func.attr}"
+                and self.scope.lookup(func.value.id) == Value(frame.class_path, instance=True))
 
-    def _argument_types(self, node: cst.Call) -> dict[str, str]:
-        types, position = {}, 0
-        for arg in node.args:
-            if arg.star:
-                continue
-            key = arg.keyword.value if arg.keyword is not None else str(position)
-            position += arg.keyword is None
-            value = self.resolver.infer(arg.value, self.scope)
+    def _argument_types(self, node: ast.Call) -> dict[str, str]:
+        types = {}
+        given = [arg for arg in node.args if not isinstance(arg, ast.Starred)]
+        keys = [(str(position), arg) for position, arg in enumerate(given)]
+        keys += [(named.arg, named.value) for named in node.keywords if named.arg is not None]
+        for key, arg in keys:
+            value = self.resolver.infer(arg, self.scope)
             if value is not None and value.instance:
                 types[key] = value.path
         return types
 
-    def _note_parameter_call(self, node: cst.Call, frame: FunctionFrame) -> None:
+    def _note_parameter_call(self, node: ast.Call, frame: FunctionFrame) -> None:
         """`db.query(User).first()` on an unannotated parameter of the summarised function itself."""
         steps = attribute_steps(node)
         if steps is None or frame.parent is not None and frame.parent.owner == frame.owner:
@@ -1117,25 +1122,25 @@ class BlockingCallWalker:
         flagged = {id(raw.node) for raw in self.findings}
         return [raw for raw in self.findings if not any(id(inner) in flagged for inner in receiver_calls(raw.node))]
 
-    def _check_with_item(self, item: cst.WithItem) -> str | None:
+    def _check_with_item(self, item: ast.withitem) -> str | None:
         """`with lock:` is `lock.acquire()` in disguise: noted where it runs, and which lock it is returned, for
         the critical section it opens."""
         frame = self.frame
-        if frame is None or isinstance(item.item, cst.Call):
+        if frame is None or isinstance(item.context_expr, ast.Call):
             return None
-        value = self.resolver.infer(item.item, self.scope)
+        value = self.resolver.infer(item.context_expr, self.scope)
         api = self.knowledge.blocking_api(value.path) if value is not None and value.instance else None
         if api is None or not api.with_statement:
             return None
-        lock = self.lock_identity(item.item)
+        lock = self.lock_identity(item.context_expr)
         if lock is not None and (frame.on_loop or frame.owner is not None):
-            self._lock_use(RawFinding(node=item.item, api=api, call=f"{value.path}.acquire", frame=frame, lock=lock))
+            self._lock_use(RawFinding(node=item.context_expr, api=api, call=f"{value.path}.acquire", frame=frame, lock=lock))
         return lock
 
-    def _lock_called(self, node: cst.Call, callee: str) -> str | None:
+    def _lock_called(self, node: ast.Call, callee: str) -> str | None:
         """`lock.acquire()` and `lock.release()` of a thread lock: which lock, noted for the block being walked."""
         owner, _, method = callee.rpartition(".")
-        if method not in {"acquire", "release"} or not isinstance(node.func, cst.Attribute):
+        if method not in {"acquire", "release"} or not isinstance(node.func, ast.Attribute):
             return None
         api = self.knowledge.blocking_api(owner)
         lock = self.lock_identity(node.func.value) if api is not None and api.with_statement else None
@@ -1143,25 +1148,25 @@ class BlockingCallWalker:
             (self.acquired if method == "acquire" else self.released).append(lock)
         return lock
 
-    def lock_identity(self, node: cst.BaseExpression) -> str | None:
+    def lock_identity(self, node: ast.expr) -> str | None:
         """Which lock an expression is, named where it is bound, as every critical section under it names it: a
         module's `app.state.token_lock` (imported or not), a class's `app.cache.Cache._lock`, or a function's own
         local; None where that cannot be told (a parameter)."""
-        if isinstance(node, cst.Name):
-            binder = self.scope.binder(node.value)
+        if isinstance(node, ast.Name):
+            binder = self.scope.binder(node.id)
             if binder is None or binder.kind == "class":
                 return None
-            bound = binder.names[node.value]
+            bound = binder.names[node.id]
             if binder.kind == "function":
-                return f"{self.index.module_name}.{self.frame.qualname}.{node.value}" if bound is not None else None
+                return f"{self.index.module_name}.{self.frame.qualname}.{node.id}" if bound is not None else None
             if bound is not None and not bound.instance:
                 return bound.path  # imported from the module that binds it
-            return f"{self.index.module_name}.{node.value}"
-        if isinstance(node, cst.Attribute):
+            return f"{self.index.module_name}.{node.id}"
+        if isinstance(node, ast.Attribute):
             base = self.resolver.infer(node.value, self.scope)
             if base is None or base.instance and not self.resolver.in_project(base.path):
                 return None
-            return f"{base.path}.{node.attr.value}"
+            return f"{base.path}.{node.attr}"
         return None
 
     def _lock_use(self, raw: RawFinding) -> None:
@@ -1172,7 +1177,7 @@ class BlockingCallWalker:
         else:
             self._summary(raw.frame).blocking.append(raw)
 
-    def _note_held(self, node: cst.Call, callee: str, api: BlockingApi | None, frame: FunctionFrame) -> None:
+    def _note_held(self, node: ast.Call, callee: str, api: BlockingApi | None, frame: FunctionFrame) -> None:
         """A call in a critical section: blocking itself, or a project function that may block."""
         if api is not None:
             held = HeldCall(node, frame, raw=RawFinding(node=node, api=api, call=callee, frame=frame))
@@ -1191,63 +1196,58 @@ class BlockingCallWalker:
             self._summary(raw.frame).blocking.append(raw)
 
 
-def runs_where_called(node: cst.FunctionDef, parent: FunctionFrame) -> bool:
+def runs_where_called(node: ast.FunctionDef | ast.AsyncFunctionDef, parent: FunctionFrame) -> bool:
     """A nested function runs in its parent when the parent calls it, except a sync generator only handed to a
     streaming response: Starlette iterates that in its threadpool."""
-    name = node.name.value
+    name = node.name
     return name in parent.direct_calls or name in parent.streamed_calls and not is_generator(node)
 
 
-def attribute_steps(call: cst.Call) -> tuple[str, tuple[tuple[str, bool], ...]] | None:
+def attribute_steps(call: ast.Call) -> tuple[str, tuple[tuple[str, bool], ...]] | None:
     """`db.session.query(User).first()` → `("db", (("session", False), ("query", True), ("first", True)))`."""
     steps: list[tuple[str, bool]] = []
-    node: cst.BaseExpression = call
+    node: ast.expr = call
     called = False
     while True:
-        if isinstance(node, cst.Call):
+        if isinstance(node, ast.Call):
             node, called = node.func, True
-        elif isinstance(node, cst.Attribute):
-            steps.append((node.attr.value, called))
+        elif isinstance(node, ast.Attribute):
+            steps.append((node.attr, called))
             node, called = node.value, False
-        elif isinstance(node, cst.Name) and steps:
-            return node.value, tuple(reversed(steps))
+        elif isinstance(node, ast.Name) and steps:
+            return node.id, tuple(reversed(steps))
         else:
             return None
 
 
-def passed_parameters(node: cst.FunctionDef, class_path: str | None) -> list[str]:
+def passed_parameters(node: ast.FunctionDef, class_path: str | None) -> list[str]:
     """Parameter names in the order a call passes arguments: a method's `self` or `cls` is bound, not passed."""
-    names = [p.name.value for p in [*node.params.posonly_params, *node.params.params, *node.params.kwonly_params]]
+    names = [param.arg for param, _ in parameters(node.args)]
     return names[1:] if class_path is not None and not is_staticmethod(node) and names else names
 
 
-def receiver_calls(node: cst.CSTNode) -> Iterator[cst.Call]:
+def receiver_calls(node: ast.expr) -> Iterator[ast.Call]:
     """The calls a method call is made on: `a().b().c()` → `a().b()`, `a()`."""
-    receiver = node.func.value if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) else None
+    receiver = node.func.value if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) else None
     while receiver is not None:
-        if isinstance(receiver, cst.Call):
+        if isinstance(receiver, ast.Call):
             yield receiver
             receiver = receiver.func
-        elif isinstance(receiver, (cst.Attribute, cst.Subscript)):
+        elif isinstance(receiver, (ast.Attribute, ast.Subscript)):
             receiver = receiver.value
         else:
             return
 
 
-def all_params(params: cst.Parameters) -> list[cst.Param]:
-    stars = [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
-    return [*params.posonly_params, *params.params, *params.kwonly_params, *stars]
+def target_names(node: ast.expr) -> Iterator[str]:
+    if isinstance(node, ast.Name):
+        yield node.id
+    elif isinstance(node, (ast.Tuple, ast.List)):
+        for element in node.elts:
+            yield from target_names(unstarred(element))
 
 
-def target_names(node: cst.BaseExpression) -> Iterator[str]:
-    if isinstance(node, cst.Name):
-        yield node.value
-    elif isinstance(node, (cst.Tuple, cst.List)):
-        for element in node.elements:
-            yield from target_names(element.value)
-
-
-def is_nonblocking(call: cst.Call, api: BlockingApi) -> bool:
+def is_nonblocking(call: ast.Call, api: BlockingApi, source: SourceLines) -> bool:
     """True when an argument selects the call's non-blocking form (`get(block=False)`, `acquire(timeout=0)`)."""
     for condition in api.unless:
         given = keyword(call, condition.arg)
@@ -1255,63 +1255,55 @@ def is_nonblocking(call: cst.Call, api: BlockingApi) -> bool:
             given = positional(call, condition.position)
         if given is None and condition.default:  # left out, the argument takes its non-blocking default
             return True
-        if given is not None and cst.Module([]).code_for_node(given).strip() == condition.value:
+        if given is not None and source.segment(given).strip() == condition.value:
             return True
     return False
 
 
 @dataclass
 class AnalysisResult:
-    findings: list[tuple[RawFinding, tuple[int, int, int, int]]] = field(default_factory=list)
+    findings: list[tuple[RawFinding, Span]] = field(default_factory=list)
     facts: FastApiFacts | None = None
-    summaries: dict[str, tuple[FunctionSummary, list[tuple[RawFinding, tuple[int, int, int, int]]]]] = field(
-        default_factory=dict)
+    summaries: dict[str, tuple[FunctionSummary, list[tuple[RawFinding, Span]]]] = field(default_factory=dict)
     """Each sync function's summary, with the positions of its blocking calls."""
-    loop_calls: list[tuple[LoopCall, tuple[int, int, int, int]]] = field(default_factory=list)
+    loop_calls: list[tuple[LoopCall, Span]] = field(default_factory=list)
     class_bases: dict[str, list[str]] = field(default_factory=dict)
     parameter_lines: dict[int, int] = field(default_factory=dict)
     """Line of each call on a parameter of unknown type, by the call node's id."""
     call_lines: dict[int, int] = field(default_factory=dict)
     """Line of each summarised call of a project function, by the call node's id."""
-    lock_uses: list[tuple[RawFinding, tuple[int, int, int, int]]] = field(default_factory=list)
+    lock_uses: list[tuple[RawFinding, Span]] = field(default_factory=list)
     held_calls: dict[str, list[tuple[HeldCall, int]]] = field(default_factory=dict)
     """What each lock's critical sections call, with the line of each call."""
 
 
-def analyze(module: cst.Module, module_name: str, knowledge: Knowledge, project: "Project | None" = None,
-            text: str | None = None, whole_program: bool = True) -> AnalysisResult:
-    """Blocking calls on the event loop in one parsed module, with their positions; and what the whole-program
-    pass needs of it: the summaries of its sync functions and its calls of project functions on the loop."""
+def analyze(module: ast.Module, module_name: str, knowledge: Knowledge, text: str,
+            project: "Project | None" = None, whole_program: bool = True) -> AnalysisResult:
+    """Blocking calls on the event loop in one parsed module (`text` is its source), with their positions; and
+    what the whole-program pass needs of it: the summaries of its sync functions and its calls of project functions
+    on the loop."""
     facts = FastApiFacts()
     if project is not None:
         project.indexes.setdefault(module_name, None)  # imports of this module from its imports: a cycle
     index = ModuleIndex(module, module_name, knowledge, facts, project)
     if project is not None:
         project.begin_file(module_name, index)
-    walker = BlockingCallWalker(index, facts, whole_program)
+    source = SourceLines(text)
+    walker = BlockingCallWalker(index, facts, source, whole_program)
     walker.walk(module)
     if facts.is_script:  # known once the whole module is read: its coroutines run on its own loop, not a server's
         walker.findings, walker.loop_calls, walker.lock_uses = [], [], []
-    findings = walker.first_calls_of_chains()
     summaries = walker.summaries
-    nodes = [raw.node for raw in findings] + [call.node for call in walker.loop_calls]
-    nodes += [raw.node for summary in summaries.values() for raw in summary.blocking]
-    nodes += [call for summary in summaries.values() for _, _, call in summary.parameter_calls]
-    nodes += [raw.node for raw in walker.lock_uses]
     calls = [call for summary in summaries.values() for call in (*summary.calls.values(), *summary.self_calls.values())]
-    nodes += calls
-    nodes += [held.node for calls in walker.held_calls.values() for held in calls]
-    located = spans(module, text if text is not None else module.code, nodes)
     return AnalysisResult(
-        findings=[(raw, located[id(raw.node)]) for raw in findings], facts=facts,
-        summaries={name: (summary, [(raw, located[id(raw.node)]) for raw in summary.blocking])
+        findings=[(raw, source.span(raw.node)) for raw in walker.first_calls_of_chains()], facts=facts,
+        summaries={name: (summary, [(raw, source.span(raw.node)) for raw in summary.blocking])
                    for name, summary in summaries.items()},
-        parameter_lines={id(call): located[id(call)][0] for summary in summaries.values()
+        parameter_lines={id(call): call.lineno for summary in summaries.values()
                          for _, _, call in summary.parameter_calls},
-        loop_calls=[(call, located[id(call.node)]) for call in walker.loop_calls],
+        loop_calls=[(call, source.span(call.node)) for call in walker.loop_calls],
         class_bases=walker.class_bases,
-        call_lines={id(call): located[id(call)][0] for call in calls},
-        lock_uses=[(raw, located[id(raw.node)]) for raw in walker.lock_uses],
-        held_calls={lock: [(held, located[id(held.node)][0]) for held in calls]
-                    for lock, calls in walker.held_calls.items()},
+        call_lines={id(call): call.lineno for call in calls},
+        lock_uses=[(raw, source.span(raw.node)) for raw in walker.lock_uses],
+        held_calls={lock: [(held, held.node.lineno) for held in calls] for lock, calls in walker.held_calls.items()},
     )

@@ -1,4 +1,4 @@
-"""Checking one file: decode, parse, analyse, apply suppressions. Never raises for any input.
+"""Checking one file: decode, parse (once, with `ast`), analyse, apply suppressions. Never raises for any input.
 
 `check_source` is the pure core (text in, findings out) used by the tests and the rule examples.
 """
@@ -9,21 +9,17 @@ import ast
 import io
 import re
 import tokenize
-import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
-
-import libcst as cst
 
 from asyncguard.lint.engine.analysis import AnalysisResult, analyze
 from asyncguard.lint.interface.files import SourceFile
 from asyncguard.lint.findings import Finding, internal_error, not_checked, shown_call
 from asyncguard.lint.knowledge.base import Knowledge, build_knowledge
-from asyncguard.lint.engine.positions import definition_lines
 from asyncguard.lint.engine.program import INDIRECT, LibraryCalls, ModuleRecord, Program
 from asyncguard.lint.engine.names import ABSTRACT_BASES, Project
 from asyncguard.lint.rule import rules_by_category
-from asyncguard.lint.engine.syntax import dotted_name
+from asyncguard.lint.engine.syntax import definition_lines, dotted_name, parse
 
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 IGNORE_COMMENT = re.compile(r"#\s*asyncguard:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
@@ -45,21 +41,15 @@ def decode(data: bytes) -> str:
     return text.lstrip("\ufeff")
 
 
-def syntax_error_reason(text: str, libcst_error: cst.ParserSyntaxError | None = None) -> tuple[str, int, int] | None:
-    """Why the text is not Python, with a position, or None. `ast` is fast and places errors best; libcst has the
-    last word, since it is what the analysis reads.
-    """
+def parsed(text: str, module: str, project: Project | None) -> ast.Module | tuple[str, int, int] | None:
+    """The text's tree (the project's, where it already parsed the same text); else why it is not Python, with a
+    position; None for valid syntax too new to analyse (`asyncguard.lint.engine.syntax.parse`)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(text)
+        return project.parse(module, text) if project is not None else parse(text)
     except SyntaxError as error:
         return f"syntax error: {error.msg}", error.lineno or 1, error.offset or 1
     except (ValueError, MemoryError, RecursionError) as error:
         return f"cannot parse: {type(error).__name__}", 1, 1
-    if libcst_error is not None:
-        return f"syntax error: {libcst_error.message}", libcst_error.raw_line, libcst_error.raw_column + 1
-    return None
 
 
 def suppressed_codes(line: str) -> set[str] | None:
@@ -116,22 +106,12 @@ def analyse_source(text: str, path: str = "<string>", module: str = "module",
                    knowledge: Knowledge | None = None, enabled: frozenset[str] | None = None,
                    project: Project | None = None) -> FileAnalysis:
     knowledge = knowledge or build_knowledge()
-    if "async" not in text:  # no coroutine, nothing can run on the loop: only the syntax is checked
-        reason = syntax_error_reason(text)
-        if reason is not None:
-            try:  # newer syntax than this Python's `ast` knows may still be valid
-                cst.parse_module(text)
-                reason = None
-            except (cst.ParserSyntaxError, SyntaxError, RecursionError, MemoryError, ValueError):
-                pass
-        return FileAnalysis([] if reason is None else [not_checked(path, *reason)])
-    try:
-        module_node = cst.parse_module(text)
-    except cst.ParserSyntaxError as error:
-        return FileAnalysis([not_checked(path, *syntax_error_reason(text, error))])
-    except (SyntaxError, RecursionError, MemoryError, ValueError) as error:  # libcst's CSTValidationError too
-        return FileAnalysis([not_checked(path, f"cannot parse: {type(error).__name__}: {error}", 1, 1)])
-    result = analyze(module_node, module, knowledge, project, text, enabled is None or INDIRECT in enabled)
+    tree = parsed(text, module, project)
+    if isinstance(tree, tuple):
+        return FileAnalysis([not_checked(path, *tree)])
+    if tree is None or "async" not in text:  # no coroutine, nothing can run on the loop: only the syntax is checked
+        return FileAnalysis()
+    result = analyze(tree, module, knowledge, text, project, enabled is None or INDIRECT in enabled)
     by_category = rules_by_category()
     lines = text.splitlines()
     findings = []
@@ -155,15 +135,15 @@ def analyse_source(text: str, path: str = "<string>", module: str = "module",
     loop_calls = [[call.callee, *span, result.facts.describe(call.frame).removeprefix("in "),
                    dotted_name(call.node.func) or "", call.arguments]
                   for call, span in result.loop_calls if not line_suppresses(lines, span[0], INDIRECT)]
-    return FileAnalysis(sorted(findings, key=lambda f: f.sort_key), summarize(result, module, text, lines),
+    return FileAnalysis(sorted(findings, key=lambda f: f.sort_key), summarize(result, module, tree, lines),
                         loop_calls)
 
 
-def summarize(result: AnalysisResult, module: str, text: str, lines: Sequence[str]) -> dict:
+def summarize(result: AnalysisResult, module: str, tree: ast.Module, lines: Sequence[str]) -> dict:
     """The sync functions' summaries as plain data (cached with the file); a blocking call under `# noqa` is left
     out, so a suppression in a helper also clears the calls that reach it."""
     by_category = rules_by_category()
-    definitions = definition_lines(text) if result.summaries or result.class_bases else {}
+    definitions = definition_lines(tree) if result.summaries or result.class_bases else {}
     functions = {}
     for name, (summary, blocking) in result.summaries.items():
         kept = [[shown_call(raw.call), span[0], by_category[raw.api.category].code, raw.api.use, raw.api.weak,
@@ -216,11 +196,14 @@ def summarize(result: AnalysisResult, module: str, text: str, lines: Sequence[st
 
 def summarize_source(text: str, module: str, knowledge: Knowledge, project: Project | None = None) -> dict:
     """The summary of a module the whole-program pass reaches but the run did not analyse; {} if unreadable."""
-    try:
-        result = analyze(cst.parse_module(text), module, knowledge, project, text)
-    except (cst.ParserSyntaxError, SyntaxError, RecursionError, MemoryError, ValueError):
+    tree = parsed(text, module, project)
+    if not isinstance(tree, ast.Module):
         return {}
-    return summarize(result, module, text, text.splitlines())
+    try:
+        result = analyze(tree, module, knowledge, text, project)
+    except RecursionError:  # too deeply nested to analyse: reported when the module is checked itself
+        return {}
+    return summarize(result, module, tree, text.splitlines())
 
 
 def analyse_bytes(data: bytes, source: SourceFile, knowledge: Knowledge, enabled: frozenset[str],

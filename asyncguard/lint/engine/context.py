@@ -7,13 +7,12 @@ declared after its use is still named as one.
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Callable
 
-import libcst as cst
-
-from asyncguard.lint.engine.syntax import child_nodes, keyword, positional, string_value
+from asyncguard.lint.engine.syntax import keyword, own_nodes, positional, string_value, unstarred
 
 if TYPE_CHECKING:
     from asyncguard.lint.engine.analysis import Resolver, Scope
@@ -30,7 +29,7 @@ SERVERS = ("uvicorn.", "hypercorn.", "granian.")
 class FunctionFrame:
     """A function (or lambda) being walked, and whether its body runs on the event loop."""
 
-    node: cst.FunctionDef | cst.Lambda
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
     name: str
     is_async: bool
     class_path: str | None
@@ -62,17 +61,12 @@ class FunctionFrame:
         found: set[str] = set()
         streamed: set[str] = set()
         contents: set[int] = set()
-        stack: list[cst.CSTNode] = [self.node.body]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, (cst.FunctionDef, cst.Lambda, cst.ClassDef)):
-                continue
-            if isinstance(node, cst.Call):
-                if isinstance(node.func, cst.Name):
-                    (streamed if id(node) in contents else found).add(node.func.value)
+        for node in own_nodes(self.node.body):  # in source order: a response before its content
+            if isinstance(node, ast.Call):
+                if isinstance(node.func, ast.Name):
+                    (streamed if id(node) in contents else found).add(node.func.id)
                 if called_name(node) in STREAMING_RESPONSES:
                     contents.add(id(streamed_content(node)))
-            stack.extend(reversed(child_nodes(node)))  # in source order: a response before its content
         return found, streamed
 
 
@@ -101,21 +95,21 @@ class FastApiFacts:
         return self.runs_own_loop and not (self.builds_app or self.serves or self.roles or self.named_roles
                                            or self.middleware_classes)
 
-    def note_class(self, node: cst.ClassDef, path: str, resolver: "Resolver", scope: "Scope") -> None:
+    def note_class(self, node: ast.ClassDef, path: str, resolver: "Resolver", scope: "Scope") -> None:
         for base in node.bases:
-            value = resolver.infer(base.value, scope)
+            value = resolver.infer(base, scope)
             name = value.path if value else ""
             if name.endswith("BaseHTTPMiddleware"):
                 self.middleware_classes.add(path)
 
-    def note_decorators(self, node: cst.FunctionDef, resolver: "Resolver", scope: "Scope") -> None:
-        for decorator in node.decorators:
-            expr = decorator.decorator
-            if not isinstance(expr, cst.Call) or not isinstance(expr.func, cst.Attribute):
+    def note_decorators(self, node: ast.FunctionDef | ast.AsyncFunctionDef, resolver: "Resolver", scope: "Scope"
+                        ) -> None:
+        for expr in node.decorator_list:
+            if not isinstance(expr, ast.Call) or not isinstance(expr.func, ast.Attribute):
                 continue
-            method = expr.func.attr.value
+            method = expr.func.attr
             holder = expr.func.value
-            prefix = self.router_prefixes.get(holder.value, "") if isinstance(holder, cst.Name) else ""
+            prefix = self.router_prefixes.get(holder.id, "") if isinstance(holder, ast.Name) else ""
             path = _firststring_value(expr)
             role = None
             if method in HTTP_METHODS:
@@ -134,7 +128,7 @@ class FastApiFacts:
             if role:
                 self.roles[id(node)] = role
 
-    def note_call(self, call: cst.Call, resolver: "Resolver", scope: "Scope") -> None:
+    def note_call(self, call: ast.Call, resolver: "Resolver", scope: "Scope") -> None:
         name = called_name(call)
         if name in {"Depends", "Security"}:
             target = positional(call, 0) or keyword(call, "dependency")
@@ -146,7 +140,7 @@ class FastApiFacts:
             self._name_role(positional(call, 0), lambda name: f"background task {name}")
         elif name in STREAMING_RESPONSES:
             content = streamed_content(call)
-            if isinstance(content, cst.Call):
+            if isinstance(content, ast.Call):
                 content = content.func
             self._name_role(content, lambda name: f"streaming response generator {name}")
         elif name == "add_exception_handler":
@@ -162,23 +156,23 @@ class FastApiFacts:
             if value is not None:
                 self.middleware_classes.add(value.path)
 
-    def note_router(self, name: str, call: cst.Call) -> None:
+    def note_router(self, name: str, call: ast.Call) -> None:
         prefix = string_value(keyword(call, "prefix"))
         if prefix:
             self.router_prefixes[name] = prefix
 
-    def _name_role(self, target: cst.BaseExpression | None, role: Callable[[str], str]) -> None:
+    def _name_role(self, target: ast.expr | None, role: Callable[[str], str]) -> None:
         """The role of the function `target` names, from its name (never `str.format`: a route path such as
         `/items/{item_id}` is part of the role)."""
-        name = target.value if isinstance(target, cst.Name) else \
-            target.attr.value if isinstance(target, cst.Attribute) else None
+        name = target.id if isinstance(target, ast.Name) else \
+            target.attr if isinstance(target, ast.Attribute) else None
         if name is not None:
             self.named_roles.setdefault(name, role(name))
 
     def describe(self, frame: "FunctionFrame") -> str:
         """ "in path operation GET /x", "in dependency get_db", "in nested function f (in middleware)"."""
         if not frame.is_async and frame.parent is not None:
-            kind = "lambda" if isinstance(frame.node, cst.Lambda) else f"nested function {frame.name}"
+            kind = "lambda" if isinstance(frame.node, ast.Lambda) else f"nested function {frame.name}"
             return f"in {kind} ({self.describe(frame.parent)})"
         role = self.roles.get(id(frame.node))
         if role is None and frame.class_path is not None:
@@ -193,22 +187,22 @@ class FastApiFacts:
         return f"in {role}"
 
 
-def called_name(call: cst.Call) -> str:
+def called_name(call: ast.Call) -> str:
     """The last name of what is called: `StreamingResponse` of `responses.StreamingResponse(...)`."""
     func = call.func
-    return func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
-def streamed_content(call: cst.Call) -> cst.BaseExpression | None:
+def streamed_content(call: ast.Call) -> ast.expr | None:
     """What a streaming response iterates: its first argument or `content=`."""
     return positional(call, 0) or keyword(call, "content")
 
 
-def _firststring_value(call: cst.Call) -> str | None:
+def _firststring_value(call: ast.Call) -> str | None:
     return string_value(positional(call, 0)) or string_value(keyword(call, "path"))
 
 
-def _string_list(node: cst.BaseExpression | None) -> list[str]:
-    if isinstance(node, (cst.List, cst.Tuple, cst.Set)):
-        return [s for s in (string_value(e.value) for e in node.elements) if s]
+def _string_list(node: ast.expr | None) -> list[str]:
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return [s for s in (string_value(unstarred(e)) for e in node.elts) if s]
     return []

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from asyncguard.lint.engine.syntax import all_nodes, is_generator, parse
 from asyncguard.lint.interface.files import absolute_module
 
 if TYPE_CHECKING:
@@ -35,6 +36,9 @@ ABSTRACT_BASES = frozenset({"typing.Protocol", "typing_extensions.Protocol", "ab
 STATE_ASSIGNMENT = re.compile(r"\.state\.(\w+)\s*(?::[^=\n]*)?=(?!=)")
 """`request.state.db = ...`, `app.state.redis: Redis = ...`: where a state holder's attribute may be set."""
 LITERALS = (ast.Constant, ast.JoinedStr, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Lambda)
+KEPT_SOURCE = 4_000_000
+"""Characters of source whose parsed trees are kept for reuse (a tree takes some 30 bytes a character): a whole
+service's, not a whole site-packages'."""
 
 
 def search_roots(modules: Iterable[tuple[str, Path]]) -> list[Path]:
@@ -67,8 +71,8 @@ def layout(files: Iterable) -> tuple[dict[str, Path], list[Path]]:
 
 @dataclass
 class Outline:
-    """What a module binds, read with `ast` (several times cheaper than libcst): enough to tell whether indexing
-    the module fully can tell anything about a name."""
+    """What a module binds, read from its `ast` at a glance: enough to tell whether indexing the module fully can
+    tell anything about a name."""
 
     assigned: set[str] = field(default_factory=set)
     """Module-level names bound by an assignment (not by `def`, `class` or `import`)."""
@@ -104,12 +108,8 @@ class Outline:
                 or name in self.imported)
 
 
-def outline(text: str, package: str) -> Outline:
+def outline(tree: ast.Module, package: str) -> Outline:
     result = Outline()
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return result
     not_constant: set[str] = set()
     for node in _module_level(tree.body):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -136,21 +136,21 @@ def outline(text: str, package: str) -> Outline:
                 result.returns[node.name] = annotation_name(node.returns)
             if isinstance(node, ast.FunctionDef):
                 result.sync_functions.add(node.name)
-                if _yields(node):
+                if is_generator(node):
                     result.generators.add(node.name)
         elif isinstance(node, ast.ClassDef):
             result.sync_methods[node.name] = {m.name for m in node.body if isinstance(m, ast.FunctionDef)}
             result.methods[node.name] = {m.name for m in node.body
                                          if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
             result.generators.update(f"{node.name}.{m.name}" for m in node.body
-                                     if isinstance(m, ast.FunctionDef) and _yields(m))
+                                     if isinstance(m, ast.FunctionDef) and is_generator(m))
             if node.bases:
                 result.derived.add(node.name)
                 result.bases[node.name] = [name for base in node.bases
                                            if (name := _dotted(base.value if isinstance(base, ast.Subscript) else base))]
             attributes = result.class_attributes.setdefault(node.name, set())
             attributes.update(m.name for m in node.body if isinstance(m, ast.FunctionDef) and _is_property(m))
-            for member in ast.walk(node):
+            for member in all_nodes(node):
                 if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)) and _produces(member):
                     result.producers.add(f"{node.name}.{member.name}")
                     if member.returns is not None:
@@ -206,22 +206,10 @@ def _is_property(function: ast.FunctionDef) -> bool:
                in PROPERTY_DECORATORS for d in function.decorator_list)
 
 
-def _yields(function: ast.FunctionDef) -> bool:
-    """Whether the function's own body yields (nested functions and classes aside)."""
-    stack: list[ast.AST] = list(function.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.Yield, ast.YieldFrom)):
-            return True
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            stack.extend(ast.iter_child_nodes(node))
-    return False
-
-
 def _produces(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     if function.returns is not None:
         return True
-    return any(isinstance(n, (ast.Return, ast.Yield)) and n.value is not None for n in ast.walk(function))
+    return any(isinstance(n, (ast.Return, ast.Yield)) and n.value is not None for n in all_nodes(function))
 
 
 class Project:
@@ -235,6 +223,12 @@ class Project:
         self.read = read or (lambda path: path.read_text(encoding="utf-8-sig"))
         self.outlines: dict[str, Outline] = {}
         self.indexes: dict[str, "ModuleIndex | None"] = {}
+        self._recent: dict[Path | str, tuple[str, ast.Module | None]] = {}
+        """The latest modules parsed (`KEPT_SOURCE`), with their text, by file (one file has several module names:
+        `src.app.db` is also `app.db`): a module outlined is often indexed or checked later."""
+        self._recent_size = 0
+        self._indexed: dict[Path | str, tuple[str, ast.Module]] = {}
+        """The text and tree of every module indexed (which holds most of its tree anyway)."""
         self.consulted: set[Path] = set()
         """Files whose bindings the current file's analysis used (its cache dependencies)."""
         self._module_of: dict[str, str | None] = {}
@@ -248,13 +242,25 @@ class Project:
         self.indexes[module_name] = index
         self.consulted = set()
 
+    def parse(self, module: str, text: str) -> ast.Module | None:
+        """The tree of `text`, the source of `module` (as `syntax.parse` gives it, raising as it does): the one the
+        project parsed for the module's outline or index where it read the same text, else parsed now and kept for
+        them. Text the project could not parse is parsed again, for the reason."""
+        file = self.modules.get(module, module)
+        known = self._indexed.get(file) or self._recent.get(file)
+        if known is not None and known[0] == text and known[1] is not None:
+            return known[1]
+        tree = parse(text)
+        self._remember(file, text, tree)
+        return tree
+
     # -- what other modules bind -------------------------------------------------------------------------------
     def lookup(self, path: str) -> Value | None:
         """What `path` (a module attribute) is bound to, where its module binds it by assignment or import."""
         module, rest = self._split(path)
         if module is None or len(rest) != 1:
             return None
-        found = self._outline(module)
+        found = self.outline_of(module)
         if rest[0] in found.imported:
             from asyncguard.lint.engine.analysis import Value
 
@@ -276,7 +282,7 @@ class Project:
             if module in seen or self.module_of(f"{module}.{name}") != module:
                 continue
             seen.add(module)
-            found = self._outline(module)
+            found = self.outline_of(module)
             deeper = None if found.binds(name) else self.star_binding(found.star_imports, name, seen)
             if found.binds(name) or deeper is not None:
                 self.consulted.add(self.modules[module])
@@ -286,7 +292,7 @@ class Project:
     def is_sync_generator(self, path: str) -> bool:
         """Whether `path` is a sync generator function or method defined in another module of the project."""
         module, rest = self._split(path)
-        return module is not None and ".".join(rest) in self._outline(module).generators
+        return module is not None and ".".join(rest) in self.outline_of(module).generators
 
     def modules_mentioning(self, word: str) -> list[str]:
         """The project's modules whose source has `word` in it (each by its longest name): where a module-level
@@ -308,7 +314,7 @@ class Project:
         module, rest = self._split(class_path)
         if module is None or len(rest) != 1:
             return None
-        if attribute not in self._outline(module).class_attributes.get(rest[0], ()):
+        if attribute not in self.outline_of(module).class_attributes.get(rest[0], ()):
             return None
         index = self._load(module)
         attributes = index.class_attributes(class_path) if index is not None else None
@@ -341,13 +347,13 @@ class Project:
         module, rest = self._split(interface)
         if module is None or len(rest) != 1:
             return []
-        methods = self._outline(module).sync_methods.get(rest[0], set())
+        methods = self.outline_of(module).sync_methods.get(rest[0], set())
         candidates = set(self.modules_mentioning(rest[0]))
         if methods:
             candidates.update(self.modules_mentioning(f"def {min(methods)}("))
         found = []
         for candidate in sorted(candidates):
-            outline_of = self._outline(candidate)
+            outline_of = self.outline_of(candidate)
             for name, defined in outline_of.sync_methods.items():
                 path = f"{candidate}.{name}"
                 bases = self.class_bases(path)
@@ -363,7 +369,7 @@ class Project:
         module, rest = self._split(class_path)
         if module is None or len(rest) != 1:
             return []
-        found = self._outline(module)
+        found = self.outline_of(module)
         qualified = []
         for written in found.bases.get(rest[0], ()):
             first, _, more = written.partition(".")
@@ -379,13 +385,13 @@ class Project:
         """Whether a class defined in another module defines `attribute` as a method of its own, read from its
         outline."""
         module, rest = self._split(class_path)
-        return module is not None and len(rest) == 1 and attribute in self._outline(module).methods.get(rest[0], ())
+        return module is not None and len(rest) == 1 and attribute in self.outline_of(module).methods.get(rest[0], ())
 
     def function_result(self, path: str) -> Value | None:
         """What a project function or method defined in another module returns: read from its outline where the
         return annotation names a class (most typed code), from its parsed body otherwise."""
         module, rest = self._split(path)
-        if module is None or ".".join(rest) not in self._outline(module).producers:
+        if module is None or ".".join(rest) not in self.outline_of(module).producers:
             return None
         declared = self._declared_return(module, ".".join(rest))
         if declared is not None:
@@ -399,7 +405,7 @@ class Project:
         """The class a return annotation names, resolved in its module's namespace (re-exports followed); "" for
         an annotation that names none; None where the module must be parsed to know (no annotation, a bare
         `-> Generator` whose yields tell, a name the module assigns)."""
-        found = self._outline(module)
+        found = self.outline_of(module)
         declared = found.returns.get(local)
         if declared is None or declared.rsplit(".", 1)[-1] in UNINFORMATIVE_ANNOTATIONS:
             return None
@@ -451,7 +457,7 @@ class Project:
         module = self.defining_module(path)
         if module is None:
             return False
-        found = self._outline(module)
+        found = self.outline_of(module)
         parts = path[len(module) + 1:].split(".")
         if len(parts) == 1:
             name = parts[0]
@@ -500,27 +506,51 @@ class Project:
         except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
             return None
 
-    def _outline(self, module: str) -> Outline:
+    def outline_of(self, module: str) -> Outline:
+        """What `module` binds, read once."""
         if module not in self.outlines:
-            text = self._source(module)
-            self.outlines[module] = outline(text, self.package_of(module)) if text is not None else Outline()
+            _, tree = self._parsed(module) or ("", None)
+            self.outlines[module] = outline(tree, self.package_of(module)) if tree is not None else Outline()
         return self.outlines[module]
 
-    def _load(self, name: str) -> "ModuleIndex | None":
-        import libcst as cst
+    def _parsed(self, module: str) -> tuple[str, ast.Module | None] | None:
+        """The module's text and `ast`, parsed once for its outline, its index and its check; the tree is None where
+        the text cannot be parsed (an unparsable module is reported when it is checked itself), and nothing is
+        returned where it cannot be read."""
+        file = self.modules[module]
+        known = self._indexed.get(file) or self._recent.get(file)
+        if known is None:
+            text = self._source(module)
+            if text is None:
+                return None
+            try:
+                known = self._remember(file, text, parse(text))
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                known = self._remember(file, text, None)
+        return known
 
+    def _remember(self, file: Path | str, text: str, tree: ast.Module | None) -> tuple[str, ast.Module | None]:
+        """Keep the file's tree, the oldest others dropped past `KEPT_SOURCE` (the latest one always kept)."""
+        previous = self._recent.pop(file, None)
+        self._recent_size -= len(previous[0]) if previous is not None else 0
+        while self._recent and self._recent_size + len(text) > KEPT_SOURCE:
+            self._recent_size -= len(self._recent.pop(next(iter(self._recent)))[0])
+        self._recent[file] = (text, tree)
+        self._recent_size += len(text)
+        return text, tree
+
+    def _load(self, name: str) -> "ModuleIndex | None":
         from asyncguard.lint.engine.analysis import ModuleIndex
         from asyncguard.lint.engine.context import FastApiFacts
 
         if name in self.indexes:
             return self.indexes[name]
         self.indexes[name] = None  # a cycle of imports resolves to "unknown", not to a recursion
-        text = self._source(name)
-        if text is None:
-            return None
-        try:
-            module = cst.parse_module(text)
-            self.indexes[name] = ModuleIndex(module, name, self.knowledge, FastApiFacts(), self)
-        except (cst.ParserSyntaxError, SyntaxError, RecursionError, ValueError):
-            pass  # an unparsable module is reported when it is checked itself
+        text, tree = self._parsed(name) or ("", None)
+        if tree is not None:
+            try:
+                self.indexes[name] = ModuleIndex(tree, name, self.knowledge, FastApiFacts(), self)
+                self._indexed[self.modules[name]] = (text, tree)
+            except RecursionError:
+                pass  # too deeply nested to index: what it binds stays unknown
         return self.indexes[name]

@@ -1,106 +1,227 @@
-"""Small readers of libcst nodes shared by the analyzer and the FastAPI context."""
+"""The one parse of a file, and small readers of `ast` nodes shared by the analyzer and the FastAPI context."""
 
 from __future__ import annotations
 
-import dataclasses
+import ast
+import re
+import warnings
+from collections import deque
+from typing import Iterator
 
-import libcst as cst
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+"""Nodes whose bodies are not run where they stand (walks of a function's own body stop at them)."""
+Span = tuple[int, int, int, int]
+"""Start line, start column, end line, end column; lines 1-based, columns 1-based characters."""
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+"""What ends a line for Python's tokenizer (not `str.splitlines`, which also breaks at form feeds)."""
 
 
-def dotted_name(node: cst.BaseExpression) -> str | None:
+def parse(text: str) -> ast.Module | None:
+    """The module's `ast`. Raises SyntaxError (ValueError, RecursionError, MemoryError) where the text is not Python.
+
+    Syntax newer than the running Python's `ast` knows but libcst reads (PEP 695 type parameters and `type`
+    statements on Python 3.11) is valid: its tree is the one of the same text with that syntax blanked out, in
+    place, so that every position stays where it was; None where the text cannot be put so (nothing to analyse).
+    """
+    try:
+        return _parse_quietly(text)
+    except SyntaxError:
+        older = _older_syntax(text)
+        if older is None:
+            raise
+    try:
+        return _parse_quietly(older) if older else None
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def _parse_quietly(text: str) -> ast.Module:
+    with warnings.catch_warnings():  # an invalid escape sequence in a string is the checked code's business
+        warnings.simplefilter("ignore")
+        return ast.parse(text)
+
+
+def _older_syntax(text: str) -> str | None:
+    """The text with its type parameters blanked and `type X = ...` made `X = ...`, where libcst reads it; "" for
+    valid text with nothing to blank; None for text that is not Python."""
+    import libcst as cst
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    try:
+        module = cst.parse_module(text)
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    except (cst.ParserSyntaxError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    starts = [0] + [match.end() for match in LINE_BREAK.finditer(text)]
+    offset = lambda position: starts[position.line - 1] + position.column  # noqa: E731
+    chars = list(text)
+    for node, place in positions.items():
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)) and node.type_parameters is not None:
+            region = positions[node.type_parameters]
+            for index in range(offset(region.start), offset(region.end)):
+                chars[index] = chars[index] if chars[index] in "\r\n" else " "
+        elif isinstance(node, cst.TypeAlias):
+            start, value = offset(place.start), offset(positions[node.value].start)
+            name = node.name.value
+            if any(char in "\r\n" for char in chars[start:value]):
+                return ""
+            chars[start:value] = list(name + " " * (value - start - len(name) - 1) + "=")
+    rewritten = "".join(chars)
+    return rewritten if rewritten != text else ""
+
+
+class SourceLines:
+    """The text's lines, to give `ast` positions as findings show them: `col_offset` counts UTF-8 bytes, a finding's
+    column counts characters from 1."""
+
+    def __init__(self, text: str):
+        self.lines = LINE_BREAK.split(text)
+
+    def column(self, line: int, offset: int) -> int:
+        source = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        if source.isascii():
+            return min(offset, len(source)) + 1
+        return len(source.encode("utf-8")[:offset].decode("utf-8", errors="ignore")) + 1
+
+    def span(self, node: ast.expr) -> Span:
+        return (node.lineno, self.column(node.lineno, node.col_offset),
+                node.end_lineno, self.column(node.end_lineno, node.end_col_offset))
+
+    def segment(self, node: ast.expr) -> str:
+        """The node's own text as the source has it (`0x0` stays `0x0`)."""
+        line, column, end_line, end_column = self.span(node)
+        if line == end_line:
+            return self.lines[line - 1][column - 1:end_column - 1]
+        middle = self.lines[line:end_line - 1]
+        return "\n".join([self.lines[line - 1][column - 1:], *middle, self.lines[end_line - 1][:end_column - 1]])
+
+
+def dotted_name(node: ast.expr | None) -> str | None:
     """`a.b.c` for a Name/Attribute chain, else None."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
         base = dotted_name(node.value)
-        return f"{base}.{node.attr.value}" if base else None
+        return f"{base}.{node.attr}" if base else None
     return None
 
 
-def unsubscripted(node: cst.BaseExpression) -> cst.BaseExpression:
+def unsubscripted(node: ast.expr) -> ast.expr:
     """A base class as the class it names: `Repository` of `Repository[User]` (a subscripted generic)."""
-    return node.value if isinstance(node, cst.Subscript) else node
+    return node.value if isinstance(node, ast.Subscript) else node
 
 
-def string_value(node: cst.BaseExpression | None) -> str | None:
-    """The value of a plain string literal, else None."""
-    if isinstance(node, cst.SimpleString):
-        try:
-            value = node.evaluated_value
-        except Exception:  # a malformed literal: not a plain string
-            return None
-        return value if isinstance(value, str) else None
-    if isinstance(node, cst.ConcatenatedString):
-        left, right = string_value(node.left), string_value(node.right)
-        return left + right if left is not None and right is not None else None
+def unstarred(node: ast.expr) -> ast.expr:
+    """`rest` of `*rest` (in a target, a display or a call's arguments)."""
+    return node.value if isinstance(node, ast.Starred) else node
+
+
+def string_value(node: ast.expr | None) -> str | None:
+    """The value of a plain string literal (implicitly concatenated or not), else None."""
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def subscript_elements(node: ast.Subscript) -> list[ast.expr]:
+    """The type arguments of `X[a, b]` (a slice, `X[1:2]`, is none)."""
+    elements = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    return [element for element in elements if not isinstance(element, ast.Slice)]
+
+
+def keyword(call: ast.Call, name: str) -> ast.expr | None:
+    for given in call.keywords:
+        if given.arg == name:
+            return given.value
     return None
 
 
-def keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg.value
-    return None
-
-
-def positional(call: cst.Call, index: int) -> cst.BaseExpression | None:
-    plain = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
+def positional(call: ast.Call, index: int) -> ast.expr | None:
+    plain = [arg for arg in call.args if not isinstance(arg, ast.Starred)]
     return plain[index] if index < len(plain) else None
 
 
-# Fields that hold only punctuation, whitespace or flags: never a name, call or statement worth walking.
-_PUNCTUATION_FIELDS = frozenset({
-    "lpar", "rpar", "comma", "semicolon", "colon", "dot", "equal", "operator", "newline", "leading_lines",
-    "lines_after_decorators", "header", "footer", "indent", "default_indent", "default_newline", "empty_lines",
-    "encoding", "first_colon", "second_colon", "lbrace", "rbrace", "lbracket", "rbracket", "trailing_comma",
-    "trailing_whitespace", "asynchronous", "star", "posonly_ind", "relative", "comment", "has_trailing_newline",
-    "conversion", "whitespace",
-})
+def argument_values(call: ast.Call) -> list[ast.expr]:
+    """Every argument's expression, positional ones first (`*args` as `args`, `**kwargs` as `kwargs`)."""
+    return [unstarred(arg) for arg in call.args] + [given.value for given in call.keywords]
+
+
+def parameters(arguments: ast.arguments) -> list[tuple[ast.arg, ast.expr | None]]:
+    """The named parameters in the order a call binds them (positional-only, then the others, then keyword-only),
+    each with its default."""
+    positional_params = [*arguments.posonlyargs, *arguments.args]
+    defaults = [None] * (len(positional_params) - len(arguments.defaults)) + list(arguments.defaults)
+    return [*zip(positional_params, defaults), *zip(arguments.kwonlyargs, arguments.kw_defaults)]
+
+
+_NOT_CHILDREN = frozenset({"ctx", "op", "ops", "type_comment", "type_ignores"})
+"""Fields that hold only an expression's context or an operator: never a name, call or statement worth walking."""
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-SOURCE_ORDER = {
-    cst.FunctionDef: ("decorators", "params", "returns", "body"),
-    cst.ClassDef: ("decorators", "bases", "keywords", "body"),
-    cst.IfExp: ("body", "test", "orelse"),
-    cst.ExceptHandler: ("type", "name", "body"),
-    cst.ExceptStarHandler: ("type", "name", "body"),
-}
-"""Node types whose fields are not in the order the source has them: their children in source order."""
-
-
-def child_nodes(node: cst.CSTNode, in_source_order: bool = False) -> list[cst.CSTNode]:
-    """The syntactic children of a node, in field order (or the source's), without whitespace and punctuation.
-
-    libcst's own `children` and visitor rebuild every node they pass; reading the dataclass fields is several
-    times faster, and the checker walks every coroutine of every file.
-    """
-    names = SOURCE_ORDER.get(type(node)) if in_source_order else None
+def child_fields(node: ast.AST) -> tuple[str, ...]:
+    """The fields of a node that may hold child nodes, in the order `ast` declares them: the source's, but for a
+    dict display's keys, which all come before its values."""
+    names = _CHILD_FIELDS.get(type(node))
     if names is None:
-        names = _CHILD_FIELDS.get(type(node))
-    if names is None:
-        names = tuple(
-            f.name for f in dataclasses.fields(node)
-            if f.name not in _PUNCTUATION_FIELDS and not f.name.startswith("whitespace")
-        )
-        _CHILD_FIELDS[type(node)] = names
-    children: list[cst.CSTNode] = []
-    for name in names:
-        value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
+        names = _CHILD_FIELDS[type(node)] = tuple(name for name in node._fields if name not in _NOT_CHILDREN)
+    return names
+
+
+def child_nodes(node: ast.AST) -> list[ast.AST]:
+    """The syntactic children of a node, without contexts and operators (cheaper than `ast.iter_child_nodes`)."""
+    children: list[ast.AST] = []
+    for name in child_fields(node):
+        value = getattr(node, name, None)
+        if isinstance(value, ast.AST):
             children.append(value)
-        elif isinstance(value, (list, tuple)):
-            children.extend(item for item in value if isinstance(item, cst.CSTNode))
+        elif isinstance(value, list):
+            children.extend(item for item in value if isinstance(item, ast.AST))
     return children
 
 
-def is_generator(node: cst.FunctionDef) -> bool:
-    """Whether the function's own body yields (nested functions and classes aside): calling it runs none of it."""
-    stack: list[cst.CSTNode] = [node.body]
+def all_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    """The node and every node under it, breadth first as `ast.walk` gives them, without contexts and operators."""
+    pending = deque([node])
+    while pending:
+        current = pending.popleft()
+        yield current
+        pending.extend(child_nodes(current))
+
+
+def own_nodes(body: list[ast.stmt] | ast.expr) -> Iterator[ast.AST]:
+    """Every node of a function's body in source order (a statement before the nodes inside it), nested functions,
+    lambdas and classes left out: what runs when the body runs."""
+    stack: list[ast.AST] = list(reversed(body)) if isinstance(body, list) else [body]
     while stack:
-        current = stack.pop()
-        if isinstance(current, cst.Yield):
-            return True
-        if not isinstance(current, (cst.FunctionDef, cst.Lambda, cst.ClassDef)):
-            stack.extend(child_nodes(current))
-    return False
+        node = stack.pop()
+        if isinstance(node, NESTED_SCOPES):
+            continue
+        yield node
+        stack.extend(reversed(child_nodes(node)))
+
+
+def is_generator(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether the function's own body yields (nested functions and classes aside): calling it runs none of it."""
+    return any(isinstance(current, (ast.Yield, ast.YieldFrom)) for current in own_nodes(node.body))
+
+
+def definition_lines(tree: ast.Module) -> dict[str, int]:
+    """Line of each module-level function, class and method, by its name in the module (`f`, `Class`,
+    `Class.method`)."""
+    lines: dict[str, int] = {}
+
+    def visit(body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if isinstance(node, FUNCTIONS):
+                lines.setdefault(prefix + node.name, node.lineno)
+            elif isinstance(node, ast.ClassDef):
+                lines.setdefault(prefix + node.name, node.lineno)
+                visit(node.body, f"{prefix}{node.name}.")
+            elif isinstance(node, (ast.If, ast.Try, ast.With)):
+                for block in (node.body, getattr(node, "orelse", []), getattr(node, "finalbody", [])):
+                    visit(block, prefix)
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body, prefix)
+
+    visit(tree.body, "")
+    return lines

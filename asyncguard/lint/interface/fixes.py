@@ -28,7 +28,7 @@ from typing import Sequence
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import ClassScope, GlobalScope, MetadataWrapper, Scope, ScopeProvider
+from libcst.metadata import ClassScope, GlobalScope, MetadataWrapper, PositionProvider, Scope, ScopeProvider
 
 from asyncguard.lint.engine.analysis import analyze
 from asyncguard.lint.engine.checker import SourceError, decode
@@ -39,6 +39,7 @@ from asyncguard.lint.knowledge.base import Knowledge
 from asyncguard.lint.engine.program import INDIRECT
 from asyncguard.lint.engine.names import Project
 from asyncguard.lint.rule import rules_by_category
+from asyncguard.lint.engine.syntax import Span, parse
 
 SAFE = {"AG101": "time.sleep"}
 """Rule code → the call its safe fix rewrites."""
@@ -187,28 +188,34 @@ def with_import_asyncio(module: cst.Module, alias: str | None = None) -> cst.Mod
 def fix_source(text: str, module_name: str, findings: Sequence[Finding], knowledge: Knowledge,
                project: Project | None, unsafe: bool) -> tuple[str, int]:
     """The text with the findings' fixes applied, and how many were. A finding is fixed only where the text still
-    has a call its rule reports at its position. Raises what libcst raises on text it cannot parse or on too
-    deep an expression (`RecursionError`)."""
-    module = cst.parse_module(text)
-    result = analyze(module, module_name, knowledge, project, text,
+    has a call its rule reports at its position: found by the analysis (on `ast`), then rewritten in libcst's
+    tree, which keeps comments and formatting, at the same span. Raises SyntaxError, or what libcst raises, on
+    text that cannot be parsed, and RecursionError on too deep an expression."""
+    tree = parse(text)
+    if tree is None:  # syntax too new to analyse: nothing of it was reported
+        return text, 0
+    result = analyze(tree, module_name, knowledge, text, project,
                      whole_program=any(f.code == INDIRECT for f in findings))
     by_category = rules_by_category()
-    at = {(span[0], span[1], by_category[raw.api.category].code): (raw.node, raw.call) for raw, span in result.findings}
-    at.update({(span[0], span[1], INDIRECT): (call.node, call.callee) for call, span in result.loop_calls})
-    kinds = {}
+    at = {(span[0], span[1], by_category[raw.api.category].code): (span, raw.call) for raw, span in result.findings}
+    at.update({(span[0], span[1], INDIRECT): (span, call.callee) for call, span in result.loop_calls})
+    wanted: dict[Span, str] = {}
     for finding in findings:
-        node, call = at.get((finding.line, finding.column, finding.code), (None, None))
-        if node is None or not fixable(finding, unsafe):
+        span, call = at.get((finding.line, finding.column, finding.code), (None, None))
+        if span is None or not fixable(finding, unsafe):
             continue
         if SAFE.get(finding.code) == call:
-            kinds[node] = "sleep"
+            wanted[span] = "sleep"
         elif unsafe:
-            kinds[node] = "thread"
-    if not kinds:
+            wanted[span] = "thread"
+    if not wanted:
         return text, 0
+    module = cst.parse_module(text)
+    metadata = MetadataWrapper(module, unsafe_skip_copy=True)
+    kinds = {node: wanted[span] for node, span in call_spans(metadata) if span in wanted}
     imported = asyncio_binding(module)
     plain, alias = imported or "asyncio", unused_name(module, "_asyncio")
-    scopes = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)
+    scopes = metadata.resolve(ScopeProvider)
     chosen = {id(node): (kind, plain if names_asyncio_only(scopes[node], plain, imported is not None) else alias)
               for node, kind in kinds.items()}
     fixer = Fixer(chosen)
@@ -218,6 +225,12 @@ def fix_source(text: str, module_name: str, findings: Sequence[Finding], knowled
     if imported is None and plain in fixer.names_used:
         fixed = with_import_asyncio(fixed)
     return fixed.code, fixer.applied
+
+
+def call_spans(metadata: MetadataWrapper) -> list[tuple[cst.Call, Span]]:
+    """Every call of the wrapped module with its span, counted as the analysis counts it (1-based columns)."""
+    return [(node, (place.start.line, place.start.column + 1, place.end.line, place.end.column + 1))
+            for node, place in metadata.resolve(PositionProvider).items() if isinstance(node, cst.Call)]
 
 
 def decode_reversibly(data: bytes) -> tuple[str, str]:
@@ -260,6 +273,8 @@ def fix_files(findings: Sequence[Finding], files: Sequence[SourceFile], settings
             not_fixed.append(NotFixed(source.display, f"cannot read: {error.strerror or error}"))
         except SourceError as error:
             not_fixed.append(NotFixed(source.display, str(error)))
+        except SyntaxError as error:
+            not_fixed.append(NotFixed(source.display, f"syntax error at {error.lineno or 1}:{error.offset or 1}"))
         except cst.ParserSyntaxError as error:
             not_fixed.append(NotFixed(source.display, f"syntax error at {error.raw_line}:{error.raw_column + 1}"))
         except (RecursionError, MemoryError):

@@ -40,14 +40,19 @@ _worker_state: dict = {}
 
 
 def _init_worker(settings: Settings, enabled: frozenset[str], modules: dict[str, Path], roots: list[Path]) -> None:
-    """The knowledge and the project, once per process (libcst is imported only once a file is analysed)."""
+    """The knowledge and the project, once per process and run: a serial run's whole-program pass goes on with the
+    ones its analysis built, and the modules they already parsed and outlined."""
     from asyncguard.lint.knowledge.base import build_knowledge
     from asyncguard.lint.engine.names import Project
 
+    run = (settings, enabled, modules, roots)
+    previous = _worker_state.get("run")
+    if previous is not None and all(mine is given for mine, given in zip(previous, run)):
+        return
     knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls,
                                 [Path(directory) for directory in settings.learned])
     project = Project(modules, knowledge, search_roots=roots)
-    _worker_state.update(knowledge=knowledge, enabled=enabled, project=project)
+    _worker_state.update(knowledge=knowledge, enabled=enabled, project=project, run=run)
 
 
 STOP_GRACE = 0.5

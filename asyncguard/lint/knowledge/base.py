@@ -153,15 +153,19 @@ class Knowledge:
     """`[in-memory] buffers`: types whose instances hold their data in memory (`io.BytesIO`)."""
     learned: LearnedData | None = None
     """What was learned from libraries' sources: asked only where the curated tables are silent."""
+    canonical_names: dict[str, str] = field(default_factory=dict, repr=False)
+    """`canonical`'s answers: the analysis asks for the same few names tens of thousands of times a run."""
 
     def canonical(self, name: str) -> str:
         """Rewrite re-exported spellings (`sqlalchemy.orm.session.Session`) to the one the patterns use."""
-        for prefix, replacement in self.aliases:
-            if name.startswith(prefix) and (
-                len(name) == len(prefix) or prefix.endswith(".") or name[len(prefix)] == "."
-            ):
-                return replacement + name[len(prefix):]
-        return name
+        remembered = self.canonical_names
+        rewritten = remembered.get(name)
+        if rewritten is None:
+            rewritten = next((replacement + name[len(prefix):] for prefix, replacement in self.aliases
+                              if name.startswith(prefix) and (len(name) == len(prefix) or prefix.endswith(".")
+                                                              or name[len(prefix)] == ".")), name)
+            remembered[name] = rewritten
+        return rewritten
 
     def blocking_api(self, name: str) -> BlockingApi | None:
         if self.safe.get(name) is not None:

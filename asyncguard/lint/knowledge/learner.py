@@ -133,7 +133,7 @@ class Learner:
             rest = path[len(module) + 1:]
             if not rest:
                 return None  # a module, not a function or class
-            outline = self.project._outline(module)
+            outline = self.project.outline_of(module)
             name, _, tail = rest.partition(".")
             if name in outline.methods or name in outline.producers or name in outline.sync_functions:
                 return path
@@ -152,7 +152,7 @@ class Learner:
         for module in sorted(self.modules):
             if not is_public(module):
                 continue
-            outline = self.project._outline(module)
+            outline = self.project.outline_of(module)
             names = set(outline.methods) | outline.sync_functions | outline.producers | set(outline.imported)
             for name in sorted(names):
                 if name.startswith("_") or "." in name:
@@ -175,7 +175,7 @@ class Learner:
                 continue
             seen.add(current)
             local = current[len(module) + 1:]
-            outline = self.project._outline(module)
+            outline = self.project.outline_of(module)
             sync = outline.sync_methods.get(local, set())
             for method in sorted(outline.methods.get(local, ())):
                 if not method.startswith("_") or method == "__call__":
@@ -193,7 +193,7 @@ class Learner:
         classes: list[str] = []
         for definition in sorted(set(public.values())):
             local = definition[len(self.project.module_of(definition)) + 1:]
-            outline = self.project._outline(self.project.module_of(definition))
+            outline = self.project.outline_of(self.project.module_of(definition))
             learned.examined += 1
             if local in outline.methods:
                 classes.append(definition)
@@ -259,7 +259,7 @@ class Learner:
     def _names_class(self, path: str) -> bool:
         """A class of this package (a result typed `dict` or `Any` says nothing a call resolves on)."""
         module = self.project.module_of(path) if self.in_package(path) else None
-        return module is not None and path[len(module) + 1:] in self.project._outline(module).methods
+        return module is not None and path[len(module) + 1:] in self.project.outline_of(module).methods
 
     def _guarded(self, read):
         try:

@@ -2,11 +2,14 @@
 labelled negative or no label at all (those need a reader's verdict before they count either way).
 
     python -m asyncguard.lint.measure.accuracy LABELS.json... --checkouts DIR [--out scores.json] [--tool hydroid]
+                                                               [--venvs DIR]
 
 Each labels file (the protocol: a service's `repo`, `commit`, `sites` and `negatives`, written by reading the code
 before the checker ran on it) names a repository; its checkout is `DIR/<owner>+<name>` at that commit. The checker
 runs on the whole checkout with no cache, as a user's CI would, and nothing of the service is installed. With
-`--tool hydroid`, hydroid-cli (the `lintbench` extra) is scored on the same labels instead.
+`--venvs DIR`, the service's dependencies are: `DIR/<owner>+<name>` is a venv where they are installed, given to
+the tool as `--python`. With `--tool hydroid`, hydroid-cli (the `lintbench` extra) is scored on the same labels
+instead (with `--follow-libs` when it is given a venv).
 """
 
 from __future__ import annotations
@@ -70,12 +73,16 @@ def score(labels: dict, findings: list[dict], exit_status: int) -> ServiceScore:
         false_on_negatives=[shown(f) for f in on_negatives], unjudged=[shown(f) for f in unjudged])
 
 
-def check(checkout: Path, tool: str = "asyncguard") -> tuple[list[dict], int]:
-    """The tool's findings on the checkout (`path`, `line`, `code`, `message`), paths relative to it."""
+def check(checkout: Path, tool: str = "asyncguard", venv: Path | None = None) -> tuple[list[dict], int]:
+    """The tool's findings on the checkout (`path`, `line`, `code`, `message`), paths relative to it; with the
+    service's dependencies installed in `venv` when it is given."""
+    python = str(venv / "bin" / "python") if venv is not None else ""
     if tool == "hydroid":
         command = [str(Path(sys.executable).with_name("hydroid")), ".", "--format", "json", "--no-cache"]
+        command += ["--python", python, "--follow-libs"] if venv is not None else []
     else:
-        command = [sys.executable, "-m", "asyncguard", "check", "--no-cache", "--format", "json", "."]
+        command = [sys.executable, "-m", "asyncguard", "check", "--no-cache", "--format", "json", "--python", python,
+                   "."]
     process = subprocess.run(command, cwd=checkout, capture_output=True, text=True)
     try:
         if tool == "hydroid":
@@ -94,13 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkouts", type=Path, required=True, help="where <owner>+<name> checkouts are")
     parser.add_argument("--out", type=Path, help="write every score, with misses and findings, as JSON")
     parser.add_argument("--tool", choices=["asyncguard", "hydroid"], default="asyncguard", help="the checker scored")
+    parser.add_argument("--venvs", type=Path, help="where <owner>+<name> venvs with the services' dependencies are")
     args = parser.parse_args(argv)
     scores = []
     print("| service | sites (sure) | found (sure) | findings | on negatives | unlabelled |")
     print("|---|---:|---:|---:|---:|---:|")
     for path in args.labels:
         labels = json.loads(path.read_text(encoding="utf-8"))
-        findings, status = check(args.checkouts / labels["repo"].replace("/", "+"), args.tool)
+        name = labels["repo"].replace("/", "+")
+        venv = args.venvs / name if args.venvs is not None and (args.venvs / name).is_dir() else None
+        findings, status = check(args.checkouts / name, args.tool, venv)
         result = score(labels, findings, status)
         scores.append(result)
         print(f"| {result.repo} | {result.sites} ({result.sure_sites}) | {result.found} ({result.found_sure}) | "

@@ -17,6 +17,7 @@ from asyncguard.lint.knowledge.pypi import Sources
 SDK = {
     "searchsdk/__init__.py": "from ._client import AsyncClient, Client, connect\n",
     "searchsdk/_client.py": '''\
+import os
 import sqlite3
 import urllib.request
 
@@ -46,6 +47,9 @@ class Client(Base):
 
     def describe(self):
         return {"url": self.url}
+
+    def has_proxy(self):
+        return os.path.exists("/etc/searchsdk/proxy")
 
 
 class AsyncClient:
@@ -123,7 +127,7 @@ def test_public_calls_that_reach_io_are_learned_with_their_chain(learned):
     assert search.category == "http"
     assert [step[0] for step in search.chain] == [
         "searchsdk._client.Client.search", "searchsdk._client.Base._send", "urllib.request.urlopen"]
-    assert search.chain[0][1:] == ["searchsdk/_client.py", 26]  # where `search` calls `_send`
+    assert search.chain[0][1:] == ["searchsdk/_client.py", 27]  # where `search` calls `_send`
     assert learned.blocking["searchsdk._client.connect"].category == "database"
     assert "searchsdk._client.Client.ping" in learned.blocking  # inherited from a package base
     assert learned.blocking["searchsdk._query.Request.do"].category == "http"
@@ -131,7 +135,7 @@ def test_public_calls_that_reach_io_are_learned_with_their_chain(learned):
 
 def test_constructors_that_only_build_coroutines_and_pure_methods_are_not_learned(learned):
     for name in ("searchsdk._client.Client", "searchsdk._client.Client.describe", "searchsdk._client.AsyncClient.search",
-                 "searchsdk._query.Query.get"):
+                 "searchsdk._query.Query.get", "searchsdk._client.Client.has_proxy"):  # a cheap stat is no I/O
         assert name not in learned.blocking
     assert learned.coroutines == 1
 

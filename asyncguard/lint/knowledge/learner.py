@@ -24,8 +24,6 @@ from asyncguard.lint.rule import rules_by_code
 PROBE = "asyncguard_learn_probe"
 """The probe module's name: never a module of a library."""
 MAX_ALIAS_DEPTH = 16
-WEAK_CODES = frozenset({"AG109"})
-"""A library's own locks and waits guard its state: a chain ending in one is not learned as blocking."""
 PUBLIC_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
@@ -292,12 +290,18 @@ class Learner:
         found = {}
         codes = rules_by_code()
         for finding in program.findings(failures):
-            if finding.code != INDIRECT or finding.line not in probes or finding.via in WEAK_CODES:
+            if finding.code != INDIRECT or finding.line not in probes or self._weak(finding.chain[-1]["name"]):
                 continue
             chain = [[step["name"], step["path"], step["line"]] for step in finding.chain]
             found[finding.line] = LearnedCall(codes[finding.via].category, chain, self.sources.version)
         self.errors += len(failures)
         return found
+
+    def _weak(self, leaf: str) -> bool:
+        """A chain whose best leaf is weak (a cheap stat, a lock, a queue: a library's bookkeeping) is not learned:
+        the call blocks no more than any call does. A sleep is: a client that retries sleeps between attempts."""
+        api = self.knowledge.blocking_api(leaf)
+        return api is not None and api.weak and api.category != "sleep"
 
     def _shown(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()

@@ -201,8 +201,9 @@ def test_a_release_that_cannot_be_had_is_skipped_with_one_line(tmp_path, capsys,
 def test_shipped_files_are_what_the_builder_makes_of_their_release(tmp_path):
     """The shipped file of a small pure-Python release, learned again from its wheel kept in the tests."""
     shipped = Path(__file__).parents[1] / "asyncguard/lint/knowledge/learned"
-    kept = Path(__file__).parent / "fixtures/learn"
-    for archive in sorted(kept.glob("*.whl")):
+    kept = sorted((Path(__file__).parent / "fixtures/learn").glob("*.whl"))
+    assert kept, "a wheel to learn again is kept in tests/fixtures/learn"
+    for archive in kept:
         cache = tmp_path / archive.stem
         (cache / "downloads").mkdir(parents=True)
         (cache / "downloads" / archive.name).write_bytes(archive.read_bytes())
@@ -212,3 +213,18 @@ def test_shipped_files_are_what_the_builder_makes_of_their_release(tmp_path):
               with_learned=[], quiet=True)
         assert (tmp_path / "out" / f"{distribution}.json").read_text() == \
             (shipped / f"{distribution}.json").read_text()
+
+
+def test_a_project_package_named_like_a_library_is_the_project_s(tmp_path):
+    """A service's own `searchsdk/` package is not the learned library of that name."""
+    from asyncguard.lint.interface.runner import project_packages
+    from asyncguard.lint.knowledge.learned_data import LearnedData
+
+    cache = tmp_path / "cache"
+    wheel(cache / "downloads", "searchsdk", "1.0", SDK)
+    build(["searchsdk==1.0"], tmp_path / "learned", cache, jobs=1, time_limit=120, with_learned=[], quiet=True)
+    modules = {"searchsdk.client": tmp_path / "searchsdk/client.py", "client": tmp_path / "searchsdk/client.py",
+               "app.main": tmp_path / "app/main.py", "main": tmp_path / "app/main.py"}
+    assert project_packages(modules) == {"searchsdk", "app"}
+    assert LearnedData([tmp_path / "learned"]).blocking("searchsdk.connect") is not None
+    assert LearnedData([tmp_path / "learned"], without=frozenset({"searchsdk"})).blocking("searchsdk.connect") is None

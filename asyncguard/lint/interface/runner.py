@@ -50,9 +50,19 @@ def _init_worker(settings: Settings, enabled: frozenset[str], modules: dict[str,
     if previous is not None and all(mine is given for mine, given in zip(previous, run)):
         return
     knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls,
-                                [Path(directory) for directory in settings.learned])
+                                [Path(directory) for directory in settings.learned], project_packages(modules))
     project = Project(modules, knowledge, search_roots=roots)
     _worker_state.update(knowledge=knowledge, enabled=enabled, project=project, run=run)
+
+
+def project_packages(modules: dict[str, Path]) -> set[str]:
+    """The project's top-level packages: the first part of each module's full name (its longest key; the
+    shorter keys are suffixes, `db` of `app.db`, not packages)."""
+    full: dict[Path, str] = {}
+    for name, path in modules.items():
+        if len(name) > len(full.get(path, "")):
+            full[path] = name
+    return {name.split(".", 1)[0] for name in full.values()}
 
 
 STOP_GRACE = 0.5

@@ -249,9 +249,11 @@ def build_knowledge(
     extra_blocking: Mapping[str, Mapping[str, str]] | None = None,
     allowed: Iterable[str] = (),
     learned: Iterable[Path] | None = None,
+    project_packages: Iterable[str] = (),
 ) -> Knowledge:
     """The shipped knowledge plus the project's `extra-blocking-calls` and `allowed-calls`; what was learned from
-    libraries' sources in the shipped `learned/` directory, then in `learned` (the project's environment)."""
+    libraries' sources in the shipped `learned/` directory, then in `learned` (the project's environment), except
+    for the names of the project's own top-level packages (a project's `utils` is not a library's)."""
     data = _shipped_data()
     extra = [
         (
@@ -277,13 +279,13 @@ def build_knowledge(
             (pattern, tuple(FileArgument(a.get("position"), a["arg"], a.get("any", False)) for a in arguments))
             for pattern, arguments in data.get("in-memory", {}).get("files", {}).items()),
         buffers=frozenset(data.get("in-memory", {}).get("buffers", ())),
-        learned=_learned_data(tuple(learned or ())),
+        learned=_learned_data(tuple(learned or ()), frozenset(project_packages)),
     )
 
 
 @lru_cache(maxsize=4)
-def _learned_data(directories: tuple[Path, ...]) -> LearnedData:
-    return LearnedData([shipped_directory(), *directories])
+def _learned_data(directories: tuple[Path, ...], project_packages: frozenset[str]) -> LearnedData:
+    return LearnedData([shipped_directory(), *directories], without=project_packages)
 
 
 @lru_cache(maxsize=1)

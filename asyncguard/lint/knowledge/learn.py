@@ -152,18 +152,31 @@ def order(releases: list[Sources]) -> list[list[Sources]]:
 
 
 def build(requirement_list: list[str], out: Path, cache: Path, jobs: int, time_limit: float,
-          with_learned: list[Path], quiet: bool = False) -> list[Outcome]:
-    """Fetch the releases, then learn them (`build_sources`)."""
+          with_learned: list[Path], quiet: bool = False, requirement_depth: int = 0) -> list[Outcome]:
+    """Fetch the releases, and down to `requirement_depth` levels what they require (so that a chain can run into
+    a library no service names itself: `elasticsearch` → `elastic_transport`), then learn them all."""
     outcomes: list[Outcome] = []
     releases: list[Sources] = []
-    for requirement in requirement_list:
-        try:
-            releases.append(fetch(requirement, cache))
-        except FetchError as error:
-            outcomes.append(Outcome(requirement, 0.0, None, str(error)))
-            if not quiet:
-                print(_progress_line(outcomes[-1]), file=sys.stderr)
+    wanted, seen = list(requirement_list), set()
+    for depth in range(requirement_depth + 1):
+        found = []
+        for requirement in wanted:
+            try:
+                found.append(fetch(requirement, cache))
+            except FetchError as error:
+                outcomes.append(Outcome(requirement, 0.0, None, str(error)))
+                if not quiet:
+                    print(_progress_line(outcomes[-1]), file=sys.stderr)
+        releases += found
+        seen |= {canonical_name(requirement) for requirement in wanted}
+        wanted = sorted({name for sources in found for name in requirements(sources.root)} - seen)
     return outcomes + build_sources(releases, out, jobs, time_limit, with_learned, quiet)
+
+
+def canonical_name(requirement: str) -> str:
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(requirement.partition("==")[0].strip())
 
 
 def build_sources(releases: list[Sources], out: Path, jobs: int, time_limit: float, with_learned: list[Path],
@@ -217,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=default_cache())
     parser.add_argument("-j", "--jobs", type=int, default=min(os.cpu_count() or 1, 4))
     parser.add_argument("--time-limit", type=float, default=TIME_LIMIT)
+    parser.add_argument("--depth", dest="requirement_depth", type=int, default=2,
+                        help="also learn what the releases require, this many levels down (default 2)")
     parser.add_argument("--with", dest="with_learned", action="append", type=Path, default=[],
                         help="another directory of learned files to learn with")
     parser.add_argument("--report", type=Path, help="write the run's outcomes (per release) as JSON")
@@ -240,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("name at least one distribution, or --from FILE")
     started = time.perf_counter()
     outcomes = build(wanted, args.out, args.cache, max(1, args.jobs), args.time_limit, args.with_learned,
-                     args.quiet)
+                     args.quiet, args.requirement_depth)
     report = {"seconds": round(time.perf_counter() - started, 1), "jobs": max(1, args.jobs),
               "releases": [{**outcome.__dict__, "seconds": round(outcome.seconds, 1),
                             "learned": _summary(outcome.learned)} for outcome in outcomes]}

@@ -290,7 +290,8 @@ class Learner:
         found = {}
         codes = rules_by_code()
         for finding in program.findings(failures):
-            if finding.code != INDIRECT or finding.line not in probes or self._weak(finding.chain[-1]["name"]):
+            if finding.code != INDIRECT or finding.line not in probes or codes[finding.via].category == "thread" \
+                    or self._weak(finding.chain[-1]["name"]):
                 continue
             chain = [[step["name"], step["path"], step["line"]] for step in finding.chain]
             found[finding.line] = LearnedCall(codes[finding.via].category, chain, self.sources.version)
@@ -298,8 +299,9 @@ class Learner:
         return found
 
     def _weak(self, leaf: str) -> bool:
-        """A chain whose best leaf is weak (a cheap stat, a lock, a queue: a library's bookkeeping) is not learned:
-        the call blocks no more than any call does. A sleep is: a client that retries sleeps between attempts."""
+        """A chain whose best leaf is weak (a cheap stat) is not learned, nor one that ends in a lock, a queue or a
+        wait (a library's bookkeeping): the call blocks no more than any call does. A sleep is learned: a client
+        that retries sleeps between attempts."""
         api = self.knowledge.blocking_api(leaf)
         return api is not None and api.weak and api.category != "sleep"
 

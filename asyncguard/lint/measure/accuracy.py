@@ -43,6 +43,8 @@ class ServiceScore:
     """Findings on a labelled negative: false positives."""
     unjudged: list[dict] = field(default_factory=list)
     """Findings no label speaks of: a reader's verdict decides."""
+    matched: list[dict] = field(default_factory=list)
+    """Findings on a labelled site (true by the label), so a precision sample can be drawn from every finding."""
 
 
 def near(finding: dict, label: dict) -> bool:
@@ -54,13 +56,14 @@ def score(labels: dict, findings: list[dict], exit_status: int) -> ServiceScore:
     line away (so a finding never goes to a neighbour while its own line's label waits)."""
     sites, negatives = labels["sites"], labels.get("negatives", [])
     unmatched = list(findings)
-    found = []
+    found, matched = [], []
     for slack in range(LINE_SLACK + 1):
         for site in sorted(sites, key=lambda site: (site["path"], site["line"])):
             candidates = [f for f in unmatched if f["path"] == site["path"] and abs(f["line"] - site["line"]) == slack]
             if site not in found and candidates:
                 unmatched.remove(candidates[0])
                 found.append(site)
+                matched.append(candidates[0])
     on_negatives = [f for f in unmatched if any(near(f, negative) for negative in negatives)]
     unjudged = [f for f in unmatched if f not in on_negatives]
     shown = lambda f: {key: f[key] for key in ("path", "line", "code", "message")}  # noqa: E731
@@ -70,7 +73,8 @@ def score(labels: dict, findings: list[dict], exit_status: int) -> ServiceScore:
         found=len(found), found_sure=sum(site.get("confidence") == "sure" for site in found),
         findings=len(findings), on_negatives=len(on_negatives), unlabelled=len(unjudged), exit_status=exit_status,
         missed=[site for site in sites if site not in found],
-        false_on_negatives=[shown(f) for f in on_negatives], unjudged=[shown(f) for f in unjudged])
+        false_on_negatives=[shown(f) for f in on_negatives], unjudged=[shown(f) for f in unjudged],
+        matched=[shown(f) for f in matched])
 
 
 def check(checkout: Path, tool: str = "asyncguard", venv: Path | None = None) -> tuple[list[dict], int]:

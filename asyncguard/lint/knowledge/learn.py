@@ -98,10 +98,62 @@ def merge(learned: list[dict]) -> dict:
                 combined.setdefault(name, value)
         merged[key] = dict(sorted(combined.items()))
     merged["modules"] = sorted({m for d in learned for m in d["modules"]})
-    merged["classes"] = sorted({c for d in learned for c in d["classes"]})
+    merged["classes"] = sorted({c for d in learned for c in d.get("classes", ())})
     for key in ("examined", "coroutines", "errors"):
         merged[key] = sum(d[key] for d in learned)
     return merged
+
+
+def prune(learned: dict) -> dict:
+    """Only what can lead a checked call to a blocking one: the types of results and attributes on the way to a
+    class with a blocking method, the public spellings of those, and each such class's async counterpart; a
+    library's thousands of other classes and names say nothing a finding needs. A constructor whose chain ends in
+    file I/O is left out: it opens a path only when given one (`PdfWriter()` vs `PdfWriter("out.pdf")`), or reads
+    its configuration once, where clients are made, at import."""
+    classes = set(learned["classes"])
+    blocking = {name: call for name, call in learned["blocking"].items()
+                if not (name in classes and call["category"] == "file")}
+    useful = {name.rpartition(".")[0] for name in blocking}  # classes (and modules) with something that blocks
+    kept: dict[str, dict] = {"returns": {}, "attributes": {}}
+    while True:
+        grown = False
+        for table in kept:
+            for name, type_ in learned[table].items():
+                if type_ in useful and name not in kept[table]:
+                    kept[table][name] = type_
+                    grown |= name.rpartition(".")[0] not in useful
+                    useful.add(name.rpartition(".")[0])
+        if not grown:
+            break
+    wanted = set(blocking) | useful | set(kept["returns"])
+    pruned = {key: value for key, value in learned.items() if key != "classes"}
+    pruned.update(kept, blocking=blocking, aliases={alias: target for alias, target in learned["aliases"].items() if target in wanted},
+                  counterparts={owner: found for owner in sorted(useful & classes)
+                                if (found := async_counterpart(owner, classes, learned["aliases"]))})
+    return pruned
+
+
+def async_counterpart(class_path: str, classes: set[str], aliases: dict[str, str]) -> str | None:
+    """`AsyncElasticsearch` for `Elasticsearch`: the same library's async class of that name, if it has one."""
+    module, _, name = class_path.rpartition(".")
+    for candidate in (f"Async{name}", f"{name}Async"):
+        for path in (f"{module}.{candidate}", f"{module.split('.', 1)[0]}.{candidate}"):
+            if path in classes or path in aliases:
+                return candidate
+    return None
+
+
+def write_learned(out: Path, learned: dict) -> None:
+    """One entry a line, keys sorted: small, and reviewable as a diff."""
+    lines = [json.dumps({key: value for key, value in learned.items()
+                         if key not in ("blocking", "aliases", "returns", "attributes", "counterparts")},
+                        sort_keys=True)[:-1] + ","]
+    for table in ("aliases", "attributes", "blocking", "counterparts", "returns"):
+        entries = [f"  {json.dumps(name)}: {json.dumps(value, sort_keys=True)}"
+                   for name, value in sorted(learned[table].items())]
+        lines.append(f' "{table}": {{' + ("\n" + ",\n".join(entries) + "\n " if entries else "") + "},")
+    lines[-1] = lines[-1].rstrip(",")
+    (out / file_name(learned["distribution"])).write_text("\n".join(lines) + "\n}\n", encoding="utf-8")
 
 
 def _version_key(version: str) -> tuple:
@@ -205,9 +257,7 @@ def build_sources(releases: list[Sources], out: Path, jobs: int, time_limit: flo
         for data in learned_now:
             by_distribution.setdefault(data["distribution"], []).append(data)
         for distribution in {data["distribution"] for data in learned_now}:
-            merged = merge(by_distribution[distribution])
-            (out / file_name(distribution)).write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n",
-                                                       encoding="utf-8")
+            write_learned(out, prune(merge(by_distribution[distribution])))
         write_index(out)
     return outcomes
 
@@ -263,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     if args.readme is not None:
-        replace_section(args.readme, COVERAGE_START, COVERAGE_END, coverage_table(report))
+        replace_section(args.readme, COVERAGE_START, COVERAGE_END, coverage_table(report, args.out))
     skipped = [outcome for outcome in outcomes if outcome.learned is None]
     if not args.quiet:
         print(f"asyncguard learn: {len(outcomes) - len(skipped)} learned, {len(skipped)} skipped", file=sys.stderr)
@@ -274,21 +324,28 @@ COVERAGE_START = "<!-- knowledge:start (generated by `make knowledge`, do not ed
 COVERAGE_END = "<!-- knowledge:end -->"
 
 
-def coverage_table(report: dict) -> str:
-    """What a build learned: totals, then each release (the longest lists in a fold)."""
-    learned = [r for r in report["releases"] if r["learned"] is not None]
+def coverage_table(report: dict, out: Path) -> str:
+    """What the learned files hold, per distribution (after `prune`), with the build's time: totals first, the
+    distributions in a fold."""
+    seconds: dict[str, float] = {}
+    for release in report["releases"]:
+        if release["learned"] is not None:
+            name = release["learned"]["distribution"]
+            seconds[name] = seconds.get(name, 0.0) + release["seconds"]
+    files = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(out.glob("*.json"))
+             if path.name not in (INDEX, DISTRIBUTIONS)]
     skipped = [r for r in report["releases"] if r["learned"] is None]
-    examined = sum(r["learned"]["examined"] for r in learned)
-    blocking = sum(r["learned"]["blocking"] for r in learned)
-    rows = [f"{len(learned)} releases learned ({len({r['learned']['distribution'] for r in learned})} "
-            f"distributions), {len(skipped)} skipped; {examined:,} public calls examined, {blocking:,} learned "
-            f"as blocking; {report['seconds'] / 60:.1f} minutes with {report['jobs']} processes.", "",
-            "<details><summary>Per release</summary>", "",
-            "| Release | Public calls | Blocking | Coroutines | Seconds |", "|---|---:|---:|---:|---:|"]
-    for release in sorted(learned, key=lambda r: (-r["learned"]["blocking"], r["requirement"])):
-        data = release["learned"]
-        rows.append(f"| {data['distribution']} {data['version']} | {data['examined']:,} | {data['blocking']:,} | "
-                    f"{data['coroutines']:,} | {release['seconds']:.1f} |")
+    examined = sum(data["examined"] for data in files)
+    blocking = sum(len(data["blocking"]) for data in files)
+    rows = [f"{len(files)} distributions learned ({sum(len(d['version'].split(', ')) for d in files)} releases), "
+            f"{len(skipped)} releases skipped; {examined:,} public calls examined, {blocking:,} learned as blocking; "
+            f"{report['seconds'] / 60:.1f} minutes with {report['jobs']} processes.", "",
+            "<details><summary>Per distribution</summary>", "",
+            "| Distribution | Releases | Public calls | Blocking | Coroutines | Seconds |",
+            "|---|---|---:|---:|---:|---:|"]
+    for data in sorted(files, key=lambda d: (-len(d["blocking"]), d["distribution"])):
+        rows.append(f"| {data['distribution']} | {data['version']} | {data['examined']:,} | {len(data['blocking']):,} "
+                    f"| {data['coroutines']:,} | {seconds.get(data['distribution'], 0.0):.1f} |")
     rows += ["", "Skipped: " + "; ".join(f"{r['requirement']} ({r['problem']})" for r in skipped) + ".", "",
              "</details>"]
     return "\n".join([COVERAGE_START, *rows, COVERAGE_END])

@@ -38,7 +38,7 @@ class _Package:
     aliases: dict[str, str]
     returns: dict[str, str]
     attributes: dict[str, str]
-    classes: set[str]
+    counterparts: dict[str, str]
 
 
 def knowledge_digest(directories: list[Path]) -> str:
@@ -104,7 +104,7 @@ class LearnedData:
                 owner, _, _ = defined.rpartition(".")
                 found = LearnedBlocking(entry["category"], tuple(step[0] for step in entry["chain"]),
                                         f"{package.distribution} {entry['version']}",
-                                        _async_counterpart(package, owner if owner in package.classes else defined))
+                                        package.counterparts.get(owner) or package.counterparts.get(defined))
         self._blocking[name] = found
         return found
 
@@ -117,20 +117,11 @@ class LearnedData:
         return package.attributes.get(self._defined(package, name)) if package is not None else None
 
 
-def _async_counterpart(package: _Package, class_path: str) -> str | None:
-    module, _, name = class_path.rpartition(".")
-    for candidate in (f"Async{name}", f"{name}Async"):
-        for path in (f"{module}.{candidate}", f"{module.split('.', 1)[0]}.{candidate}"):
-            if path in package.classes or path in package.aliases:
-                return candidate
-    return None
-
-
 def _read(path: Path) -> _Package | None:
     """A damaged or unreadable file is no knowledge, never an error of the run."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return _Package(data["distribution"], dict(data["blocking"]), dict(data["aliases"]),
-                        dict(data["returns"]), dict(data["attributes"]), set(data.get("classes", ())))
+                        dict(data["returns"]), dict(data["attributes"]), dict(data["counterparts"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None

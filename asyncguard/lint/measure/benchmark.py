@@ -112,15 +112,25 @@ def _download(repository: str, commit: str, into: Path) -> str | None:
 
 
 def _export(mirror: Path | None, name: str, commit: str, into: Path) -> str | None:
+    """The commit's Python files from a local git mirror (blob by blob: a mirror may lack its largest files)."""
     git_dir = mirror / name / "repo" if mirror is not None else None
     if git_dir is None or not git_dir.is_dir():
         return "offline, and no mirror of it"
-    done = subprocess.run(["git", "--git-dir", str(git_dir), "archive", "--format=tar", commit],
-                          capture_output=True, check=False)
-    if done.returncode != 0:
+    git = ["git", "--git-dir", str(git_dir)]
+    listing = subprocess.run([*git, "ls-tree", "-r", "-z", commit], capture_output=True, check=False)
+    if listing.returncode != 0:
         return f"the mirror lacks commit {commit[:12]}"
-    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
-        _unpack_python(archive, into, strip=0)
+    for entry in listing.stdout.split(b"\0"):
+        meta, _, path = entry.partition(b"\t")
+        if not path.endswith(b".py") or b".." in path.split(b"/"):
+            continue
+        blob = subprocess.run([*git, "cat-file", "blob", meta.split()[2].decode()], capture_output=True, check=False)
+        if blob.returncode == 0:
+            target = into / path.decode("utf-8", errors="replace")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob.stdout)
+    into.mkdir(parents=True, exist_ok=True)
+    (into / ".complete").touch()
     return None
 
 
@@ -158,11 +168,27 @@ def copy_corpus(source: Path, target: Path) -> tuple[int, int]:
     return files, lines
 
 
-def timed(tool: str, mode: str, command: list[str], cwd: Path, count, limit: float, corpus: str) -> ToolTiming:
+def without_learned_knowledge(work: Path) -> dict[str, str]:
+    """The environment of a run of this asyncguard with no learned knowledge: a copy of the package without its
+    `learned/` files, first on the path (what loading that data costs is measured against it)."""
+    import asyncguard
+
+    copy = work / "unlearned"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(Path(asyncguard.__file__).parent, copy / "asyncguard",
+                    ignore=shutil.ignore_patterns("*.json", "__pycache__"))
+    shutil.rmtree(work / ".asyncguard_cache", ignore_errors=True)
+    return {**os.environ, "PYTHONPATH": str(copy)}
+
+
+def timed(tool: str, mode: str, command: list[str], cwd: Path, count, limit: float, corpus: str,
+          environment: dict[str, str] | None = None) -> ToolTiming:
     print(f"running {tool} ({mode}) on {corpus}", file=sys.stderr, flush=True)
+    if mode == "cold":
+        shutil.rmtree(cwd / ".asyncguard_cache", ignore_errors=True)
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out:
-        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL, env=environment)
         killer = threading.Timer(limit, process.kill)
         killer.start()
         try:
@@ -198,9 +224,14 @@ def run_benchmark(corpus: Path, work: Path, limit: float, name: str, slow_tools:
     hydroid = [tool("hydroid"), str(corpus), "--format", "json"]
     shutil.rmtree(work / ".asyncguard_cache", ignore_errors=True)
     shutil.rmtree(corpus / ".hydroid_cache", ignore_errors=True)
-    timings = [
+    unlearned = without_learned_knowledge(work)
+    timings = [  # a cold run starts with no cache; a warm one finds the cache the run before it left
         timed("asyncguard", "cold", asyncguard, work, count_asyncguard, limit, name),
         timed("asyncguard", "warm", asyncguard, work, count_asyncguard, limit, name),
+        timed("asyncguard without the learned knowledge", "cold", asyncguard, work, count_asyncguard, limit, name,
+              unlearned),
+        timed("asyncguard without the learned knowledge", "warm", asyncguard, work, count_asyncguard, limit, name,
+              unlearned),
         timed("hydroid-cli", "cold", hydroid, work, count_hydroid, limit, name),
         timed("hydroid-cli", "warm", hydroid, work, count_hydroid, limit, name),
         timed("ruff --select ASYNC", "cold",

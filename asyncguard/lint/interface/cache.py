@@ -17,7 +17,7 @@ from asyncguard import __version__
 from asyncguard.atomic import write_atomically
 
 CACHE_DIR = ".asyncguard_cache"
-CACHE_FORMAT = 11
+CACHE_FORMAT = 12
 """Version 2 added each file's summary and calls on the loop (the whole-program pass)."""
 
 
@@ -93,7 +93,8 @@ SUMMARY = {
 LOOP_CALL = (str, int, int, int, int, str, str, TableOf(str))
 """Callee, span, context, the call as written, known argument types (asyncguard.lint.engine.checker)."""
 ENTRY = {"mtime_ns": int, "size": int, "digest": str, "findings": OneOf((None, [FINDING])),
-         "dependencies": [(str, int, int)], "summary": OneOf((None, SUMMARY)), "loop_calls": [LOOP_CALL]}
+         "dependencies": [(str, int, int)], "summary": OneOf((None, SUMMARY)), "loop_calls": [LOOP_CALL],
+         "summary_module": str}
 """A CacheEntry; change CACHE_FORMAT with it."""
 is_entry = validator(ENTRY)
 
@@ -110,6 +111,9 @@ class CacheEntry:
     summary: dict | None = None
     """The file's sync functions (asyncguard.lint.engine.checker.FileAnalysis); None until it is needed."""
     loop_calls: list[list] = field(default_factory=list)
+    summary_module: str = ""
+    """The module name the summary was made under: its functions are named in it (a file imported as `database`
+    by one module and as `app.features.database` by another has a summary for each; the entry keeps one)."""
 
     def dependencies_unchanged(self) -> bool:
         for path, mtime_ns, size in self.dependencies:
@@ -163,21 +167,23 @@ class FindingsCache:
         return None
 
     def store(self, key: str, stat: os.stat_result, content_digest: str, findings: list[dict] | None,
-              dependencies: list[str] = (), summary: dict | None = None, loop_calls: list[list] = ()) -> None:
+              dependencies: list[str] = (), summary: dict | None = None, loop_calls: list[list] = (),
+              summary_module: str = "") -> None:
         if not self.enabled:
             return
         self.entries[key] = CacheEntry(stat.st_mtime_ns, stat.st_size, content_digest, findings,
-                                       stamped(dependencies), summary, list(loop_calls))
+                                       stamped(dependencies), summary, list(loop_calls), summary_module)
         self.dirty = True
 
     def store_summary(self, key: str, stat: os.stat_result, content_digest: str, summary: dict,
-                      dependencies: list[str] = ()) -> None:
-        """Add a summary to the file's entry (its findings stay), or start an entry that has only a summary."""
+                      dependencies: list[str], module: str) -> None:
+        """Add a summary to the file's entry (its findings stay), or start an entry that has only a summary; the
+        summary a checked file's own analysis made, under its own name, is never replaced by one under another."""
         entry = self.entries.get(key)
         if entry is None or entry.digest != content_digest:
-            self.store(key, stat, content_digest, None, dependencies, summary)
-        elif self.enabled:
-            entry.summary = summary
+            self.store(key, stat, content_digest, None, dependencies, summary, summary_module=module)
+        elif self.enabled and (entry.findings is None or entry.summary is None):
+            entry.summary, entry.summary_module = summary, module
             entry.dependencies += stamped(dependencies)
             self.dirty = True
 

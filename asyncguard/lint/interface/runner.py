@@ -197,7 +197,7 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
             continue
         if cached is not None and cached.findings is not None:
             result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in cached.findings)
-            if cached.summary is not None:
+            if cached.summary is not None and cached.summary_module == source.module:  # not one made under an alias
                 records.append(ModuleRecord(source.module, source.display, cached.summary, cached.loop_calls))
             if progress:
                 progress(1)
@@ -211,7 +211,7 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
         for (source, stat, _), (content_digest, findings, dependencies, summary, loop_calls) in zip(pending, analysed):
             if content_digest is not None and not any(f["code"] == "AG002" for f in findings):
                 cache.store(str(source.path), stat, content_digest, [{**f, "path": ""} for f in findings],
-                            dependencies, summary, loop_calls)
+                            dependencies, summary, loop_calls, source.module)
             result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in findings)
             if summary is not None:
                 records.append(ModuleRecord(source.module, source.display, summary, loop_calls))
@@ -258,11 +258,11 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
                 try:
                     stat = path.stat()
                     cached = cache.lookup(str(path), stat)
-                    if cached is None or cached.summary is None:
+                    if cached is None or cached.summary is None or cached.summary_module != module:
                         data = path.read_bytes()
                         content_digest = digest(data)
                         cached = cache.lookup_content(str(path), stat, content_digest)
-                        if cached is None or cached.summary is None:
+                        if cached is None or cached.summary is None or cached.summary_module != module:
                             jobs.append((module, data, content_digest, path, stat, display))
                             continue
                 except OSError:  # unreadable: it is reported when checked itself
@@ -275,7 +275,7 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
                 if error is not None:
                     failures.append(internal_error(display, error))
                 else:
-                    cache.store_summary(str(path), stat, content_digest, summary, dependencies)
+                    cache.store_summary(str(path), stat, content_digest, summary, dependencies, module)
                 found[module] = ModuleRecord(module, display, summary, [])
             return [found[module] for module in names]
 

@@ -59,6 +59,8 @@ class ToolTiming:
     """Stopped at the time limit without finishing: `seconds` is a lower bound."""
     peak_rss_mb: float | None = None
     corpus: str = "library"
+    error: str = ""
+    """Why the tool could not run (not installed)."""
 
 
 @dataclass
@@ -188,7 +190,11 @@ def timed(tool: str, mode: str, command: list[str], cwd: Path, count, limit: flo
         shutil.rmtree(cwd / ".asyncguard_cache", ignore_errors=True)
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out:
-        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL, env=environment)
+        try:
+            process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL, env=environment)
+        except OSError as error:  # not installed: a row that says so, and the other tools still measured
+            print(f"cannot run {tool}: {error.strerror}", file=sys.stderr)
+            return ToolTiming(tool, mode, 0.0, -1, None, command, corpus=corpus, error=error.strerror or str(error))
         killer = threading.Timer(limit, process.kill)
         killer.start()
         try:
@@ -252,12 +258,19 @@ def markdown_table(result: LintBenchmark) -> str:
                  "| Tool | Mode | Seconds | Peak memory (MB) | Findings |", "|---|---|---:|---:|---:|"]
         for timing in (t for t in result.timings if t.corpus == corpus.name):
             findings = "" if timing.findings is None else f"{timing.findings:,}"
+            if timing.exit_code < 0 and not timing.timed_out and not timing.error:
+                findings = f"none: crashed (signal {-timing.exit_code})"
             seconds = f"> {timing.seconds:.0f} (did not finish)" if timing.timed_out else f"{timing.seconds:.2f}"
+            if timing.error:
+                seconds = f"not run ({timing.error})"
             memory = "" if timing.peak_rss_mb is None else f"{timing.peak_rss_mb:,.0f}"
             rows.append(f"| {timing.tool} | {timing.mode} | {seconds} | {memory} | {findings} |")
         ours, theirs = (result.seconds(tool, "cold", corpus.name) for tool in ("asyncguard", "hydroid-cli"))
+        crashed = any(t.tool == "hydroid-cli" and t.exit_code < 0 for t in result.timings if t.corpus == corpus.name)
         if ours and theirs:
-            rows += ["", f"Cold, asyncguard / hydroid-cli: **{ours / theirs:.2f}**."]
+            rows += ["", f"Cold, asyncguard / hydroid-cli: **{ours / theirs:.2f}**"
+                         + (" (against a run that crashed: hydroid-cli's full run would take longer)." if crashed
+                            else ".")]
         rows.append("")
     return "\n".join([TABLE_START, *rows[:-1], TABLE_END])
 

@@ -258,3 +258,21 @@ def test_every_step_of_a_chain_carries_the_line_of_its_call(tmp_path):
         ("app.services.payments.charge", "payments.py", 6), ("app.services.payments._submit", "payments.py", 10),
         ("app.services.gateway.Gateway.post_charge", "gateway.py", 7),
         ("app.services.gateway.Gateway._send", "gateway.py", 10), ("requests.post", "gateway.py", 10)]
+
+
+def test_a_module_imported_under_two_names_keeps_its_chains_warm_and_cold(tmp_path):
+    """`from database import load` (the service puts `app/` on sys.path) in one module and `from app.database import
+    load` in another name one file twice: each name's chain is found, in a cold run and from the cache."""
+    files = {
+        "app/__init__.py": "",
+        "app/database.py": "import sqlite3\n\n\ndef load(key):\n    return sqlite3.connect('app.db').execute(key)\n",
+        "app/routes.py": "from database import load\n\n\nasync def by_short_name(key):\n    return load(key)\n",
+        "app/api.py": "from app.database import load\n\n\nasync def by_package(key):\n    return load(key)\n\n\n"
+                      "async def uses_the_db_too():\n    import sqlite3\n    return sqlite3.connect('x')\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    indirect = lambda: sorted((f.path.rsplit("/", 1)[-1], f.line) for f in check(tmp_path) if f.code == "AG800")  # noqa: E731
+    assert indirect() == [("api.py", 5), ("routes.py", 5)]
+    assert indirect() == [("api.py", 5), ("routes.py", 5)]  # warm

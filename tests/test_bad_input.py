@@ -53,11 +53,19 @@ def test_encodings_and_line_endings_are_checked(tmp_path, capsys, content):
     "",
     "match command:\n    case [x, y]:\n        pass\n",
     "type Pair[T] = tuple[T, T]\n\nasync def f[T](x: T) -> T:\n    return x\n",
-    "async def f(items):\n    return f\"{'\\n'.join(items)}\"\n",
     "def g():\n    async def inner():\n        pass\n",
 ])
 def test_newest_syntax_is_checked_without_findings(source):
     assert check_source(source) == []
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="Python 3.12 reads PEP 701 f-strings")
+def test_syntax_newer_than_the_interpreter_reads_is_not_passed_silently():
+    """A coroutine this Python's `ast` cannot read (a PEP 701 f-string on 3.11) is not checked: it says so."""
+    [finding] = check_source("import time\n\nasync def f(items):\n    time.sleep(1)\n"
+                             "    return f\"{'\\n'.join(items)}\"\n")
+    assert finding.code == "AG001"
+    assert "syntax newer than Python 3.11 reads (run asyncguard with a newer Python to check it)" in finding.message
 
 
 def test_new_syntax_does_not_hide_findings():

@@ -362,3 +362,21 @@ def test_a_torch_module_of_the_project_called_on_the_loop_is_a_forward_pass(know
     [finding] = check_source(text, "app.py", "app", knowledge)
     assert (finding.line, finding.code, finding.via) == (15, "AG800", "AG112")
     assert finding.chain[-1]["name"] == "torch.nn.Module"  # the call shown as written: `model(...)`
+
+
+def test_a_class_whose_name_starts_with_an_underscore_is_still_a_class(knowledge):
+    """`GLOBALS = _Globals()`: calling a private class builds an instance of it, whose methods are followed."""
+    from asyncguard.lint.engine.checker import check_source
+
+    text = ("import sqlite3\n\n\nclass _Globals:\n    def rows(self):\n        return sqlite3.connect('x').execute('q')\n\n\n"
+            "GLOBALS = _Globals()\n\n\nasync def handler():\n    return GLOBALS.rows()\n")
+    [finding] = check_source(text, "app.py", "app", knowledge)
+    assert (finding.line, finding.code, finding.chain[0]["name"]) == (13, "AG800", "app._Globals.rows")
+
+
+def test_learned_paths_that_real_uses_do_not_take_are_declared_safe(knowledge):
+    from asyncguard.lint.engine.checker import check_source
+
+    text = ("import pytz\nfrom PIL import Image\n\n\nasync def f(image: Image.Image):\n    image.convert('RGB')\n"
+            "    return pytz.timezone('Europe/Paris')\n")
+    assert check_source(text, "app.py", "app", knowledge) == []

@@ -347,8 +347,8 @@ class Resolver:
         produced = self.function_result(value.path)
         if produced is not None:
             return produced
-        if value.path.rsplit(".", 1)[-1][:1].isupper():
-            return Value(value.path, instance=True)  # calling a class builds an instance of it
+        if value.path.rsplit(".", 1)[-1].lstrip("_")[:1].isupper():
+            return Value(value.path, instance=True)  # calling a class (`Client`, `_Globals`) builds an instance
         return None
 
     def annotation(self, node: ast.expr | None, scope: Scope) -> Value | None:

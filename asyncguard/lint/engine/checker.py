@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import io
 import re
+import sys
 import tokenize
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -109,6 +110,10 @@ def analyse_source(text: str, path: str = "<string>", module: str = "module",
     tree = parsed(text, module, project)
     if isinstance(tree, tuple):
         return FileAnalysis([not_checked(path, *tree)])
+    if tree is None and "async" in text:  # valid, but newer than this Python reads: say so, never pass it silently
+        return FileAnalysis([not_checked(path, f"syntax newer than Python {sys.version_info.major}."
+                                               f"{sys.version_info.minor} reads (run asyncguard with a newer "
+                                               f"Python to check it)")])
     if tree is None or "async" not in text:  # no coroutine, nothing can run on the loop: only the syntax is checked
         return FileAnalysis()
     result = analyze(tree, module, knowledge, text, project, enabled is None or INDIRECT in enabled)

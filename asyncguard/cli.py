@@ -163,6 +163,9 @@ def learn_from_environment(settings, files: list, explicit: str | None, quiet: b
                                                       default_cache(), report))]
     except UnusableInterpreter as error:
         raise UsageError(str(error)) from None
+    except OSError as error:  # a cache that cannot be written: the run goes on with the shipped knowledge
+        print(f"asyncguard: warning: not learning from {chosen or 'the project environment'}: "
+              f"{error.strerror or error}: {getattr(error, 'filename', '') or ''}".rstrip(": "), file=sys.stderr)
     settings.learned_digest = knowledge_digest([Path(directory) for directory in settings.learned])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -71,3 +72,13 @@ def test_a_path_that_is_no_interpreter_is_a_one_line_error(project):
     done = check(project, "--python", "/nonexistent/python")
     assert done.returncode == 2
     assert done.stderr.strip() == "asyncguard: error: --python /nonexistent/python: not an executable Python interpreter"
+
+
+def test_a_cache_that_cannot_be_written_leaves_the_shipped_knowledge(project, tmp_path):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    done = subprocess.run([*ASYNCGUARD, "check", "--format", "json", "--no-cache", "app.py"], cwd=project,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "XDG_CACHE_HOME": str(blocked)})
+    assert done.returncode == 0 and calls(done) == []
+    assert "asyncguard: warning: not learning from the project environment" in done.stderr
+    assert "Traceback" not in done.stderr

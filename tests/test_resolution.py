@@ -300,3 +300,29 @@ def test_a_dependency_yielding_from_an_async_sessionmaker_is_an_async_session(tm
             "    return db.query(dict).all()\n"),
     })
     assert reported == expected == set()
+
+
+def test_a_context_manager_made_by_calling_contextmanager_yields_what_the_generator_does(tmp_path):
+    """`get_db_manager = contextmanager(get_db)` (not `@contextmanager`), `get_db` wrapped by a retry decorator:
+    `with get_db_manager() as db` gives the Session `get_db` yields."""
+    from asyncguard.lint.interface.config import Settings
+    from asyncguard.lint.interface.files import discover
+    from asyncguard.lint.interface.runner import run
+
+    files = {
+        "app/__init__.py": "",
+        "app/database.py": (
+            "import functools\nfrom contextlib import contextmanager\n\nfrom sqlalchemy.orm import sessionmaker\n\n"
+            "SessionLocal = sessionmaker()\n\n\ndef retry(attempts=3):\n    def decorator(func):\n"
+            "        @functools.wraps(func)\n        def wrapper(*args, **kwargs):\n"
+            "            yield next(func(*args, **kwargs))\n        return wrapper\n    return decorator\n\n\n"
+            "@retry()\ndef get_db():\n    yield SessionLocal()\n\n\nget_db_manager = contextmanager(get_db)\n"),
+        "app/handlers.py": ("from app.database import get_db_manager\n\n\nasync def on_event(sid):\n"
+                            "    with get_db_manager() as db:\n        return db.query(int).first()\n"),
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    findings = run(list(discover([str(tmp_path / "app")], tmp_path, [])), Settings(project_root=tmp_path)).findings
+    assert [(f.path.rsplit("/", 1)[-1], f.line, f.code, f.call) for f in findings] == [
+        ("handlers.py", 6, "AG106", "sqlalchemy.orm.Query.first")]

@@ -160,6 +160,11 @@ class Scope:
         return None
 
 
+FUNCTION_WRAPPERS = frozenset({"contextlib.contextmanager", "contextlib.asynccontextmanager"})
+"""Called on a function (not as `@` decorators), these give a function whose call yields or returns what the
+wrapped one does: `contextmanager(get_db)()` is `get_db()` used in a `with`."""
+
+
 def is_main_guard(node: ast.If) -> bool:
     test = node.test
     if not isinstance(test, ast.Compare) or len(test.comparators) != 1:
@@ -335,6 +340,9 @@ class Resolver:
 
     def call_result(self, call: ast.Call, scope: Scope) -> Value | None:
         value = self.infer(call.func, scope)
+        if value is not None and not value.instance and value.path in FUNCTION_WRAPPERS and call.args:
+            wrapped = self.infer(call.args[0], scope)  # `get_db_manager = contextmanager(get_db)`
+            return wrapped if wrapped is not None and not wrapped.instance else None
         return self.result_of(value) if value is not None else None
 
     def result_of(self, value: Value) -> Value | None:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -72,17 +73,39 @@ def _weaken(table: PatternTable) -> None:
                      for root, entries in table.by_root.items()}
 
 
+_running: set[subprocess.Popen] = set()
+"""The learning processes now running: an interrupted build stops them rather than wait for them."""
+
+
 def _learn_in_process(sources: Sources, with_learned: list[Path], time_limit: float) -> tuple[dict | None, str | None]:
     command = [sys.executable, "-m", "asyncguard.lint.knowledge.learn", "--one", sources.distribution,
                sources.version, str(sources.root), *[f"--with={d}" for d in with_learned]]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=time_limit, check=False)
-    except subprocess.TimeoutExpired:
-        return None, f"over the {time_limit:.0f} s limit"
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        _running.add(process)
+        try:
+            stdout, stderr = process.communicate(timeout=time_limit)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return None, f"over the {time_limit:.0f} s limit"
+        finally:
+            _running.discard(process)
+    if process.returncode != 0:
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
         return None, f"failed: {last[:200]}"
-    return json.loads(done.stdout), None
+    return json.loads(stdout), None
+
+
+@contextmanager
+def _stopped_when_interrupted():
+    """Left by an exception (Ctrl-C, SIGTERM), the learning processes are killed: the pool's threads, waiting on
+    them, then end at once."""
+    try:
+        yield
+    except BaseException:
+        for process in list(_running):
+            process.kill()
+        raise
 
 
 def merge(learned: list[dict]) -> dict:
@@ -245,7 +268,7 @@ def build_sources(releases: list[Sources], out: Path, jobs: int, time_limit: flo
             return Outcome(f"{sources.distribution}=={sources.version}", time.perf_counter() - started, learned,
                            problem)
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        with ThreadPoolExecutor(max_workers=jobs) as pool, _stopped_when_interrupted():
             learned_now = []
             for outcome in pool.map(run, level):
                 outcomes.append(outcome)

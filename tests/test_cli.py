@@ -265,3 +265,27 @@ def test_cache_notices_a_changed_imported_module(project, capsys):
     (project / "pkg" / "clients.py").write_text("import httpx\nhttp = httpx.AsyncClient()\n")
     os.utime(project / "pkg" / "clients.py", ns=(1, 1))
     assert run_cli(capsys, "check", "-q", "pkg")[1] == ""
+
+
+def test_check_needs_only_the_plain_install(tmp_path):
+    """`pip install asyncguard` is libcst and packaging: a check (with its environment step) imports nothing else
+    outside the standard library."""
+    import subprocess
+    import sys
+
+    (tmp_path / "app.py").write_text("import time\n\n\nasync def handler():\n    time.sleep(1)\n")
+    guard = (
+        "import sys, importlib.abc\n"
+        "allowed = set(sys.stdlib_module_names) | {'asyncguard', 'libcst', 'yaml', 'packaging', 'tomli', '_yaml'}\n"
+        "class Plain(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] not in allowed:\n"
+        "            raise ImportError(f'not in the plain install: {name}')\n"
+        "sys.meta_path.insert(0, Plain())\n"
+        "from asyncguard.cli import main\n"
+        "sys.argv = ['asyncguard', 'check', '--no-cache', 'app.py']\n"
+        "sys.exit(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", guard], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "app.py:5:5: AG101" in done.stdout

@@ -21,6 +21,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable
 
+from packaging.utils import canonicalize_name
+
 from asyncguard.lint.knowledge.learned_data import INDEX, shipped_directory
 from asyncguard.lint.knowledge.pypi import METADATA, Sources
 
@@ -81,7 +83,7 @@ def installed_by_import_name(directories: list[Path]) -> dict[str, Installed]:
                       if str(f).endswith(".py") and ".." not in f.parts and "__pycache__" not in f.parts)
         tops = {Path(f).relative_to(root).parts[0].removesuffix(".py") for f in files}
         metadata_file = next((root / f for f in distribution.files if str(f).endswith(".dist-info/METADATA")), None)
-        entry = Installed(_canonical(name), distribution.version, files, root, metadata_file)
+        entry = Installed(canonicalize_name(name), distribution.version, files, root, metadata_file)
         for top in tops:
             if top.isidentifier():
                 found.setdefault(top, entry)
@@ -157,7 +159,3 @@ def _view(release: Installed, cache: Path) -> Sources:
         root.mkdir(parents=True, exist_ok=True)
         (root / ".complete").touch()
     return Sources(release.distribution, release.version, root)
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()

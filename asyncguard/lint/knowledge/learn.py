@@ -25,6 +25,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
 from asyncguard.generated import replace_section
 from asyncguard.lint.knowledge.base import BlockingApi, PatternTable
 from asyncguard.lint.knowledge.learned_data import INDEX
@@ -180,8 +183,6 @@ def write_learned(out: Path, learned: dict) -> None:
 
 
 def _version_key(version: str) -> tuple:
-    from packaging.version import InvalidVersion, Version
-
     try:
         return (Version(version),)
     except InvalidVersion:
@@ -249,8 +250,6 @@ def build(requirement_list: list[str], out: Path, cache: Path, jobs: int, time_l
 
 
 def canonical_name(requirement: str) -> str:
-    from packaging.utils import canonicalize_name
-
     return canonicalize_name(requirement.partition("==")[0].strip())
 
 

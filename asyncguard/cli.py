@@ -148,13 +148,22 @@ def progress_bar(total: int, enabled: bool):
 
 def learn_from_environment(settings, files: list, explicit: str | None, quiet: bool) -> None:
     """What the project's environment adds to the knowledge (`--python`), and the digest of all learned data."""
-    from asyncguard.lint.knowledge.environment import UnusableInterpreter, find_python, learn_environment
-    from asyncguard.lint.knowledge.learn import default_cache
     from asyncguard.lint.knowledge.learned_data import knowledge_digest
 
     chosen = explicit if explicit is not None else settings.python
+    if chosen != "":  # "": none, and nothing of the learning machinery loaded
+        learn_installed(settings, files, chosen, quiet)
+    settings.learned_digest = knowledge_digest([Path(directory) for directory in settings.learned])
+
+
+def learn_installed(settings, files: list, chosen: str | None, quiet: bool) -> None:
+    """Add to `settings.learned` what the interpreter `chosen` (or the one found beside the project) has installed
+    that the checked code imports."""
+    from asyncguard.lint.knowledge.environment import UnusableInterpreter, find_python, learn_environment
+    from asyncguard.lint.knowledge.learn import default_cache
+
     try:
-        python = None if chosen == "" else find_python(settings.project_root, chosen)
+        python = find_python(settings.project_root, chosen)
         if python is not None:
             project = {source.module.split(".", 1)[0] for source in files if source.problem is None}
             report = (lambda message: None) if quiet else (lambda message: print(f"asyncguard: {message}",
@@ -166,7 +175,6 @@ def learn_from_environment(settings, files: list, explicit: str | None, quiet: b
     except OSError as error:  # a cache that cannot be written: the run goes on with the shipped knowledge
         print(f"asyncguard: warning: not learning from {chosen or 'the project environment'}: "
               f"{error.strerror or error}: {getattr(error, 'filename', '') or ''}".rstrip(": "), file=sys.stderr)
-    settings.learned_digest = knowledge_digest([Path(directory) for directory in settings.learned])
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from asyncguard.cli import main
-from asyncguard.lint.interface.cache import CACHE_DIR
+from asyncguard.lint.interface.cache import CACHE_DIR, read_checksummed
 
 HANDLERS = "".join(f"async def handler_{n}():\n    time.sleep(1)\n    return requests.get('http://127.0.0.1:9')\n\n"
                    for n in range(4))
@@ -123,7 +123,7 @@ def test_an_interrupted_run_keeps_what_it_analysed_in_the_cache(large_tree, star
     process.communicate(timeout=10)
     assert process.returncode == 130
     [cache_file] = (large_tree / CACHE_DIR).glob("findings-*.json")
-    assert 0 < len(json.loads(cache_file.read_text())) < PACKAGES * MODULES
+    assert 0 < len(read_checksummed(cache_file)[0]) < PACKAGES * MODULES
     assert [p.name for p in (large_tree / CACHE_DIR).iterdir() if p.suffix == ".tmp"] == []
 
 
@@ -162,27 +162,29 @@ def cache_file(project: Path) -> Path:
     lambda entry: {**entry, "size": True},
     lambda entry: {**entry, "digest": None},
     lambda entry: {**entry, "dependencies": [["pkg/a.py", 1]]},
-    lambda entry: {**entry, "summary": []},
-    lambda entry: {**entry, "summary": {"functions": {"app.g": {"line": 1, "blocking": [["x"]], "calls": []}}}},
-    lambda entry: {**entry, "summary": {"classes": {"app.C": "Base"}}},
+    lambda entry: {**entry, "summaries": {"app": []}},
+    lambda entry: {**entry, "summaries": {"app": {"functions": {"app.g": {"line": 1, "blocking": [["x"]],
+                                                                           "calls": []}}}}},
+    lambda entry: {**entry, "summaries": {"app": {"classes": {"app.C": "Base"}}}},
+    lambda entry: {**entry, "outlines": {"app": {"assigned": "x"}}},
     lambda entry: {**entry, "loop_calls": [["app.g", 4]]},
     lambda entry: {**entry, "unexpected": 1},
     lambda entry: {key: value for key, value in entry.items() if key != "digest"},
 ], ids=["not-a-table", "findings-not-a-list", "finding-incomplete", "line-a-string", "chain-step", "mtime",
-        "size-a-bool", "digest", "dependency", "summary-a-list", "blocking-call", "class-bases", "loop-call",
+        "size-a-bool", "digest", "dependency", "summary-a-list", "blocking-call", "class-bases", "outline", "loop-call",
         "unknown-field", "missing-field"])
 def test_a_cache_entry_of_the_wrong_shape_is_a_miss_and_is_rewritten(cached_project, capsys, damage):
     assert main(["check", "-q"]) == 1
     first = capsys.readouterr().out
     assert "AG101" in first and "AG800" in first
     path = cache_file(cached_project)
-    entries = json.loads(path.read_text())
+    entries, _ = read_checksummed(path)
     [(key, entry)] = entries.items()
     path.write_text(json.dumps({key: damage(entry)}))
     for _ in range(2):  # the damaged run, then the one after it
         assert main(["check", "-q"]) == 1
         assert capsys.readouterr() == (first, "")
-    assert json.loads(path.read_text()) == {key: entry}
+    assert read_checksummed(path) == ({key: entry}, True)
 
 
 def test_a_cache_file_of_the_wrong_shape_is_an_empty_cache(cached_project, capsys):
@@ -191,4 +193,4 @@ def test_a_cache_file_of_the_wrong_shape_is_an_empty_cache(cached_project, capsy
     cache_file(cached_project).write_text("[1, 2, 3]")
     assert main(["check", "-q"]) == 1
     assert capsys.readouterr() == (first, "")
-    assert list(json.loads(cache_file(cached_project).read_text())) == [str(cached_project / "app.py")]
+    assert list(read_checksummed(cache_file(cached_project))[0]) == [str(cached_project / "app.py")]

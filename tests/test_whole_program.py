@@ -276,3 +276,38 @@ def test_a_module_imported_under_two_names_keeps_its_chains_warm_and_cold(tmp_pa
     indirect = lambda: sorted((f.path.rsplit("/", 1)[-1], f.line) for f in check(tmp_path) if f.code == "AG800")  # noqa: E731
     assert indirect() == [("api.py", 5), ("routes.py", 5)]
     assert indirect() == [("api.py", 5), ("routes.py", 5)]  # warm
+
+
+def test_a_run_over_unchanged_files_reuses_the_whole_program_findings(tmp_path, monkeypatch):
+    """Nothing changed: the chains the last run found are the answer, with no pass over the call graph; one file
+    changed (a helper that no longer blocks): the pass runs again and says so."""
+    from asyncguard.lint.interface import runner
+
+    root = project(tmp_path, GATEWAY_BLOCKING)
+    (cold,) = check(root)
+    passes = []
+    whole_program = runner.whole_program
+    monkeypatch.setattr(runner, "whole_program", lambda *args: passes.append(1) or whole_program(*args))
+    assert check(root) == [cold] and passes == []
+    gateway = root / "app" / "clients" / "gateway.py"
+    gateway.write_text(GATEWAY)
+    os.utime(gateway, (time.time() + 5, time.time() + 5))
+    assert check(root) == [] and passes == [1]
+
+
+def test_the_outline_of_an_unchanged_module_comes_from_the_cache(tmp_path, monkeypatch):
+    """After one file changes, the modules the pass outlines again are read from the cache, not parsed: a large
+    project's run after an edit parsed hundreds of them."""
+    from asyncguard.lint.engine import names
+
+    root = project(tmp_path, GATEWAY_BLOCKING)
+    (cold,) = check(root)
+    outlined = []
+    outline = names.outline
+    monkeypatch.setattr(names, "outline", lambda tree, package: outlined.append(package) or outline(tree, package))
+    monkeypatch.setattr("asyncguard.lint.interface.runner._worker_state", {})  # a new process
+    routes = root / "app" / "routes.py"
+    routes.write_text(HANDLER + "\n")
+    os.utime(routes, (time.time() + 5, time.time() + 5))
+    assert check(root) == [cold]
+    assert outlined == []

@@ -8,9 +8,10 @@ analysis consulted is recorded, so the cache can tell when that file's findings 
 from __future__ import annotations
 
 import ast
+import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
@@ -101,11 +102,36 @@ class Outline:
     bases: dict[str, list[str]] = field(default_factory=dict)
     """The dotted names a class's bases are written with (`base.Repository` of `base.Repository[User]`)."""
 
+    def to_json(self) -> dict:
+        """Sets as sorted lists: what the cache keeps of it."""
+        return {name: _jsonable(value) for name, value in vars(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Outline":
+        """The inverse of `to_json` (each field's shape from its annotation)."""
+        made = cls()
+        for name, value in data.items():
+            kind = OUTLINE_FIELDS[name]
+            setattr(made, name, set(value) if kind.startswith("set") else
+                    {key: set(item) for key, item in value.items()} if kind == "dict[str, set[str]]" else value)
+        return made
+
     def binds(self, name: str) -> bool:
         """Whether the module binds `name` at its top level by a sync `def`, a class, an assignment or an import
         (what a star import of it may bring)."""
         return (name in self.sync_functions or name in self.sync_methods or name in self.assigned
                 or name in self.imported)
+
+
+OUTLINE_FIELDS = {f.name: str(f.type) for f in fields(Outline)}
+
+
+def _jsonable(value):
+    if isinstance(value, set):
+        return sorted(value)
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    return value
 
 
 def outline(tree: ast.Module, package: str) -> Outline:
@@ -222,6 +248,10 @@ class Project:
         self.knowledge = knowledge
         self.read = read or (lambda path: path.read_text(encoding="utf-8-sig"))
         self.outlines: dict[str, Outline] = {}
+        self.made_outlines: set[str] = set()
+        """The modules outlined by this process, from their source (not given by `known_outline`)."""
+        self.known_outline: Callable[[str], Outline | None] = lambda module: None
+        """An outline made by an earlier run (the cache's), tried before parsing the module."""
         self.indexes: dict[str, "ModuleIndex | None"] = {}
         self._recent: dict[Path | str, tuple[str, ast.Module | None]] = {}
         """The latest modules parsed (`KEPT_SOURCE`), with their text, by file (one file has several module names:
@@ -233,10 +263,11 @@ class Project:
         """Files whose bindings the current file's analysis used (its cache dependencies)."""
         self._module_of: dict[str, str | None] = {}
         self._mentioning: dict[str, list[str]] = {}
+        self._sources: dict[str, str] | None = None
         self._state_writers: dict[str, list[str]] | None = None
         """The modules that assign each attribute of a state holder (`request.state.db = ...`)."""
         self._implementations: dict[str, list[str]] = {}
-        self._tops: dict[str, list[Path]] = {}
+        self._tops: dict[str, list[str]] = {}
 
     def begin_file(self, module_name: str, index: "ModuleIndex") -> None:
         self.indexes[module_name] = index
@@ -298,8 +329,15 @@ class Project:
         """The project's modules whose source has `word` in it (each by its longest name): where a module-level
         lock may be taken, whether or not the module has a coroutine of its own. A substring search, no parse."""
         if word not in self._mentioning:
-            self._mentioning[word] = [name for name in self._by_longest_name() if word in (self._source(name) or "")]
+            self._mentioning[word] = [name for name, text in self._all_sources().items() if word in text]
         return self._mentioning[word]
+
+    def _all_sources(self) -> dict[str, str]:
+        """Every module's text by its longest name, read once: searched for a word many times in a run (each read
+        from disk again, a large project's run spent seconds reading)."""
+        if self._sources is None:
+            self._sources = {name: self._source(name) or "" for name in self._by_longest_name()}
+        return self._sources
 
     def _by_longest_name(self) -> list[str]:
         """Every module of the project once, by its longest name (`src.app.db`, not also `app.db`)."""
@@ -325,8 +363,8 @@ class Project:
         such an assignment are parsed."""
         if self._state_writers is None:  # one scan of the sources for every name, no parse
             self._state_writers = {}
-            for module in self._by_longest_name():
-                for written in dict.fromkeys(STATE_ASSIGNMENT.findall(self._source(module) or "")):
+            for module, text in self._all_sources().items():
+                for written in dict.fromkeys(STATE_ASSIGNMENT.findall(text)):
                     self._state_writers.setdefault(written, []).append(module)
         for module in self._state_writers.get(name, ()):
             if module in self.indexes and self.indexes[module] is None:
@@ -483,20 +521,19 @@ class Project:
         if name in self.missing or not self.search_roots:
             return False
         top, _, rest = name.partition(".")
-        roots = self._roots_holding(top)
-        relative = Path(*name.split("."))
-        for root in roots:
-            for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
-                if candidate.is_file():
-                    self.modules[name] = candidate
+        relative = os.path.join(*name.split("."))
+        for root in self._roots_holding(top):  # strings, not Paths: a large project asks this thousands of times
+            for candidate in (os.path.join(root, relative + ".py"), os.path.join(root, relative, "__init__.py")):
+                if os.path.isfile(candidate):
+                    self.modules[name] = Path(candidate)
                     return True
         self.missing.add(name)
         return False
 
-    def _roots_holding(self, top: str) -> list[Path]:
+    def _roots_holding(self, top: str) -> list[str]:
         """The search roots with a package or module named `top` (looked up once per name)."""
         if top not in self._tops:
-            self._tops[top] = [root for root in self.search_roots
+            self._tops[top] = [str(root) for root in self.search_roots
                                if (root / top).is_dir() or (root / f"{top}.py").is_file()]
         return self._tops[top]
 
@@ -509,8 +546,12 @@ class Project:
     def outline_of(self, module: str) -> Outline:
         """What `module` binds, read once."""
         if module not in self.outlines:
-            _, tree = self._parsed(module) or ("", None)
-            self.outlines[module] = outline(tree, self.package_of(module)) if tree is not None else Outline()
+            known = self.known_outline(module)
+            if known is None:
+                _, tree = self._parsed(module) or ("", None)
+                known = outline(tree, self.package_of(module)) if tree is not None else Outline()
+                self.made_outlines.add(module)
+            self.outlines[module] = known
         return self.outlines[module]
 
     def _parsed(self, module: str) -> tuple[str, ast.Module | None] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,8 +18,9 @@ from asyncguard import __version__
 from asyncguard.atomic import write_atomically
 
 CACHE_DIR = ".asyncguard_cache"
-CACHE_FORMAT = 12
-"""Version 2 added each file's summary and calls on the loop (the whole-program pass)."""
+CACHE_FORMAT = 13
+"""Version 2 added each file's summary and calls on the loop (the whole-program pass); 13 a summary per module name
+the file is imported under, and the whole-program pass's own findings."""
 
 
 def digest(data: bytes) -> str:
@@ -90,13 +92,19 @@ SUMMARY = {
     "held": Omittable(TableOf([OneOf(((str, int, str, str, bool), (str, int, str)))])),
 }
 """What asyncguard.lint.engine.checker.summarize writes and the whole-program pass reads ({} for a file not parsed)."""
+OUTLINE = {**{name: [str] for name in ("assigned", "constants", "star_imports", "producers", "sync_functions",
+                                       "generators", "derived")},
+           **{name: TableOf([str]) for name in ("class_attributes", "sync_methods", "methods", "bases")},
+           "imported": TableOf(str), "returns": TableOf(str)}
+"""asyncguard.lint.engine.names.Outline.to_json."""
 LOOP_CALL = (str, int, int, int, int, str, str, TableOf(str))
 """Callee, span, context, the call as written, known argument types (asyncguard.lint.engine.checker)."""
 ENTRY = {"mtime_ns": int, "size": int, "digest": str, "findings": OneOf((None, [FINDING])),
-         "dependencies": [(str, int, int)], "summary": OneOf((None, SUMMARY)), "loop_calls": [LOOP_CALL],
-         "summary_module": str}
+         "dependencies": [(str, int, int)], "summaries": TableOf(SUMMARY), "loop_calls": [LOOP_CALL],
+         "outlines": TableOf(OUTLINE)}
 """A CacheEntry; change CACHE_FORMAT with it."""
 is_entry = validator(ENTRY)
+is_program_findings = validator([FINDING])
 
 
 @dataclass
@@ -108,12 +116,22 @@ class CacheEntry:
     """None for a module only summarised: one the whole-program pass reached, outside the checked files."""
     dependencies: list[list] = field(default_factory=list)
     """[path, mtime_ns, size] of each project module whose bindings the findings depend on."""
-    summary: dict | None = None
-    """The file's sync functions (asyncguard.lint.engine.checker.FileAnalysis); None until it is needed."""
+    summaries: dict[str, dict] = field(default_factory=dict)
+    """The file's sync functions (asyncguard.lint.engine.checker.FileAnalysis) by the module name they were made
+    under, which names them: a file imported as `database` by one module and as `app.features.database` by another
+    has a summary for each. Made when needed."""
     loop_calls: list[list] = field(default_factory=list)
-    summary_module: str = ""
-    """The module name the summary was made under: its functions are named in it (a file imported as `database`
-    by one module and as `app.features.database` by another has a summary for each; the entry keeps one)."""
+    outlines: dict[str, dict] = field(default_factory=dict)
+    """What the file binds (asyncguard.lint.engine.names.Outline.to_json), by module name, as the whole-program pass
+    read it: a later run that changed another file need not parse this one for it."""
+
+    def is_current(self, path: str) -> bool:
+        """Whether the file is still as it was when this entry was made (size and mtime)."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return False
+        return stat.st_mtime_ns == self.mtime_ns and stat.st_size == self.size
 
     def dependencies_unchanged(self) -> bool:
         for path, mtime_ns, size in self.dependencies:
@@ -131,23 +149,43 @@ class FindingsCache:
         self.enabled = enabled
         self.directory = project_root / CACHE_DIR
         self.file = self.directory / f"findings-{__version__}-{CACHE_FORMAT}-{fingerprint}.json"
+        self.program_file = self.directory / f"program-{__version__}-{CACHE_FORMAT}-{fingerprint}.json"
         self.entries: dict[str, CacheEntry] = {}
         self.dirty = False
+        self.program: tuple[str, list[dict]] | None = None
+        """The whole-program pass's findings, and the key of the files they came from (`program_key`)."""
+        self.program_dirty = False
         if enabled:
             self._load()
 
     def _load(self) -> None:
-        """A missing or unparsable cache is an empty one; an entry of the wrong shape (written by hand, or by a
-        bug) is left out, a miss: its file is checked again and the entry rewritten."""
-        try:
-            raw = json.loads(self.file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
+        """A missing or unparsable cache is an empty one. A file whose checksum holds is as this tool wrote it, and
+        read as it is; any other (edited by hand, cut short) has its entries checked one by one, and one of the wrong
+        shape is left out, a miss: its file is checked again and the entry rewritten."""
+        raw, trusted = read_checksummed(self.file)
         if not isinstance(raw, dict):
-            self.dirty = True
+            self.dirty = raw is not None
             return
-        self.entries = {path: CacheEntry(**entry) for path, entry in raw.items() if is_entry(entry)}
-        self.dirty = len(self.entries) != len(raw)
+        try:
+            self.entries = {path: CacheEntry(**entry) for path, entry in raw.items()
+                            if trusted or is_entry(entry)}
+        except TypeError:  # a checksum that holds over what some other version wrote
+            self.entries = {path: CacheEntry(**entry) for path, entry in raw.items() if is_entry(entry)}
+        self.dirty = len(self.entries) != len(raw) or not trusted
+        program, trusted = read_checksummed(self.program_file)
+        if (type(program) is list and len(program) == 2 and type(program[0]) is str
+                and (trusted or is_program_findings(program[1]))):
+            self.program = program[0], program[1]
+
+    def program_findings(self, key: str) -> list[dict] | None:
+        """The whole-program pass's findings of a run over exactly these files, unchanged (`program_key`)."""
+        if self.program is not None and self.program[0] == key:
+            return self.program[1]
+        return None
+
+    def store_program(self, key: str, findings: list[dict]) -> None:
+        if self.enabled:
+            self.program, self.program_dirty = (key, findings), True
 
     def lookup(self, key: str, stat: os.stat_result) -> CacheEntry | None:
         """The entry of an unchanged file (same size and mtime, dependencies unchanged)."""
@@ -168,38 +206,77 @@ class FindingsCache:
 
     def store(self, key: str, stat: os.stat_result, content_digest: str, findings: list[dict] | None,
               dependencies: list[str] = (), summary: dict | None = None, loop_calls: list[list] = (),
-              summary_module: str = "") -> None:
+              module: str = "") -> None:
         if not self.enabled:
             return
         self.entries[key] = CacheEntry(stat.st_mtime_ns, stat.st_size, content_digest, findings,
-                                       stamped(dependencies), summary, list(loop_calls), summary_module)
+                                       stamped(dependencies), {} if summary is None else {module: summary},
+                                       list(loop_calls))
         self.dirty = True
 
     def store_summary(self, key: str, stat: os.stat_result, content_digest: str, summary: dict,
                       dependencies: list[str], module: str) -> None:
-        """Add a summary to the file's entry (its findings stay), or start an entry that has only a summary; the
-        summary a checked file's own analysis made, under its own name, is never replaced by one under another."""
+        """Add the summary under `module` to the file's entry (its findings and other summaries stay), or start an
+        entry that has only a summary."""
         entry = self.entries.get(key)
         if entry is None or entry.digest != content_digest:
-            self.store(key, stat, content_digest, None, dependencies, summary, summary_module=module)
-        elif self.enabled and (entry.findings is None or entry.summary is None):
-            entry.summary, entry.summary_module = summary, module
+            self.store(key, stat, content_digest, None, dependencies, summary, module=module)
+        elif self.enabled:
+            entry.summaries[module] = summary
             entry.dependencies += stamped(dependencies)
             self.dirty = True
 
+    def store_outline(self, key: str, module: str, outline: dict) -> None:
+        """Keep the outline of a file whose entry is current (one that is not is remade when the file is checked)."""
+        entry = self.entries.get(key)
+        if self.enabled and entry is not None and entry.is_current(key):
+            entry.outlines[module] = outline
+            self.dirty = True
+
     def save(self) -> None:
-        """Atomic write; a cache that cannot be written (read-only checkout) is skipped silently."""
-        if not (self.enabled and self.dirty):
+        """Atomic writes; a cache that cannot be written (read-only checkout) is skipped silently."""
+        if not (self.enabled and (self.dirty or self.program_dirty)):
             return
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             gitignore = self.directory / ".gitignore"
             if not gitignore.exists():
                 gitignore.write_text("*\n", encoding="utf-8")
-            payload = {path: vars(entry) for path, entry in self.entries.items()}
-            write_atomically(self.file, json.dumps(payload, separators=(",", ":")))
+            if self.dirty:
+                write_checksummed(self.file, {path: vars(entry) for path, entry in self.entries.items()})
+            if self.program_dirty:
+                write_checksummed(self.program_file, self.program)
         except OSError:
             pass
+
+
+def write_checksummed(path: Path, value: object) -> None:
+    """JSON after a line with its digest: reading it back needs no check of its shape."""
+    payload = json.dumps(value, separators=(",", ":"))
+    write_atomically(path, f"{digest(payload.encode())}\n{payload}")
+
+
+def read_checksummed(path: Path) -> tuple[object, bool]:
+    """What `write_checksummed` wrote (None if nothing readable), and whether its checksum holds; a file without
+    the checksum line is read as plain JSON."""
+    try:
+        data = path.read_bytes()
+        header, _, payload = data.partition(b"\n")
+        if not CHECKSUM.fullmatch(header):
+            return json.loads(data), False
+        return json.loads(payload), header.decode() == digest(payload)
+    except (OSError, ValueError):
+        return None, False
+
+
+CHECKSUM = re.compile(rb"[0-9a-f]{32}")
+
+
+def program_key(files: list[tuple[str, str, os.stat_result]]) -> str:
+    """What the whole-program pass's findings depend on: every checked file, as shown, under its module name,
+    with its size and mtime. Equal keys, equal findings (the settings are in the cache file's name)."""
+    stamps = sorted([shown, module, stat.st_mtime_ns, stat.st_size] for shown, module, stat in files)
+    return digest(json.dumps(stamps).encode())
 
 
 def stamped(paths) -> list[list]:

@@ -125,7 +125,16 @@ def matches_exclude(path: str, name: str, root: str, patterns: tuple[str, ...]) 
     Only entries found while walking are matched, so a directory given explicitly is always checked.
     """
     relative = path[len(root):] if path.startswith(root) else path
-    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(relative, p) for p in patterns)
+    matcher = exclude_matcher(patterns)
+    return bool(matcher(name) or matcher(relative))
+
+
+@lru_cache(maxsize=16)
+def exclude_matcher(patterns: tuple[str, ...]) -> Callable[[str], object]:
+    """One regular expression for all the patterns (fnmatch's, case-sensitive): a walk tries it on every entry."""
+    if not patterns:
+        return lambda _: None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
 
 
 @lru_cache(maxsize=4096)

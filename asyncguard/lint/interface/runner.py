@@ -17,12 +17,12 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Callable, Iterable, Iterator
 
-from asyncguard.lint.interface.cache import FindingsCache, digest
+from asyncguard.lint.interface.cache import CacheEntry, FindingsCache, digest, program_key
 from asyncguard.lint.interface.config import Settings
 from asyncguard.lint.interface.files import SourceFile
 from asyncguard.lint.findings import Finding, internal_error, not_checked
 from asyncguard.lint.engine.program import LibraryCalls, ModuleRecord, Program, needed
-from asyncguard.lint.engine.names import layout
+from asyncguard.lint.engine.names import Outline, Project, layout
 from asyncguard.lifetime import STOP_SIGNALS, Interrupted, set_death_signal
 
 PARALLEL_THRESHOLD = 24
@@ -174,8 +174,9 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
     enabled = settings.enabled_codes()
     cache = FindingsCache(settings.project_root, settings.fingerprint(), enabled=use_cache)
     result = RunResult()
-    records: list[ModuleRecord] = []
+    unchanged: list[tuple[SourceFile, CacheEntry]] = []
     pending: list[tuple[SourceFile, os.stat_result, bytes | None]] = []
+    stamps: list[tuple[str, str, os.stat_result]] = []  # what the whole-program pass depends on
     for source in files:
         result.files_checked += 1
         if source.problem is not None:
@@ -195,10 +196,10 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
         except OSError as error:
             result.findings.append(not_checked(source.display, f"cannot read: {error.strerror or error}"))
             continue
+        stamps.append((source.display, source.module, stat))
         if cached is not None and cached.findings is not None:
             result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in cached.findings)
-            if cached.summary is not None and cached.summary_module == source.module:  # not one made under an alias
-                records.append(ModuleRecord(source.module, source.display, cached.summary, cached.loop_calls))
+            unchanged.append((source, cached))
             if progress:
                 progress(1)
             continue
@@ -206,7 +207,8 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
 
     project_layout = functools.cache(  # both passes resolve against the same project
         lambda: layout([source for source in files if source.problem is None]))
-    analysed = _analyse_all(pending, settings, enabled, project_layout)
+    analysed = _analyse_all(pending, settings, enabled, project_layout, cache)
+    analysed_records: list[ModuleRecord] = []
     try:
         for (source, stat, _), (content_digest, findings, dependencies, summary, loop_calls) in zip(pending, analysed):
             if content_digest is not None and not any(f["code"] == "AG002" for f in findings):
@@ -214,10 +216,20 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
                             dependencies, summary, loop_calls, source.module)
             result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in findings)
             if summary is not None:
-                records.append(ModuleRecord(source.module, source.display, summary, loop_calls))
+                analysed_records.append(ModuleRecord(source.module, source.display, summary, loop_calls))
             if progress:
                 progress(1)
-        result.findings.extend(whole_program(records, files, settings, enabled, cache, project_layout))
+        key = program_key(stamps)
+        reused = None if pending else cache.program_findings(key)
+        if reused is not None:  # nothing changed since the run that found these
+            result.findings.extend(map(Finding.from_json, reused))
+        else:
+            records = [ModuleRecord(source.module, source.display, summary, cached.loop_calls)
+                       for source, cached in unchanged if (summary := cached.summaries.get(source.module)) is not None]
+            found = whole_program(records + analysed_records, files, settings, enabled, cache, project_layout)
+            if not any(f.code == "AG002" for f in found):
+                cache.store_program(key, [f.to_json() for f in found])
+            result.findings.extend(found)
     finally:  # interrupted too: the workers stopped, then what was analysed kept in the cache
         analysed.close()
         cache.save()
@@ -258,17 +270,17 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
                 try:
                     stat = path.stat()
                     cached = cache.lookup(str(path), stat)
-                    if cached is None or cached.summary is None or cached.summary_module != module:
+                    if cached is None or module not in cached.summaries:
                         data = path.read_bytes()
                         content_digest = digest(data)
                         cached = cache.lookup_content(str(path), stat, content_digest)
-                        if cached is None or cached.summary is None or cached.summary_module != module:
+                        if cached is None or module not in cached.summaries:
                             jobs.append((module, data, content_digest, path, stat, display))
                             continue
                 except OSError:  # unreadable: it is reported when checked itself
                     found[module] = None
                     continue
-                found[module] = ModuleRecord(module, display, cached.summary, [])
+                found[module] = ModuleRecord(module, display, cached.summaries[module], [])
             summaries = summarize_all([(module, data) for module, data, *_ in jobs])
             for (module, _, content_digest, path, stat, display), (summary, dependencies, error) in \
                     zip(jobs, summaries):
@@ -282,14 +294,29 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
         def worth_loading(name: str) -> bool:
             """A summary in the cache costs nothing to read; otherwise ask the module's outline."""
             entry = cache.entries.get(str(project.modules[project.defining_module(name)]))
-            return entry is not None and entry.summary is not None or project.may_define(name)
+            return entry is not None and bool(entry.summaries) or project.may_define(name)
 
+        use_cached_outlines(project, cache)
         program = Program(enabled, module_of=project.defining_module, load=load, may_define=worth_loading,
                           library=LibraryCalls(_worker_state["knowledge"]), mentioning=project.modules_mentioning,
                           implementations=project.implementations)
         for record in records:
             program.add(record)
-        return program.findings(failures) + failures
+        found = program.findings(failures) + failures
+    for module in project.made_outlines:
+        cache.store_outline(str(project.modules[module]), module, project.outlines[module].to_json())
+    return found
+
+
+def use_cached_outlines(project: Project, cache: FindingsCache) -> None:
+    """The project reads a module's outline from the cache where the file has not changed since it was made."""
+    def known_outline(module: str) -> Outline | None:
+        path = project.modules.get(module)
+        entry = cache.entries.get(str(path)) if path is not None else None
+        data = entry.outlines.get(module) if entry is not None else None
+        return Outline.from_json(data) if data is not None and entry.is_current(str(path)) else None
+
+    project.known_outline = known_outline
 
 
 def _summarize_in_worker(module: str, data: bytes) -> tuple[dict, list[str], str | None]:
@@ -319,13 +346,15 @@ def display_path(path: Path) -> str:
 
 
 def _analyse_all(pending: list, settings: Settings, enabled: frozenset[str],
-                 project_layout: Callable[[], tuple[dict[str, Path], list[Path]]]) -> Iterator[Analysed]:
+                 project_layout: Callable[[], tuple[dict[str, Path], list[Path]]],
+                 cache: FindingsCache) -> Iterator[Analysed]:
     if not pending:
         return
     modules, roots = project_layout()
     workers = min(os.cpu_count() or 1, 8)
     if len(pending) < PARALLEL_THRESHOLD or workers < 2:
         _init_worker(settings, enabled, modules, roots)
+        use_cached_outlines(_worker_state["project"], cache)
         yield from (_check_in_worker(source, data) for source, _, data in pending)
         return
     with worker_pool(workers, settings, enabled, modules, roots) as executor:

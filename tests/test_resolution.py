@@ -326,3 +326,52 @@ def test_a_context_manager_made_by_calling_contextmanager_yields_what_the_genera
     findings = run(list(discover([str(tmp_path / "app")], tmp_path, [])), Settings(project_root=tmp_path)).findings
     assert [(f.path.rsplit("/", 1)[-1], f.line, f.code, f.call) for f in findings] == [
         ("handlers.py", 6, "AG106", "sqlalchemy.orm.Query.first")]
+
+
+def test_a_conditional_or_defaulted_value_has_the_type_of_its_branches(tmp_path):
+    """`Path(path) if path else DEFAULT_PATH` and `store or VectorStore()`: either branch's type, so what is later
+    called on the attribute is resolved."""
+    reported, expected, _ = check(tmp_path, {
+        "app/config.py": ("from pathlib import Path\n\nDEFAULT = Path('/etc/app.yaml')\n\n\n"
+                          "class ConfigManager:\n    def __init__(self, path=None):\n"
+                          "        self.path = Path(path) if path else DEFAULT\n\n"
+                          "    def mtime(self):\n        return self.path.stat().st_mtime\n"),
+        "app/store.py": ("import sqlite3\n\n\nclass VectorStore:\n    def index(self, rows):\n"
+                         "        sqlite3.connect('v.db').executemany('insert', rows)\n\n\n"
+                         "class Indexer:\n    def __init__(self, store=None):\n"
+                         "        self.store = store or VectorStore()\n"),
+        "app/routes.py": ("from app.config import ConfigManager\nfrom app.store import Indexer\n\n\n"
+                          "async def reload(manager: ConfigManager):\n    return manager.mtime()  # AG800\n\n\n"
+                          "async def index(indexer: Indexer, rows):\n    indexer.store.index(rows)  # AG800\n"),
+    })
+    assert reported == expected
+
+
+def test_what_is_done_with_an_open_file_is_file_io_and_an_in_memory_one_is_not(tmp_path):
+    """Each read and write of a file `open()` gave blocks, as does `json.dump` into it; a `StringIO` does not."""
+    reported, expected, _ = check(tmp_path, {
+        "app/routes.py": ("import io\nimport json\n\n\nasync def save(path: str, data: dict):\n"
+                          "    with open(path, 'w') as out:  # AG104\n        json.dump(data, out)  # AG104\n"
+                          "        out.write('\\n')  # AG104\n    buffer = io.StringIO()\n"
+                          "    json.dump(data, buffer)\n    buffer.write('\\n')\n    return buffer.getvalue()\n"),
+    })
+    assert reported == expected
+
+
+def test_reading_a_property_runs_its_getter(tmp_path):
+    """`settings.config` where `config` is a property that reads a file: the read is a call, on the loop and in a
+    helper, and inherited properties too; an attribute that is not a property is no call."""
+    reported, expected, findings = check(tmp_path, {
+        "app/config.py": ("import json\nfrom functools import cached_property\n\n\nclass Settings:\n"
+                          "    name = 'app'\n\n    @property\n    def config(self):\n"
+                          "        with open('app.json') as f:\n            return json.loads(f.read())\n\n"
+                          "    @cached_property\n    def model_name(self):\n        return self.config['model']\n\n\n"
+                          "class ServiceSettings(Settings):\n    pass\n"),
+        "app/routes.py": ("from app.config import ServiceSettings, Settings\n\n\n"
+                          "async def show(settings: Settings):\n    return settings.config  # AG800\n\n\n"
+                          "async def model(settings: ServiceSettings):\n"
+                          "    return settings.model_name, settings.name  # AG800\n"),
+    })
+    assert reported == expected
+    assert [f.suggestion.split(",")[0] for f in findings] == ["`await asyncio.to_thread(lambda: settings.config)`",
+                                                             "`await asyncio.to_thread(lambda: settings.model_name)`"]

@@ -122,7 +122,8 @@ class FunctionSummary:
 class LoopCall:
     """A call on the event loop of a project function: a finding if that function turns out to block."""
 
-    node: ast.Call
+    node: ast.Call | ast.Attribute
+    """The call, or the read of a property (`service.client`) whose getter is the function called."""
     callee: str
     frame: FunctionFrame
     arguments: dict[str, str] = field(default_factory=dict)
@@ -198,6 +199,20 @@ class Resolver:
         if class_path.startswith(self.home.prefix):
             return (self.home.class_attributes(class_path) or {}).get(attribute)
         return self.project.instance_attribute(class_path, attribute) if self.project is not None else None
+
+    def property_getter(self, class_path: str, attribute: str) -> str | None:
+        """`Class.name` of the sync property that reading `attribute` of an instance of a project class runs: the
+        first class in its resolution order that defines it."""
+        for owner in self.method_resolution_order(class_path):
+            if owner.startswith(self.home.prefix):
+                defined = self.home.classes.get(owner)
+                found = defined is not None and any(isinstance(member, ast.FunctionDef) and member.name == attribute
+                                                    and is_property(member) for member in defined[0].body)
+            else:
+                found = self.project is not None and self.project.defines_property(owner, attribute)
+            if found:
+                return f"{owner}.{attribute}"
+        return None
 
     def class_bases(self, class_path: str) -> list[str]:
         """The qualified names of a project class's bases (none for a class outside the project)."""
@@ -316,6 +331,11 @@ class Resolver:
             return Value(path, instance=instance)
         if isinstance(node, ast.BinOp) and type(node.op) in OPERATOR_METHODS:
             return self.operation_result(node, scope)
+        if isinstance(node, (ast.IfExp, ast.BoolOp)):  # `Path(p) if p else DEFAULT`, `store or VectorStore()`
+            branches = [node.body, node.orelse] if isinstance(node, ast.IfExp) else node.values
+            return next((found for branch in branches if (found := self.infer(branch, scope)) is not None), None)
+        if isinstance(node, ast.NamedExpr):
+            return self.infer(node.value, scope)
         return None
 
     def operation_result(self, node: ast.BinOp, scope: Scope) -> Value | None:
@@ -823,7 +843,7 @@ class BlockingCallWalker:
             ast.Lambda: self.walk_lambda, ast.ClassDef: self.walk_class, ast.If: self.walk_if,
             ast.With: self.walk_with, ast.AsyncWith: self.walk_with, ast.For: self.walk_for,
             ast.AsyncFor: self.walk_for, ast.NamedExpr: self.walk_named_expr, ast.Await: self.walk_await,
-            ast.Call: self.walk_call, ast.ListComp: self.walk_comprehension, ast.SetComp: self.walk_comprehension,
+            ast.Call: self.walk_call, ast.Attribute: self.walk_attribute, ast.ListComp: self.walk_comprehension, ast.SetComp: self.walk_comprehension,
             ast.GeneratorExp: self.walk_comprehension, ast.DictComp: self.walk_comprehension,
             ast.AnnAssign: self.walk_annotated_assignment,
             **{statement: self.walk_simple_statement for statement in SIMPLE_BINDINGS if statement is not ast.AnnAssign},
@@ -1088,6 +1108,21 @@ class BlockingCallWalker:
                 self._summary(frame).calls.setdefault(callee, node)
         elif api is None and self.whole_program and not frame.on_loop and callee.startswith(f"{UNKNOWN}."):
             self._note_parameter_call(node, frame)
+
+    def walk_attribute(self, node: ast.Attribute) -> None:
+        """Reading a property of a project class runs its getter: a call, on the loop or in a summarised function."""
+        frame = self.frame
+        if (self.whole_program and frame is not None and (frame.on_loop or frame.owner is not None)
+                and isinstance(node.ctx, ast.Load) and isinstance(node.value, (ast.Name, ast.Attribute))):
+            owner = self.resolver.infer(node.value, self.scope)
+            getter = (self.resolver.property_getter(owner.path, node.attr)
+                      if owner is not None and owner.instance and self.resolver.in_project(owner.path) else None)
+            if getter is not None and not self.knowledge.is_allowed(getter):
+                if frame.on_loop:
+                    self.loop_calls.append(LoopCall(node, getter, frame))
+                else:
+                    self._summary(frame).calls.setdefault(getter, node)
+        self.walk_children(node)
 
     def _on_self(self, node: ast.Call, callee: str, frame: FunctionFrame) -> bool:
         """`self.fetch()` in a method of the class that defines or inherits `fetch`."""

@@ -138,10 +138,17 @@ def analyse_source(text: str, path: str = "<string>", module: str = "module",
         if not is_suppressed(finding, lines):
             findings.append(finding)
     loop_calls = [[call.callee, *span, result.facts.describe(call.frame).removeprefix("in "),
-                   dotted_name(call.node.func) or "", call.arguments]
+                   written_call(call.node), call.arguments]
                   for call, span in result.loop_calls if not line_suppresses(lines, span[0], INDIRECT)]
     return FileAnalysis(sorted(findings, key=lambda f: f.sort_key), summarize(result, module, tree, lines),
                         loop_calls)
+
+
+def written_call(node: ast.Call | ast.Attribute) -> str:
+    """What to hand `asyncio.to_thread` for the call: the function as written, or a read of a property."""
+    if isinstance(node, ast.Attribute):
+        return f"lambda: {dotted_name(node)}" if dotted_name(node) else ""
+    return dotted_name(node.func) or ""
 
 
 def summarize(result: AnalysisResult, module: str, tree: ast.Module, lines: Sequence[str]) -> dict:

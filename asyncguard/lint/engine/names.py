@@ -101,6 +101,8 @@ class Outline:
     """Classes with bases: a method they lack may be inherited."""
     bases: dict[str, list[str]] = field(default_factory=dict)
     """The dotted names a class's bases are written with (`base.Repository` of `base.Repository[User]`)."""
+    properties: dict[str, set[str]] = field(default_factory=dict)
+    """The sync properties each class defines (`@property`, `@cached_property`): reading one runs its body."""
 
     def to_json(self) -> dict:
         """Sets as sorted lists: what the cache keeps of it."""
@@ -174,8 +176,11 @@ def outline(tree: ast.Module, package: str) -> Outline:
                 result.derived.add(node.name)
                 result.bases[node.name] = [name for base in node.bases
                                            if (name := _dotted(base.value if isinstance(base, ast.Subscript) else base))]
+            properties = {m.name for m in node.body if isinstance(m, ast.FunctionDef) and _is_property(m)}
+            if properties:
+                result.properties[node.name] = properties
             attributes = result.class_attributes.setdefault(node.name, set())
-            attributes.update(m.name for m in node.body if isinstance(m, ast.FunctionDef) and _is_property(m))
+            attributes.update(properties)
             for member in all_nodes(node):
                 if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)) and _produces(member):
                     result.producers.add(f"{node.name}.{member.name}")
@@ -400,6 +405,12 @@ class Project:
                     found.append(path)
         self._implementations[interface] = sorted(set(found))
         return self._implementations[interface]
+
+    def defines_property(self, class_path: str, attribute: str) -> bool:
+        """Whether a class defined in another module of the project has a sync property of that name itself."""
+        module, rest = self._split(class_path)
+        return (module is not None and len(rest) == 1
+                and attribute in self.outline_of(module).properties.get(rest[0], ()))
 
     def class_bases(self, class_path: str) -> list[str]:
         """The qualified names of the bases of a class defined in another module, read from its outline: its

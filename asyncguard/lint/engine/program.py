@@ -381,14 +381,15 @@ class Program:
         final_call, final_path, final_line = chain[-1].name, chain[-1].path, chain[-1].line
         names = [self.short(step.name) for step in chain[:-1]] + [final_call]
         shown = self.short(callee)  # as called: `LocalStorage.save`, `ReportBuilder`
+        read = written.startswith("lambda: ")  # a property read, not a call
         return Finding(
             path=record.path, line=line, column=column, end_line=end_line, end_column=end_column,
             code=INDIRECT, category="indirect",
-            message=(f"`{shown}()` blocks the event loop in {context}: {' → '.join(names)} "
+            message=(f"`{shown}{'' if read else '()'}` blocks the event loop in {context}: {' → '.join(names)} "
                      f"({final_path}:{final_line})"),
             context=context, call=callee,
-            suggestion=f"`await asyncio.to_thread({written or shown}, ...)`, or an async chain: "
-                       f"for `{final_call}`, {use}",
+            suggestion=(f"`await asyncio.to_thread({written if read else f'{written or shown}, ...'})`, or an async "
+                        f"chain: for `{final_call}`, {use}"),
             chain=tuple({"name": step.name, "path": step.path, "line": step.line} for step in chain),
             via=code,
         )

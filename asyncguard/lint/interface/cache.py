@@ -18,9 +18,9 @@ from asyncguard import __version__
 from asyncguard.atomic import write_atomically
 
 CACHE_DIR = ".asyncguard_cache"
-CACHE_FORMAT = 13
+CACHE_FORMAT = 14
 """Version 2 added each file's summary and calls on the loop (the whole-program pass); 13 a summary per module name
-the file is imported under, and the whole-program pass's own findings."""
+the file is imported under, and the whole-program pass's own findings; 14 properties in outlines."""
 
 
 def digest(data: bytes) -> str:
@@ -94,7 +94,7 @@ SUMMARY = {
 """What asyncguard.lint.engine.checker.summarize writes and the whole-program pass reads ({} for a file not parsed)."""
 OUTLINE = {**{name: [str] for name in ("assigned", "constants", "star_imports", "producers", "sync_functions",
                                        "generators", "derived")},
-           **{name: TableOf([str]) for name in ("class_attributes", "sync_methods", "methods", "bases")},
+           **{name: TableOf([str]) for name in ("class_attributes", "sync_methods", "methods", "bases", "properties")},
            "imported": TableOf(str), "returns": TableOf(str)}
 """asyncguard.lint.engine.names.Outline.to_json."""
 LOOP_CALL = (str, int, int, int, int, str, str, TableOf(str))

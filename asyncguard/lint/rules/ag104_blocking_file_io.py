@@ -32,7 +32,7 @@ EXPORTS = Path("/var/exports")
 async def export(name: str, body: str):
     (EXPORTS / name).write_text(body)  # AG104
     with open(EXPORTS / "index.log", "a") as log:  # AG104
-        log.write(name)
+        log.write(name)  # AG104
 """,
         """\
 from scipy.io import wavfile

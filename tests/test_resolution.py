@@ -375,3 +375,34 @@ def test_reading_a_property_runs_its_getter(tmp_path):
     assert reported == expected
     assert [f.suggestion.split(",")[0] for f in findings] == ["`await asyncio.to_thread(lambda: settings.config)`",
                                                              "`await asyncio.to_thread(lambda: settings.model_name)`"]
+
+
+def test_a_helper_nested_in_an_app_factory_is_followed_from_the_routes_beside_it(tmp_path):
+    """`def create_app(): def _top(): ...; @app.get(...) async def top(): return _top()`: the helper is summarised
+    under its own name, defined before or after the route; a nested generator's body runs where it is iterated."""
+    reported, expected, _ = check(tmp_path, {
+        "app/main.py": ("import sqlite3\nimport time\nfrom fastapi import FastAPI\nfrom fastapi.responses import "
+                        "StreamingResponse\n\n\ndef create_app():\n    app = FastAPI()\n\n"
+                        "    @app.get('/top')\n    async def top(gid: int):\n        return _top(gid)  # AG800\n\n"
+                        "    def _top(gid):\n        with sqlite3.connect('x.db') as c:\n"
+                        "            return c.execute('select 1').fetchall()\n\n"
+                        "    def _ticks():\n        time.sleep(1)\n        yield b'tick'\n\n"
+                        "    @app.get('/ticks')\n    async def ticks():\n        return StreamingResponse(_ticks())\n\n"
+                        "    return app\n"),
+    })
+    assert reported == expected
+
+
+def test_a_celery_task_sent_from_the_loop_publishes_to_the_broker(tmp_path):
+    """`@celery.task`, `@celery.task(bind=True)` and `@shared_task` make the function a Task: `.delay()` and
+    `.apply_async()` on it block on the broker; calling another decorated function does not."""
+    reported, expected, _ = check(tmp_path, {
+        "app/tasks.py": ("import functools\nfrom celery import Celery, shared_task\n\n"
+                         "celery = Celery('app', broker='redis://')\n\n\n@celery.task\ndef send(x):\n    return x\n\n\n"
+                         "@celery.task(bind=True)\ndef bound(self, x):\n    return x\n\n\n"
+                         "@shared_task\ndef shared(x):\n    return x\n\n\n@functools.cache\ndef cached(x):\n    return x\n"),
+        "app/routes.py": ("from app.tasks import bound, cached, send, shared\n\n\nasync def go():\n"
+                          "    send.delay(1)  # AG103\n    bound.apply_async((1,))  # AG103\n"
+                          "    shared.delay(2)  # AG103\n    return cached(3)\n"),
+    })
+    assert reported == expected

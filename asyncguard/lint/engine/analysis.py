@@ -280,6 +280,13 @@ class Resolver:
             return isinstance(node, ast.FunctionDef) and is_generator(node)
         return self.project is not None and self.project.is_sync_generator(path)
 
+    def decorated_type(self, path: str) -> Value | None:
+        """What a decorator makes of a project function, where the knowledge base says (`@app.task` a Celery
+        `Task`, whose `.delay()` publishes to the broker)."""
+        if path.startswith(self.home.prefix):
+            return self.home.decorated_type(path)
+        return self.project.decorated_type(path) if self.project is not None else None
+
     def function_result(self, path: str) -> Value | None:
         if path.startswith(self.home.prefix):
             return self.home.function_result(path) if path in self.home.functions else None
@@ -309,6 +316,8 @@ class Resolver:
             base = self.infer(node.value, scope)
             if base is None:
                 return None
+            if not base.instance and self.in_project(base.path):
+                base = self.decorated_type(base.path) or base
             if base.instance:
                 own = self.instance_attribute(base.path, node.attr)
                 if own is not None:
@@ -494,6 +503,24 @@ class ModuleIndex:
         self._state: dict[str, Value] | None = None
         self.resolver = Resolver(knowledge, self, project)
         self._index_block(module.body, self.scope, prefix=module_name)
+
+    def decorated_type(self, path: str) -> Value | None:
+        """The instance a module-level function's decorator makes of it, where the knowledge base gives what the
+        decorator (`@celery.task`) or the call that makes it (`@celery.task(bind=True)`) returns."""
+        node = self.functions.get(path)
+        if node is None or "." in path[len(self.prefix):]:  # a method: its decorators are another matter
+            return None
+        knowledge = self.resolver.knowledge
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call):
+                callee = self.resolver.callee(decorator, self.scope)
+            else:
+                value = self.resolver.infer(decorator, self.scope)
+                callee = knowledge.invoked(value.path, value.instance) if value is not None else None
+            returned = knowledge.returned(callee) if callee is not None else None
+            if returned is not None:
+                return Value(returned, instance=True)
+        return None
 
     def function_result(self, path: str) -> Value | None:
         """What a module-level function or method returns (or yields): its annotation, else its `return`s."""
@@ -925,7 +952,8 @@ class BlockingCallWalker:
         self.walk_all(node.decorator_list)
         self.walk_all([default for _, default in parameters(node.args)])
         if self.frames:
-            self.scope.bind(node.name, None)
+            own = self._own_nested_owner(node, self.frame)
+            self.scope.bind(node.name, Value(own) if own is not None else None)
         frame = FunctionFrame(node=node, name=node.name, is_async=isinstance(node, ast.AsyncFunctionDef),
                               class_path=enclosing_class, parent=self.frame, on_loop=self._runs_on_loop(node),
                               owner=self._summary_owner(node, enclosing_class))
@@ -937,9 +965,21 @@ class BlockingCallWalker:
         bind_parameters(node, scope, self.resolver, enclosing_class)
         self.frames.append(frame)
         self.scopes.append(scope)
+        for statement in node.body:  # a closure may call a helper defined after it
+            own = self._own_nested_owner(statement, frame) if isinstance(statement, ast.FunctionDef) else None
+            if own is not None:
+                scope.bind(statement.name, Value(own))
         self.walk_block(node.body)
         self.scopes.pop()
         self.frames.pop()
+
+    def _own_nested_owner(self, node: ast.FunctionDef | ast.AsyncFunctionDef, parent: FunctionFrame) -> str | None:
+        """A sync function nested in another that does not call it (an app factory's helper, called by the routes
+        defined beside it) is summarised under its own name: `module.create_app._top`."""
+        if (isinstance(node, ast.AsyncFunctionDef) or not self.whole_program or isinstance(parent.node, ast.Lambda)
+                or self.scope.kind == "class" or runs_where_called(node, parent) or is_generator(node)):
+            return None  # a generator's body runs where it is iterated, not where it is called
+        return f"{self.index.module_name}.{parent.qualname}.{node.name}"
 
     def _is_cached(self, node: ast.FunctionDef) -> bool:
         """`@lru_cache`, `@lru_cache(maxsize=None)`, `@functools.cache`."""
@@ -974,7 +1014,7 @@ class BlockingCallWalker:
             return f"{prefix}.{node.name}" if len(self.classes) <= 1 else None
         if parent.owner is not None and runs_where_called(node, parent):
             return parent.owner
-        return None
+        return self._own_nested_owner(node, parent)
 
     def _runs_on_loop(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         """An `async def` runs on the loop; a nested `def` only when its on-loop parent calls it directly."""

@@ -101,6 +101,8 @@ class Outline:
     """Classes with bases: a method they lack may be inherited."""
     bases: dict[str, list[str]] = field(default_factory=dict)
     """The dotted names a class's bases are written with (`base.Repository` of `base.Repository[User]`)."""
+    decorated: set[str] = field(default_factory=set)
+    """Module-level functions with a decorator: one may make the function an object (`@celery.task`)."""
     properties: dict[str, set[str]] = field(default_factory=dict)
     """The sync properties each class defines (`@property`, `@cached_property`): reading one runs its body."""
 
@@ -162,6 +164,8 @@ def outline(tree: ast.Module, package: str) -> Outline:
                 result.producers.add(node.name)
             if node.returns is not None:
                 result.returns[node.name] = annotation_name(node.returns)
+            if node.decorator_list:
+                result.decorated.add(node.name)
             if isinstance(node, ast.FunctionDef):
                 result.sync_functions.add(node.name)
                 if is_generator(node):
@@ -405,6 +409,14 @@ class Project:
                     found.append(path)
         self._implementations[interface] = sorted(set(found))
         return self._implementations[interface]
+
+    def decorated_type(self, path: str) -> "Value | None":
+        """What its decorator makes of a function defined in another module of the project (`@celery.task`)."""
+        module, rest = self._split(path)
+        if module is None or len(rest) != 1 or rest[0] not in self.outline_of(module).decorated:
+            return None
+        index = self._load(module)
+        return index.decorated_type(path) if index is not None else None
 
     def defines_property(self, class_path: str, attribute: str) -> bool:
         """Whether a class defined in another module of the project has a sync property of that name itself."""

@@ -93,7 +93,7 @@ SUMMARY = {
 }
 """What asyncguard.lint.engine.checker.summarize writes and the whole-program pass reads ({} for a file not parsed)."""
 OUTLINE = {**{name: [str] for name in ("assigned", "constants", "star_imports", "producers", "sync_functions",
-                                       "generators", "derived")},
+                                       "generators", "derived", "decorated")},
            **{name: TableOf([str]) for name in ("class_attributes", "sync_methods", "methods", "bases", "properties")},
            "imported": TableOf(str), "returns": TableOf(str)}
 """asyncguard.lint.engine.names.Outline.to_json."""

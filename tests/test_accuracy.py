@@ -27,3 +27,10 @@ def test_a_finding_on_a_labels_own_line_is_never_given_to_its_neighbour():
     labels = {"repo": "o/n", "commit": "c" * 40, "sites": [{"path": "a.py", "line": 36}, {"path": "a.py", "line": 37}]}
     result = score(labels, [finding("a.py", 37)], exit_status=1)
     assert result.missed == [{"path": "a.py", "line": 36}]
+
+
+def test_a_file_the_tool_could_not_check_is_a_notice_not_a_finding():
+    labels = {"repo": "o/n", "commit": "c" * 40, "sites": [{"path": "a.py", "line": 3}]}
+    result = score(labels, [finding("a.py", 3), finding("b.py", 1, "AG001"), finding("c.py", 1, "AG002")], 1)
+    assert (result.found, result.findings, result.unlabelled) == (1, 1, 0)
+    assert [f["code"] for f in result.notices] == ["AG001", "AG002"]

@@ -45,6 +45,12 @@ class ServiceScore:
     """Findings no label speaks of: a reader's verdict decides."""
     matched: list[dict] = field(default_factory=list)
     """Findings on a labelled site (true by the label), so a precision sample can be drawn from every finding."""
+    notices: list[dict] = field(default_factory=list)
+    """Files the tool says it could not check (AG001) or failed on (AG002): no claim that anything blocks, so
+    neither in `findings` nor in precision."""
+
+
+NOTICES = frozenset({"AG001", "AG002"})
 
 
 def near(finding: dict, label: dict) -> bool:
@@ -55,6 +61,8 @@ def score(labels: dict, findings: list[dict], exit_status: int) -> ServiceScore:
     """Match findings to labels one to one: every finding on a label's own line first, then the rest to a label a
     line away (so a finding never goes to a neighbour while its own line's label waits)."""
     sites, negatives = labels["sites"], labels.get("negatives", [])
+    notices = [f for f in findings if f["code"] in NOTICES]
+    findings = [f for f in findings if f["code"] not in NOTICES]
     unmatched = list(findings)
     found, matched = [], []
     for slack in range(LINE_SLACK + 1):
@@ -74,7 +82,7 @@ def score(labels: dict, findings: list[dict], exit_status: int) -> ServiceScore:
         findings=len(findings), on_negatives=len(on_negatives), unlabelled=len(unjudged), exit_status=exit_status,
         missed=[site for site in sites if site not in found],
         false_on_negatives=[shown(f) for f in on_negatives], unjudged=[shown(f) for f in unjudged],
-        matched=[shown(f) for f in matched])
+        matched=[shown(f) for f in matched], notices=[shown(f) for f in notices])
 
 
 def check(checkout: Path, tool: str = "asyncguard", venv: Path | None = None) -> tuple[list[dict], int]:
@@ -121,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{result.findings} | {result.on_negatives} | {result.unlabelled} |")
     sites, found = sum(s.sites for s in scores), sum(s.found for s in scores)
     print(f"\nrecall {found}/{sites} = {found / max(sites, 1):.2f}; findings on labelled negatives: "
-          f"{sum(s.on_negatives for s in scores)}; unlabelled findings to judge: {sum(s.unlabelled for s in scores)}")
+          f"{sum(s.on_negatives for s in scores)}; unlabelled findings to judge: {sum(s.unlabelled for s in scores)}; "
+          f"files not checked or failed on (AG001/AG002, not findings): {sum(len(s.notices) for s in scores)}")
     if args.out:
         args.out.write_text(json.dumps([asdict(s) for s in scores], indent=2) + "\n", encoding="utf-8")
     return 0

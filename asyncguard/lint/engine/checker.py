@@ -106,16 +106,16 @@ def check_source(text: str, path: str = "<string>", module: str = "module",
 def analyse_source(text: str, path: str = "<string>", module: str = "module",
                    knowledge: Knowledge | None = None, enabled: frozenset[str] | None = None,
                    project: Project | None = None) -> FileAnalysis:
+    if "async" not in text:  # no coroutine, nothing of it runs on the loop: not even parsed (most of a large
+        return FileAnalysis()  # tree; one that a chain reaches is parsed then, for its summary)
     knowledge = knowledge or build_knowledge()
     tree = parsed(text, module, project)
     if isinstance(tree, tuple):
         return FileAnalysis([not_checked(path, *tree)])
-    if tree is None and "async" in text:  # valid, but newer than this Python reads: say so, never pass it silently
+    if tree is None:  # valid, but newer than this Python reads: say so, never pass it silently
         return FileAnalysis([not_checked(path, f"syntax newer than Python {sys.version_info.major}."
                                                f"{sys.version_info.minor} reads (run asyncguard with a newer "
                                                f"Python to check it)")])
-    if tree is None or "async" not in text:  # no coroutine, nothing can run on the loop: only the syntax is checked
-        return FileAnalysis()
     result = analyze(tree, module, knowledge, text, project, enabled is None or INDIRECT in enabled)
     by_category = rules_by_category()
     lines = text.splitlines()

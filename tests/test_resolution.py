@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asyncguard.lint.interface.config import Settings
-from asyncguard.lint.interface.files import discover
+from asyncguard.lint.interface.files import DEFAULT_EXCLUDES, discover
 from asyncguard.lint.interface.runner import run
 from conftest import expected_findings
 
@@ -406,3 +406,29 @@ def test_a_celery_task_sent_from_the_loop_publishes_to_the_broker(tmp_path):
                           "    shared.delay(2)  # AG103\n    return cached(3)\n"),
     })
     assert reported == expected
+
+
+def test_a_private_coroutine_nothing_names_holds_no_loop(tmp_path):
+    """A private `async def` written nowhere but in its own definition is dead code; one that is called, passed or
+    merely written elsewhere is reported, and so is every public coroutine, named or not."""
+    reported, expected, _ = check(tmp_path, {
+        "app/service.py": ("import shutil\n\n\nclass Files:\n    async def _unused(self, path):\n"
+                           "        shutil.rmtree(path)\n\n    async def _used(self, path):\n"
+                           "        shutil.rmtree(path)  # AG104\n\n    async def wipe(self, path):\n"
+                           "        await self._used(path)\n\n\nasync def _left_behind(path):\n"
+                           "    shutil.rmtree(path)\n\n\nasync def public(path):\n    shutil.rmtree(path)  # AG104\n"),
+    })
+    assert reported == expected
+
+
+def test_tests_are_left_out_of_a_walk_unless_named(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "tests").mkdir()
+    blocking = "import time\n\n\nasync def f():\n    time.sleep(1)\n"
+    for name in ("app/routes.py", "app/test_routes.py", "app/conftest.py", "tests/test_api.py"):
+        (tmp_path / name).write_text(blocking)
+    walked = {Path(f.path).name for f in run(list(discover([str(tmp_path)], tmp_path, DEFAULT_EXCLUDES)),
+                                             Settings(project_root=tmp_path), use_cache=False).findings}
+    named = run(list(discover([str(tmp_path / "tests" / "test_api.py")], tmp_path, DEFAULT_EXCLUDES)),
+                Settings(project_root=tmp_path), use_cache=False).findings
+    assert walked == {"routes.py"} and [Path(f.path).name for f in named] == ["test_api.py"]

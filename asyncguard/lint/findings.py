@@ -54,6 +54,10 @@ class Finding:
 FINDING_FIELDS = tuple(f.name for f in fields(Finding))
 
 
+NOTICES = frozenset({"AG001", "AG002"})
+"""Codes that say a file was not checked (or the checker failed on it), not that anything blocks."""
+
+
 def not_checked(path: str, reason: str, line: int = 1, column: int = 1) -> Finding:
     """AG001: the file could not be checked (unreadable, not text, not Python), and why."""
     return _file_finding("AG001", "input", path, reason, max(line, 1), max(column, 1))

@@ -338,10 +338,10 @@ class Project:
         """The project's modules whose source has `word` in it (each by its longest name): where a module-level
         lock may be taken, whether or not the module has a coroutine of its own. A substring search, no parse."""
         if word not in self._mentioning:
-            self._mentioning[word] = [name for name, text in self._all_sources().items() if word in text]
+            self._mentioning[word] = [name for name, text in self.all_sources().items() if word in text]
         return self._mentioning[word]
 
-    def _all_sources(self) -> dict[str, str]:
+    def all_sources(self) -> dict[str, str]:
         """Every module's text by its longest name, read once: searched for a word many times in a run (each read
         from disk again, a large project's run spent seconds reading)."""
         if self._sources is None:
@@ -372,7 +372,7 @@ class Project:
         such an assignment are parsed."""
         if self._state_writers is None:  # one scan of the sources for every name, no parse
             self._state_writers = {}
-            for module, text in self._all_sources().items():
+            for module, text in self.all_sources().items():
                 for written in dict.fromkeys(STATE_ASSIGNMENT.findall(text)):
                     self._state_writers.setdefault(written, []).append(module)
         for module in self._state_writers.get(name, ()):

@@ -18,9 +18,9 @@ from asyncguard import __version__
 from asyncguard.atomic import write_atomically
 
 CACHE_DIR = ".asyncguard_cache"
-CACHE_FORMAT = 14
+CACHE_FORMAT = 15
 """Version 2 added each file's summary and calls on the loop (the whole-program pass); 13 a summary per module name
-the file is imported under, and the whole-program pass's own findings; 14 properties in outlines."""
+the file is imported under, and the whole-program pass's own findings; 14 properties in outlines; 15 the coroutines nothing runs."""
 
 
 def digest(data: bytes) -> str:
@@ -104,7 +104,10 @@ ENTRY = {"mtime_ns": int, "size": int, "digest": str, "findings": OneOf((None, [
          "outlines": TableOf(OUTLINE)}
 """A CacheEntry; change CACHE_FORMAT with it."""
 is_entry = validator(ENTRY)
-is_program_findings = validator([FINDING])
+PROGRAM = {"key": str, "findings": [FINDING], "unreached": [(str, str)]}
+"""What the whole-program view of a run found: its own findings, and the (path, context) of the coroutines nothing
+runs (asyncguard.lint.engine.reach), for the run over exactly these files (`program_key`)."""
+is_program = validator(PROGRAM)
 
 
 @dataclass
@@ -152,8 +155,8 @@ class FindingsCache:
         self.program_file = self.directory / f"program-{__version__}-{CACHE_FORMAT}-{fingerprint}.json"
         self.entries: dict[str, CacheEntry] = {}
         self.dirty = False
-        self.program: tuple[str, list[dict]] | None = None
-        """The whole-program pass's findings, and the key of the files they came from (`program_key`)."""
+        self.program: dict | None = None
+        """`PROGRAM`: the whole-program view of the last run."""
         self.program_dirty = False
         if enabled:
             self._load()
@@ -173,19 +176,17 @@ class FindingsCache:
             self.entries = {path: CacheEntry(**entry) for path, entry in raw.items() if is_entry(entry)}
         self.dirty = len(self.entries) != len(raw) or not trusted
         program, trusted = read_checksummed(self.program_file)
-        if (type(program) is list and len(program) == 2 and type(program[0]) is str
-                and (trusted or is_program_findings(program[1]))):
-            self.program = program[0], program[1]
+        if type(program) is dict and (trusted or is_program(program)):
+            self.program = program
 
-    def program_findings(self, key: str) -> list[dict] | None:
-        """The whole-program pass's findings of a run over exactly these files, unchanged (`program_key`)."""
-        if self.program is not None and self.program[0] == key:
-            return self.program[1]
-        return None
+    def program_view(self, key: str) -> dict | None:
+        """The whole-program view (`PROGRAM`) of a run over exactly these files, unchanged (`program_key`)."""
+        return self.program if self.program is not None and self.program.get("key") == key else None
 
-    def store_program(self, key: str, findings: list[dict]) -> None:
+    def store_program(self, key: str, findings: list[dict], unreached: list[list[str]]) -> None:
         if self.enabled:
-            self.program, self.program_dirty = (key, findings), True
+            self.program = {"key": key, "findings": findings, "unreached": unreached}
+            self.program_dirty = True
 
     def lookup(self, key: str, stat: os.stat_result) -> CacheEntry | None:
         """The entry of an unchanged file (same size and mtime, dependencies unchanged)."""

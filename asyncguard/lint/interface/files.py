@@ -17,8 +17,10 @@ from typing import Callable, Iterable, Iterator
 DEFAULT_EXCLUDES = (
     ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "__pycache__", "node_modules", "build", "dist",
     ".mypy_cache", ".ruff_cache", ".pytest_cache", ".asyncguard_cache", ".hydroid_cache", ".eggs", "*.egg-info",
-    "site-packages",
+    "site-packages", "tests", "test", "test_*.py", "*_test.py", "conftest.py",
 )
+"""What a walk leaves out unless `exclude` says otherwise: tools' and environments' directories, and the tests
+(an async test that blocks holds its own loop, not the service's). A path named on the command line is checked."""
 
 
 class SourceFile:

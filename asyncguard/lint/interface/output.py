@@ -51,12 +51,11 @@ def format_statistics(findings: Sequence[Finding]) -> str:
 
 
 def format_json(findings: Sequence[Finding], files_checked: int, quiet: bool = False) -> str:
-    payload = {
-        "version": __version__,
-        "findings": [f.to_json() for f in findings],
-        "summary": summary(findings, files_checked),
-    }
-    return json.dumps(payload, indent=2) + "\n"
+    """One finding a line: as readable as an indented document, and written by json's C encoder (an indented
+    dump is pure Python, a third of a warm run over a large project)."""
+    rows = ",\n".join(f"    {json.dumps(f.to_json())}" for f in findings)
+    return (f'{{\n  "version": {json.dumps(__version__)},\n  "findings": [' + (f"\n{rows}\n  " if rows else "")
+            + f'],\n  "summary": {json.dumps(summary(findings, files_checked))}\n}}\n')
 
 
 def format_sarif(findings: Sequence[Finding], files_checked: int, quiet: bool = False) -> str:

@@ -20,9 +20,10 @@ from typing import Callable, Iterable, Iterator
 from asyncguard.lint.interface.cache import CacheEntry, FindingsCache, digest, program_key
 from asyncguard.lint.interface.config import Settings
 from asyncguard.lint.interface.files import SourceFile
-from asyncguard.lint.findings import Finding, internal_error, not_checked
+from asyncguard.lint.findings import NOTICES, Finding, internal_error, not_checked
 from asyncguard.lint.engine.program import LibraryCalls, ModuleRecord, Program, needed
 from asyncguard.lint.engine.names import Outline, Project, layout
+from asyncguard.lint.engine.reach import unreached
 from asyncguard.lifetime import STOP_SIGNALS, Interrupted, set_death_signal
 
 PARALLEL_THRESHOLD = 24
@@ -220,16 +221,19 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
             if progress:
                 progress(1)
         key = program_key(stamps)
-        reused = None if pending else cache.program_findings(key)
+        reused = None if pending else cache.program_view(key)
         if reused is not None:  # nothing changed since the run that found these
-            result.findings.extend(map(Finding.from_json, reused))
+            result.findings.extend(map(Finding.from_json, reused["findings"]))
+            dead = {tuple(place) for place in reused["unreached"]}
         else:
             records = [ModuleRecord(source.module, source.display, summary, cached.loop_calls)
                        for source, cached in unchanged if (summary := cached.summaries.get(source.module)) is not None]
             found = whole_program(records + analysed_records, files, settings, enabled, cache, project_layout)
-            if not any(f.code == "AG002" for f in found):
-                cache.store_program(key, [f.to_json() for f in found])
             result.findings.extend(found)
+            dead = unreached_coroutines(result.findings, files, settings, enabled, project_layout)
+            if not any(f.code == "AG002" for f in found):
+                cache.store_program(key, [f.to_json() for f in found], sorted(map(list, dead)))
+        result.findings = [f for f in result.findings if (f.path, f.context) not in dead]
     finally:  # interrupted too: the workers stopped, then what was analysed kept in the cache
         analysed.close()
         cache.save()
@@ -306,6 +310,19 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
     for module in project.made_outlines:
         cache.store_outline(str(project.modules[module]), module, project.outlines[module].to_json())
     return found
+
+
+def unreached_coroutines(findings: list[Finding], files: list[SourceFile], settings: Settings,
+                         enabled: frozenset[str],
+                         project_layout: Callable[[], tuple[dict[str, Path], list[Path]]]) -> set[tuple[str, str]]:
+    """The (path, context) of the findings in coroutines that nothing in the project runs
+    (asyncguard.lint.engine.reach)."""
+    modules, roots = project_layout()
+    _init_worker(settings, enabled, modules, roots)
+    project = _worker_state["project"]
+    module_of = {source.display: source.module for source in files if source.problem is None}
+    return unreached([f for f in findings if f.code not in NOTICES], module_of.get, project.outline_of,
+                     lambda: project.all_sources().values())
 
 
 def use_cached_outlines(project: Project, cache: FindingsCache) -> None:

@@ -21,6 +21,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from asyncguard.lint.findings import NOTICES
+
 LINE_SLACK = 1
 """A finding on the line before or after a label's line is the same call (a call written over two lines)."""
 
@@ -48,9 +50,6 @@ class ServiceScore:
     notices: list[dict] = field(default_factory=list)
     """Files the tool says it could not check (AG001) or failed on (AG002): no claim that anything blocks, so
     neither in `findings` nor in precision."""
-
-
-NOTICES = frozenset({"AG001", "AG002"})
 
 
 def near(finding: dict, label: dict) -> bool:

@@ -1,0 +1,56 @@
+"""Private coroutines nothing runs: a blocking call in one does not hold any loop.
+
+A coroutine runs on the loop only when something awaits it, schedules it or hands it to a framework, and each of
+those names it: a call, a reference (`asyncio.create_task(self._poll())`, `handlers = {"doc": self._from_doc}`),
+a decorator that registers it. A private one (`_name`, a module's or a class's own), whose name is written nowhere
+in the project but in its own `def`, is dead code: a helper left behind when its caller went. Public coroutines
+are always reported, named or not: a framework, a base class, another package may call them. The test is textual
+and leans to keeping: any other occurrence of the name, in a string or a comment too, keeps the coroutine.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Iterable
+
+from asyncguard.lint.engine.names import Outline
+from asyncguard.lint.findings import Finding
+
+NESTED = re.compile(r"(?:nested function \S+|lambda) \(in (?P<outer>.*)\)")
+
+
+def coroutine_of(context: str) -> tuple[str, bool] | None:
+    """The name that must be written elsewhere for the private coroutine a finding is in to run, and whether it is
+    a module-level function (whose decorator may register it); None for any other coroutine (public, nested, a
+    route, a dependency, a middleware)."""
+    while (nested := NESTED.fullmatch(context)) is not None:
+        context = nested["outer"]
+    if context.startswith("async function "):
+        name, module_level = context.removeprefix("async function "), True
+    elif context.startswith("method "):
+        name, module_level = context.removeprefix("method ").partition(".")[2], False
+    else:
+        return None
+    private = name.startswith("_") and not name.startswith("__") and "." not in name
+    return (name, module_level) if private else None
+
+
+def unreached(findings: Iterable[Finding], module_of: Callable[[str], str | None],
+              outline_of: Callable[[str], Outline], sources: Callable[[], Iterable[str]]) -> set[tuple[str, str]]:
+    """The (path, context) of each finding's private coroutine that nothing in the project names; `sources` are
+    the texts of every module of the project, read only when some finding is in such a coroutine."""
+    candidates: dict[tuple[str, str], str] = {}
+    for finding in findings:
+        place = finding.path, finding.context
+        found = coroutine_of(finding.context) if place not in candidates else None
+        module = module_of(finding.path) if found is not None else None
+        if module is not None and not (found[1] and found[0] in outline_of(module).decorated):
+            candidates[place] = found[0]
+    if not candidates:
+        return set()
+    words = re.compile(r"\b(?:%s)\b" % "|".join(sorted(map(re.escape, set(candidates.values())))))
+    written: dict[str, int] = {}
+    for text in sources():
+        for word in words.findall(text):
+            written[word] = written.get(word, 0) + 1
+    return {place for place, name in candidates.items() if written.get(name, 0) <= 1}

@@ -427,3 +427,50 @@ def test_a_cached_helper_that_only_reads_files_blocks_only_on_its_first_call():
     chain through it is not reported; one behind a cache that does HTTP (or any other I/O) still is, and so is the
     uncached reader called directly."""
     assert reported(CACHED_FILE_READS) == expected_findings(CACHED_FILE_READS)
+
+
+IN_MEMORY_EXPORTS = """\
+import io
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+
+
+async def export(df: pd.DataFrame, image: Image.Image, path: str):
+    buffer = io.StringIO()
+    df.to_csv(buffer)
+    text = df.to_csv()
+    df.to_csv(path)  # AG104
+    ImageDraw.Draw(image).text((0, 0), "total", font=ImageFont.load_default())
+    image.paste(image.convert("RGB"), (0, 0))
+    return text
+"""
+
+
+def test_exports_kept_in_memory_and_learned_chains_through_safe_calls_are_not_file_io():
+    """`df.to_csv()` with no path returns the text; a learned chain through a call the curated base declares safe
+    (`Image.convert`'s colour profiles, Pillow's built-in default font) is not reported."""
+    assert reported(IN_MEMORY_EXPORTS) == expected_findings(IN_MEMORY_EXPORTS)
+
+
+SYNC_STARTUP_HANDLER = """\
+import sqlite3
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.on_event("startup")
+def create_tables():
+    sqlite3.connect("app.db").execute("create table if not exists t (x)")  # AG106
+
+
+@app.get("/rows")
+def rows():
+    return sqlite3.connect("app.db").execute("select x from t").fetchall()
+"""
+
+
+def test_a_sync_event_handler_runs_on_the_loop_and_a_sync_route_does_not():
+    """Starlette calls a plain `def` startup handler itself, on the loop; a plain `def` route runs in the threadpool.
+    The file has no `async` in it: it is still read."""
+    assert reported(SYNC_STARTUP_HANDLER) == expected_findings(SYNC_STARTUP_HANDLER)

@@ -423,7 +423,9 @@ class Resolver:
             given = keyword(call, argument.arg)
             if given is None and argument.position is not None:
                 given = positional(call, argument.position)
-            if given is None:
+            if given is None or isinstance(given, ast.Constant) and given.value is None:
+                if argument.absent:
+                    return True
                 continue
             value = self.infer(given, scope)
             return argument.any_value or value is not None and value.instance and value.path in self.knowledge.buffers
@@ -1017,8 +1019,9 @@ class BlockingCallWalker:
         return self._own_nested_owner(node, parent)
 
     def _runs_on_loop(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-        """An `async def` runs on the loop; a nested `def` only when its on-loop parent calls it directly."""
-        if isinstance(node, ast.AsyncFunctionDef):
+        """An `async def` runs on the loop, and so does a sync event handler; a nested `def` only when its on-loop
+        parent calls it directly."""
+        if isinstance(node, ast.AsyncFunctionDef) or id(node) in self.facts.sync_on_loop:
             return True
         parent = self.frame
         if parent is None or not parent.on_loop:

@@ -106,8 +106,8 @@ def check_source(text: str, path: str = "<string>", module: str = "module",
 def analyse_source(text: str, path: str = "<string>", module: str = "module",
                    knowledge: Knowledge | None = None, enabled: frozenset[str] | None = None,
                    project: Project | None = None) -> FileAnalysis:
-    if "async" not in text:  # no coroutine, nothing of it runs on the loop: not even parsed (most of a large
-        return FileAnalysis()  # tree; one that a chain reaches is parsed then, for its summary)
+    if "async" not in text and "on_event" not in text:  # nothing of it runs on the loop (but a sync startup
+        return FileAnalysis()  # handler): not even parsed; one that a chain reaches is parsed then, for its summary
     knowledge = knowledge or build_knowledge()
     tree = parsed(text, module, project)
     if isinstance(tree, tuple):

@@ -78,6 +78,8 @@ class FastApiFacts:
     """Role of a decorated function, by `id(node)`."""
     named_roles: dict[str, str] = field(default_factory=dict)
     """Role of a function referred to by name (`Depends(get_db)`, `lifespan=lifespan`)."""
+    sync_on_loop: set[int] = field(default_factory=set)
+    """Plain `def`s that run on the loop all the same (`@app.on_event("startup")`), by `id(node)`."""
     middleware_classes: set[str] = field(default_factory=set)
     router_prefixes: dict[str, str] = field(default_factory=dict)
     builds_app: bool = False
@@ -125,6 +127,8 @@ class FastApiFacts:
                 role = "exception handler"
             elif method == "on_event":
                 role = f"{path or 'event'} handler"
+                if isinstance(node, ast.FunctionDef):  # Starlette calls a sync event handler on the loop itself
+                    self.sync_on_loop.add(id(node))
             if role:
                 self.roles[id(node)] = role
 

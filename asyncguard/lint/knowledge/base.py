@@ -56,6 +56,8 @@ class FileArgument:
     arg: str
     any_value: bool = False
     """Whatever is given there is data in memory (`pymupdf.open(stream=data)`)."""
+    absent: bool = False
+    """Leaving it out, or giving None, keeps the work in memory (`df.to_csv()` returns the text)."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,9 @@ class Knowledge:
         if isinstance(found, BlockingApi):
             return found
         learned = self.learned.blocking(name) if self.learned is not None else None
-        return _learned_api(learned) if learned is not None else None
+        if learned is None or any(self.safe.get(step) is not None for step in learned.chain[1:]):
+            return None  # a chain through a call the curated base knows is safe (`Image.convert`) does not block
+        return _learned_api(learned)
 
     def is_allowed(self, name: str) -> bool:
         """Declared non-blocking: shipped safe calls and the project's `allowed-calls`."""
@@ -276,7 +280,8 @@ def build_knowledge(
         iterates=dict(data.get("iterates", {})),
         aliases=sorted(data.get("aliases", {}).items(), key=lambda kv: -len(kv[0])),
         file_arguments=PatternTable(
-            (pattern, tuple(FileArgument(a.get("position"), a["arg"], a.get("any", False)) for a in arguments))
+            (pattern, tuple(FileArgument(a.get("position"), a["arg"], a.get("any", False), a.get("absent", False))
+                            for a in arguments))
             for pattern, arguments in data.get("in-memory", {}).get("files", {}).items()),
         buffers=frozenset(data.get("in-memory", {}).get("buffers", ())),
         learned=_learned_data(tuple(learned or ()), frozenset(project_packages)),

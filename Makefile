@@ -41,7 +41,10 @@ bench-harness: $(INSTALLED)
 	command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
 	$(BIN)/python -m asyncguard.bench.calibration --out reports/harness-bench.json --readme README.md
 
+# Timed as installed from a wheel, with bytecode (an editable install has none, and PYTHONDONTWRITEBYTECODE may
+# keep it from being written).
 bench-lint: $(LINTBENCH_INSTALLED)
+	$(BIN)/python -m compileall -q asyncguard
 	$(BIN)/python -m asyncguard.lint.measure.benchmark --out reports/lint-bench.json --readme README.md \
 		$(if $(MIRROR),--mirror $(MIRROR))
 

@@ -134,11 +134,12 @@ def run_rule(code: str) -> int:
 @contextmanager
 def progress_bar(total: int, enabled: bool):
     """A rich progress bar on a terminal, for runs long enough to want one; silent otherwise (and in CI)."""
+    if not enabled or total < 200:
+        yield None
+        return
     try:
         from rich.progress import Progress
     except ImportError:  # the linter-only install has no rich
-        enabled = False
-    if not enabled or total < 200:
         yield None
         return
     with Progress(transient=True) as bar:

@@ -194,3 +194,28 @@ def test_a_cache_file_of_the_wrong_shape_is_an_empty_cache(cached_project, capsy
     assert main(["check", "-q"]) == 1
     assert capsys.readouterr() == (first, "")
     assert list(read_checksummed(cache_file(cached_project))[0]) == [str(cached_project / "app.py")]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda part: "not a part",
+    lambda part: {**part, "summaries": {"app": []}},
+    lambda part: {**part, "summaries": {"app": {"classes": {"app.C": "Base"}}}},
+    lambda part: {**part, "outlines": {"app": {"assigned": "x"}}},
+    lambda part: {**part, "loop_calls": [["app.g", 4]]},
+    lambda part: {**part, "digest": "0" * 32},
+    lambda part: {key: value for key, value in part.items() if key != "summaries"},
+], ids=["not-a-table", "summary-a-list", "class-bases", "outline", "loop-call", "other-content", "missing-field"])
+def test_a_damaged_analysis_part_is_a_miss_when_the_whole_program_pass_needs_it(cached_project, capsys, damage):
+    """The summaries live in a file of their own, read only when the whole-program pass runs: a part of the wrong
+    shape then has its file checked again (the chain is still found), and the part is rewritten."""
+    assert main(["check", "-q"]) == 1
+    first = capsys.readouterr().out
+    [analysis] = (cached_project / CACHE_DIR).glob("analysis-*.json")
+    parts, _ = read_checksummed(analysis)
+    [(key, part)] = parts.items()
+    analysis.write_text(json.dumps({key: damage(part)}))
+    app = cached_project / "app.py"
+    os.utime(app, (time.time() + 5, time.time() + 5))  # the same content, touched: the pass runs again
+    assert main(["check", "-q"]) == 1
+    assert capsys.readouterr() == (first, "")
+    assert read_checksummed(analysis) == ({key: part}, True)

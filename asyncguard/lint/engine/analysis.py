@@ -638,7 +638,7 @@ class ModuleIndex:
 def returned_value(node: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope, resolver: Resolver, package: str,
                    class_path: str | None = None) -> Value | None:
     """The first inferable `return x` / `yield x` of a function (or method of `class_path`) body, its simple
-    assignments followed."""
+    assignments followed: an instance, or a library's own object (a module, `client[db][collection]`)."""
     bind_parameters(node, scope, resolver, class_path)
     for current in own_nodes(node.body):
         if isinstance(current, SIMPLE_BINDINGS):
@@ -646,7 +646,7 @@ def returned_value(node: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope, r
                 scope.bind(name, value)
         elif isinstance(current, (ast.Return, ast.Yield)) and current.value is not None:
             found = resolver.infer(current.value, scope)
-            if found is not None and found.instance:
+            if found is not None and (found.instance or not resolver.in_project(found.path)):
                 return found
         elif isinstance(current, (ast.With, ast.AsyncWith)):
             for item in current.items:

@@ -18,9 +18,10 @@ from asyncguard import __version__
 from asyncguard.atomic import write_atomically
 
 CACHE_DIR = ".asyncguard_cache"
-CACHE_FORMAT = 15
+CACHE_FORMAT = 16
 """Version 2 added each file's summary and calls on the loop (the whole-program pass); 13 a summary per module name
-the file is imported under, and the whole-program pass's own findings; 14 properties in outlines; 15 the coroutines nothing runs."""
+the file is imported under, and the whole-program pass's own findings; 14 properties in outlines; 15 the coroutines nothing runs; 16 summaries,
+loop calls and outlines in a file of their own, read only when the whole-program pass runs."""
 
 
 def digest(data: bytes) -> str:
@@ -100,10 +101,12 @@ OUTLINE = {**{name: [str] for name in ("assigned", "constants", "star_imports", 
 LOOP_CALL = (str, int, int, int, int, str, str, TableOf(str))
 """Callee, span, context, the call as written, known argument types (asyncguard.lint.engine.checker)."""
 ENTRY = {"mtime_ns": int, "size": int, "digest": str, "findings": OneOf((None, [FINDING])),
-         "dependencies": [(str, int, int)], "summaries": TableOf(SUMMARY), "loop_calls": [LOOP_CALL],
-         "outlines": TableOf(OUTLINE)}
-"""A CacheEntry; change CACHE_FORMAT with it."""
+         "dependencies": [(str, int, int)]}
+"""A CacheEntry as the findings file keeps it; change CACHE_FORMAT with it."""
+ANALYSIS = {"digest": str, "summaries": TableOf(SUMMARY), "loop_calls": [LOOP_CALL], "outlines": TableOf(OUTLINE)}
+"""The rest of a CacheEntry, in the analysis file: what only the whole-program pass reads."""
 is_entry = validator(ENTRY)
+is_analysis = validator(ANALYSIS)
 PROGRAM = {"key": str, "findings": [FINDING], "unreached": [(str, str)]}
 """What the whole-program view of a run found: its own findings, and the (path, context) of the coroutines nothing
 runs (asyncguard.lint.engine.reach), for the run over exactly these files (`program_key`)."""
@@ -127,6 +130,15 @@ class CacheEntry:
     outlines: dict[str, dict] = field(default_factory=dict)
     """What the file binds (asyncguard.lint.engine.names.Outline.to_json), by module name, as the whole-program pass
     read it: a later run that changed another file need not parse this one for it."""
+    analysed: bool = True
+    """Whether summaries, loop calls and outlines are here: False for an entry read from the findings file until
+    the analysis file is read (`FindingsCache.load_analysis`), and after that for one the analysis file lacked."""
+
+    def findings_part(self) -> dict:
+        return {key: getattr(self, key) for key in ENTRY}
+
+    def analysis_part(self) -> dict:
+        return {key: getattr(self, key) for key in ANALYSIS}
 
     def is_current(self, path: str) -> bool:
         """Whether the file is still as it was when this entry was made (size and mtime)."""
@@ -153,6 +165,8 @@ class FindingsCache:
         self.directory = project_root / CACHE_DIR
         self.file = self.directory / f"findings-{__version__}-{CACHE_FORMAT}-{fingerprint}.json"
         self.program_file = self.directory / f"program-{__version__}-{CACHE_FORMAT}-{fingerprint}.json"
+        self.analysis_file = self.directory / f"analysis-{__version__}-{CACHE_FORMAT}-{fingerprint}.json"
+        self.analysis_loaded = not enabled
         self.entries: dict[str, CacheEntry] = {}
         self.dirty = False
         self.program: dict | None = None
@@ -170,14 +184,33 @@ class FindingsCache:
             self.dirty = raw is not None
             return
         try:
-            self.entries = {path: CacheEntry(**entry) for path, entry in raw.items()
+            self.entries = {path: CacheEntry(**entry, analysed=False) for path, entry in raw.items()
                             if trusted or is_entry(entry)}
         except TypeError:  # a checksum that holds over what some other version wrote
-            self.entries = {path: CacheEntry(**entry) for path, entry in raw.items() if is_entry(entry)}
+            self.entries = {path: CacheEntry(**entry, analysed=False) for path, entry in raw.items()
+                            if is_entry(entry)}
         self.dirty = len(self.entries) != len(raw) or not trusted
         program, trusted = read_checksummed(self.program_file)
         if type(program) is dict and (trusted or is_program(program)):
             self.program = program
+
+    def load_analysis(self) -> None:
+        """Read the summaries, loop calls and outlines of the entries read from the findings file: a run that reuses
+        the whole-program view needs none of them (most of the cache's bytes). A part of the wrong shape, or one
+        made of other content, is left out: its entry stays `analysed=False`, and its file is checked again."""
+        if self.analysis_loaded:
+            return
+        self.analysis_loaded = True
+        raw, trusted = read_checksummed(self.analysis_file)
+        for path, part in (raw.items() if isinstance(raw, dict) else ()):
+            entry = self.entries.get(path)
+            if (entry is not None and not entry.analysed and (trusted or is_analysis(part))
+                    and part["digest"] == entry.digest):
+                entry.summaries, entry.loop_calls, entry.outlines = part["summaries"], part["loop_calls"], \
+                    part["outlines"]
+                entry.analysed = True
+        if any(not entry.analysed for entry in self.entries.values()):
+            self.dirty = True
 
     def program_view(self, key: str) -> dict | None:
         """The whole-program view (`PROGRAM`) of a run over exactly these files, unchanged (`program_key`)."""
@@ -244,7 +277,10 @@ class FindingsCache:
             if not gitignore.exists():
                 gitignore.write_text("*\n", encoding="utf-8")
             if self.dirty:
-                write_checksummed(self.file, {path: vars(entry) for path, entry in self.entries.items()})
+                self.load_analysis()  # so that the analysis file is written whole
+                write_checksummed(self.file, {path: entry.findings_part() for path, entry in self.entries.items()})
+                write_checksummed(self.analysis_file, {path: entry.analysis_part() for path, entry in
+                                                       self.entries.items() if entry.analysed})
             if self.program_dirty:
                 write_checksummed(self.program_file, self.program)
         except OSError:

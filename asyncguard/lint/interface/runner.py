@@ -175,7 +175,7 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
     enabled = settings.enabled_codes()
     cache = FindingsCache(settings.project_root, settings.fingerprint(), enabled=use_cache)
     result = RunResult()
-    unchanged: list[tuple[SourceFile, CacheEntry]] = []
+    unchanged: list[tuple[SourceFile, os.stat_result, CacheEntry]] = []
     pending: list[tuple[SourceFile, os.stat_result, bytes | None]] = []
     stamps: list[tuple[str, str, os.stat_result]] = []  # what the whole-program pass depends on
     for source in files:
@@ -199,12 +199,19 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
             continue
         stamps.append((source.display, source.module, stat))
         if cached is not None and cached.findings is not None:
-            result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in cached.findings)
-            unchanged.append((source, cached))
-            if progress:
-                progress(1)
+            unchanged.append((source, stat, cached))
             continue
         pending.append((source, stat, data))
+    key = program_key(stamps)
+    reused = None if pending else cache.program_view(key)
+    if reused is None:  # the whole-program pass runs: it needs the unchanged files' summaries, or their check again
+        cache.load_analysis()
+        pending += [(source, stat, None) for source, stat, cached in unchanged if not cached.analysed]
+        unchanged = [(source, stat, cached) for source, stat, cached in unchanged if cached.analysed]
+    for source, _, cached in unchanged:
+        result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in cached.findings)
+        if progress:
+            progress(1)
 
     project_layout = functools.cache(  # both passes resolve against the same project
         lambda: layout([source for source in files if source.problem is None]))
@@ -220,14 +227,13 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
                 analysed_records.append(ModuleRecord(source.module, source.display, summary, loop_calls))
             if progress:
                 progress(1)
-        key = program_key(stamps)
-        reused = None if pending else cache.program_view(key)
         if reused is not None:  # nothing changed since the run that found these
             result.findings.extend(map(Finding.from_json, reused["findings"]))
             dead = {tuple(place) for place in reused["unreached"]}
         else:
             records = [ModuleRecord(source.module, source.display, summary, cached.loop_calls)
-                       for source, cached in unchanged if (summary := cached.summaries.get(source.module)) is not None]
+                       for source, _, cached in unchanged
+                       if (summary := cached.summaries.get(source.module)) is not None]
             found = whole_program(records + analysed_records, files, settings, enabled, cache, project_layout)
             result.findings.extend(found)
             dead = unreached_coroutines(result.findings, files, settings, enabled, project_layout)

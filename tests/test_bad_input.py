@@ -59,13 +59,31 @@ def test_newest_syntax_is_checked_without_findings(source):
     assert check_source(source) == []
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 12), reason="Python 3.12 reads PEP 701 f-strings")
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="Python 3.14 reads PEP 750 template strings")
 def test_syntax_newer_than_the_interpreter_reads_is_not_passed_silently():
-    """A coroutine this Python's `ast` cannot read (a PEP 701 f-string on 3.11) is not checked: it says so."""
-    [finding] = check_source("import time\n\nasync def f(items):\n    time.sleep(1)\n"
-                             "    return f\"{'\\n'.join(items)}\"\n")
+    """A coroutine this Python's `ast` cannot read, nor put in its own terms (a PEP 750 template string), is not
+    checked: it says so."""
+    [finding] = check_source('import time\n\nasync def f(name):\n    time.sleep(1)\n    return t"hello {name}"\n')
     assert finding.code == "AG001"
-    assert "syntax newer than Python 3.11 reads (run asyncguard with a newer Python to check it)" in finding.message
+    assert "syntax newer than Python" in finding.message and "run asyncguard with a newer Python" in finding.message
+
+
+@pytest.mark.parametrize("newer", [
+    "f\"{'\\n'.join(items)}\"",  # PEP 701: a backslash in an f-string's expression
+    'f"{", ".join(items)}"',  # PEP 701: the f-string's own quotes inside it
+    'f"""\n{"\\n".join(items)}\n"""',  # over lines
+])
+def test_an_f_string_only_python_3_12_reads_does_not_hide_the_rest_of_the_file(newer):
+    """The f-string is read as a plain string of the same extent: every other line is checked, where it stands."""
+    source = f"import time\n\nasync def f(items):\n    label = {newer}\n    time.sleep(1)\n    return label\n"
+    assert [(f.line, f.code) for f in check_source(source)] == [(source.splitlines().index("    time.sleep(1)") + 1,
+                                                                 "AG101")]
+
+
+def test_type_parameters_over_several_lines_are_read():
+    source = ("import time\n\n\nclass Box[\n    T,\n]:\n    pass\n\n\nasync def f[\n    T: int,\n](x: T) -> T:\n"
+              "    time.sleep(1)\n    return x\n")
+    assert [(f.line, f.code) for f in check_source(source)] == [(13, "AG101")]
 
 
 def test_new_syntax_does_not_hide_findings():

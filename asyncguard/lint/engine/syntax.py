@@ -43,7 +43,8 @@ def _parse_quietly(text: str) -> ast.Module:
 
 
 def _older_syntax(text: str) -> str | None:
-    """The text with its type parameters blanked and `type X = ...` made `X = ...`, where libcst reads it; "" for
+    """The text with its type parameters blanked, `type X = ...` made `X = ...` and each f-string only Python 3.12
+    reads (PEP 701: `f"{"\\n".join(xs)}"`) made a blank string of the same extent, where libcst reads it; "" for
     valid text with nothing to blank; None for text that is not Python."""
     import libcst as cst
     from libcst.metadata import MetadataWrapper, PositionProvider
@@ -56,11 +57,19 @@ def _older_syntax(text: str) -> str | None:
     starts = [0] + [match.end() for match in LINE_BREAK.finditer(text)]
     offset = lambda position: starts[position.line - 1] + position.column  # noqa: E731
     chars = list(text)
+    blanked: list[tuple[int, int]] = []
     for node, place in positions.items():
         if isinstance(node, (cst.FunctionDef, cst.ClassDef)) and node.type_parameters is not None:
             region = positions[node.type_parameters]
-            for index in range(offset(region.start), offset(region.end)):
-                chars[index] = chars[index] if chars[index] in "\r\n" else " "
+            start, end = offset(region.start), offset(region.end)
+            for index in range(start, end):  # over several lines: each joined to the next by a backslash
+                breaks = index + 1 < len(chars) and chars[index + 1] in "\r\n" and index + 1 < end
+                chars[index] = chars[index] if chars[index] in "\r\n" else "\\" if breaks else " "
+        elif isinstance(node, cst.FormattedString):
+            start, end = offset(place.start), offset(place.end)
+            if not any(outer <= start < outer_end for outer, outer_end in blanked) and not _reads(text[start:end]):
+                blanked.append((start, end))
+                chars[start:end] = _blank_string(text[start:end])
         elif isinstance(node, cst.TypeAlias):
             start, value = offset(place.start), offset(positions[node.value].start)
             name = node.name.value
@@ -69,6 +78,22 @@ def _older_syntax(text: str) -> str | None:
             chars[start:value] = list(name + " " * (value - start - len(name) - 1) + "=")
     rewritten = "".join(chars)
     return rewritten if rewritten != text else ""
+
+
+def _reads(expression: str) -> bool:
+    """Whether this Python parses the expression (an f-string of the newer grammar does not)."""
+    try:
+        ast.parse(expression, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def _blank_string(literal: str) -> list[str]:
+    """A plain string of the same extent, its line breaks kept: `"   "`, or triple-quoted across lines."""
+    quote = '"""' if any(char in "\r\n" for char in literal) else '"'
+    inner = [char if char in "\r\n" else " " for char in literal[len(quote):len(literal) - len(quote)]]
+    return [*quote, *inner, *quote]
 
 
 class SourceLines:

@@ -432,3 +432,14 @@ def test_tests_are_left_out_of_a_walk_unless_named(tmp_path):
     named = run(list(discover([str(tmp_path / "tests" / "test_api.py")], tmp_path, DEFAULT_EXCLUDES)),
                 Settings(project_root=tmp_path), use_cache=False).findings
     assert walked == {"routes.py"} and [Path(f.path).name for f in named] == ["test_api.py"]
+
+
+def test_an_awaited_plain_function_of_the_project_still_runs_on_the_loop(tmp_path):
+    """`await send_sms(...)` where `send_sms` is a plain `def`: the call blocks before the `await` fails; an awaited
+    coroutine is followed as ever, and an awaited library call is taken to be async."""
+    reported, expected, _ = check(tmp_path, {
+        "app/sms.py": "import smtplib\n\n\ndef send_sms(to):\n    smtplib.SMTP('mail').sendmail('a', [to], 'hi')\n",
+        "app/routes.py": ("import redis\nfrom app.sms import send_sms\n\ncache = redis.Redis()\n\n\n"
+                          "async def notify(to):\n    await send_sms(to)  # AG800\n    await cache.get(to)\n"),
+    })
+    assert reported == expected

@@ -1124,7 +1124,9 @@ class BlockingCallWalker:
             self.offloaded.update(id(value) for value in argument_values(node))
         if callee.rsplit(".", 1)[-1] in STREAMING_RESPONSES:
             self.streamed.add(id(streamed_content(node)))
-        if id(node) in self.awaited:
+        if id(node) in self.awaited:  # an awaited library call is taken to be async; a project one is followed:
+            if frame.on_loop and self._follows(callee):  # a plain `def` awaited still runs here (then fails)
+                self.loop_calls.append(LoopCall(node, callee, frame, self._argument_types(node)))
             return
         if id(node) in self.streamed and self.resolver.is_sync_generator(callee):
             return  # iterated in the threadpool: its body never runs on the loop
@@ -1141,8 +1143,7 @@ class BlockingCallWalker:
             self._lock_use(RawFinding(node=node, api=api, call=callee, frame=frame, lock=lock))
         elif api is not None:
             self._blocking(RawFinding(node=node, api=api, call=callee, frame=frame))
-        elif (api is None and self.whole_program and self.resolver.in_project(callee)
-              and not self.knowledge.is_allowed(callee)):
+        elif api is None and self._follows(callee):
             if frame.on_loop:
                 self.loop_calls.append(LoopCall(node, callee, frame, self._argument_types(node)))
             elif self._on_self(node, callee, frame):
@@ -1152,6 +1153,10 @@ class BlockingCallWalker:
         elif api is None and self.whole_program and not frame.on_loop and callee.startswith(f"{UNKNOWN}."):
             self._note_parameter_call(node, frame)
 
+    def _follows(self, callee: str) -> bool:
+        """Whether a call of `callee` is one for the whole-program pass: a project function's, not allowed."""
+        return self.whole_program and self.resolver.in_project(callee) and not self.knowledge.is_allowed(callee)
+
     def walk_attribute(self, node: ast.Attribute) -> None:
         """Reading a property of a project class runs its getter: a call, on the loop or in a summarised function."""
         frame = self.frame
@@ -1160,7 +1165,7 @@ class BlockingCallWalker:
             owner = self.resolver.infer(node.value, self.scope)
             getter = (self.resolver.property_getter(owner.path, node.attr)
                       if owner is not None and owner.instance and self.resolver.in_project(owner.path) else None)
-            if getter is not None and not self.knowledge.is_allowed(getter):
+            if getter is not None and self._follows(getter):
                 if frame.on_loop:
                     self.loop_calls.append(LoopCall(node, getter, frame))
                 else:

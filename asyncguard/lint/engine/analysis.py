@@ -872,8 +872,9 @@ class BlockingCallWalker:
             ast.Lambda: self.walk_lambda, ast.ClassDef: self.walk_class, ast.If: self.walk_if,
             ast.With: self.walk_with, ast.AsyncWith: self.walk_with, ast.For: self.walk_for,
             ast.AsyncFor: self.walk_for, ast.NamedExpr: self.walk_named_expr, ast.Await: self.walk_await,
-            ast.Call: self.walk_call, ast.Attribute: self.walk_attribute, ast.ListComp: self.walk_comprehension, ast.SetComp: self.walk_comprehension,
-            ast.GeneratorExp: self.walk_comprehension, ast.DictComp: self.walk_comprehension,
+            ast.Call: self.walk_call, ast.Attribute: self.walk_attribute, ast.ListComp: self.walk_comprehension,
+            ast.SetComp: self.walk_comprehension, ast.GeneratorExp: self.walk_comprehension,
+            ast.DictComp: self.walk_comprehension,
             ast.AnnAssign: self.walk_annotated_assignment,
             **{statement: self.walk_simple_statement for statement in SIMPLE_BINDINGS if statement is not ast.AnnAssign},
         }

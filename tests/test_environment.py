@@ -82,3 +82,15 @@ def test_a_cache_that_cannot_be_written_leaves_the_shipped_knowledge(project, tm
     assert done.returncode == 0 and calls(done) == []
     assert "asyncguard: warning: not learning from the project environment" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_what_was_learned_is_learned_again_by_a_newer_engine(tmp_path, monkeypatch):
+    """Learned data is kept per interpreter and per engine: one learned by another version of the engine or of the
+    curated base is not read as today's."""
+    from asyncguard.lint.knowledge import environment
+
+    python = Path(sys.executable)
+    today = environment.learned_directory(python, tmp_path)
+    assert environment.learned_directory(python, tmp_path) == today
+    monkeypatch.setattr(environment, "learner_digest", lambda: "another engine")
+    assert environment.learned_directory(python, tmp_path) != today

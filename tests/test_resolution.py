@@ -443,3 +443,17 @@ def test_an_awaited_plain_function_of_the_project_still_runs_on_the_loop(tmp_pat
                           "async def notify(to):\n    await send_sms(to)  # AG800\n    await cache.get(to)\n"),
     })
     assert reported == expected
+
+
+def test_getattr_on_a_session_by_a_verb_known_only_at_run_time_is_its_request(tmp_path):
+    """An SDK's `getattr(self.session, method)(url)` is the session's `request`; `getattr(obj, "name")` is
+    `obj.name`."""
+    reported, expected, _ = check(tmp_path, {
+        "app/api.py": ("import requests\n\n\nclass Api:\n    def __init__(self):\n        self.session = requests.Session()\n\n"
+                       "    def _call(self, method, url):\n        return getattr(self.session, method)(url)\n\n"
+                       "    def account(self):\n        return self._call('get', '/account')\n\n"
+                       "    def headers(self):\n        return getattr(self.session, 'headers').copy()\n"),
+        "app/routes.py": ("from app.api import Api\n\napi = Api()\n\n\nasync def account():\n"
+                          "    return api.account(), api.headers()  # AG800\n"),
+    })
+    assert reported == expected

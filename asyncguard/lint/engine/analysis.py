@@ -368,11 +368,26 @@ class Resolver:
         return self.knowledge.invoked(value.path, value.instance)
 
     def call_result(self, call: ast.Call, scope: Scope) -> Value | None:
+        if builtin_argument(call, frozenset({"getattr"}), scope) is not None and len(call.args) >= 2:
+            return self.attribute_by_name(call, scope)
         value = self.infer(call.func, scope)
         if value is not None and not value.instance and value.path in FUNCTION_WRAPPERS and call.args:
             wrapped = self.infer(call.args[0], scope)  # `get_db_manager = contextmanager(get_db)`
             return wrapped if wrapped is not None and not wrapped.instance else None
         return self.result_of(value) if value is not None else None
+
+    def attribute_by_name(self, call: ast.Call, scope: Scope) -> Value | None:
+        """`getattr(obj, "name")` is `obj.name`; `getattr(session, method)`, the verb known only when it runs, is the
+        session's `request` where that blocks (an SDK's `getattr(self.session, method)(url, **kwargs)`)."""
+        owner = self.infer(call.args[0], scope)
+        if owner is None:
+            return None
+        name = string_value(call.args[1])
+        if name is not None:
+            path, instance = self.knowledge.member(owner.path, owner.instance, name)
+            return Value(path, instance=instance)
+        dispatch = f"{owner.path}.request"
+        return Value(dispatch) if owner.instance and self.knowledge.blocking_api(dispatch) is not None else None
 
     def result_of(self, value: Value) -> Value | None:
         """What calling `value` produces: a known return type, a class's instance, a project function's result."""

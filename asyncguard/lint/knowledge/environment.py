@@ -9,6 +9,7 @@ interpreter and release, so later runs only read it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -106,8 +107,18 @@ def imported_names(paths: Iterable[Path]) -> set[str]:
 
 
 def learned_directory(python: Path, cache: Path) -> Path:
-    key = hashlib.blake2b(str(python.absolute()).encode(), digest_size=8).hexdigest()
+    """Per interpreter and per version of what learns: a newer engine or curated base learns anew."""
+    key = hashlib.blake2b(f"{python.absolute()}\0{learner_digest()}".encode(), digest_size=8).hexdigest()
     return cache / "environments" / key
+
+
+@functools.cache
+def learner_digest() -> str:
+    """Of the sources that decide what is learned: the engine, the learner and the curated base."""
+    package = Path(__file__).resolve().parents[1]
+    sources = [*sorted((package / "engine").glob("*.py")), package / "knowledge" / "learner.py",
+               package / "knowledge" / "blocking_calls.toml"]
+    return hashlib.blake2b(b"".join(path.read_bytes() for path in sources), digest_size=8).hexdigest()
 
 
 def learn_environment(python: Path, checked: Iterable[Path], project_modules: set[str], cache: Path,

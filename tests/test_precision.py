@@ -474,3 +474,36 @@ def test_a_sync_event_handler_runs_on_the_loop_and_a_sync_route_does_not():
     """Starlette calls a plain `def` startup handler itself, on the loop; a plain `def` route runs in the threadpool.
     The file has no `async` in it: it is still read."""
     assert reported(SYNC_STARTUP_HANDLER) == expected_findings(SYNC_STARTUP_HANDLER)
+
+
+NEXT_OF_A_DEPENDENCY = """\
+import sqlite3
+from sqlalchemy.orm import sessionmaker
+
+SessionLocal = sessionmaker()
+
+
+def get_db():
+    db = SessionLocal()
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def rows():
+    yield from sqlite3.connect("app.db").execute("select 1")
+
+
+async def handler():
+    db = next(get_db())
+    for row in rows():  # AG800
+        print(row)
+    return db
+"""
+
+
+def test_next_of_a_generator_dependency_runs_its_setup_not_its_teardown():
+    """`next(get_db())` runs the dependency to its `yield` (a lazy session): its `finally` runs only when the
+    generator is closed, not here; a generator looped over runs whole."""
+    assert reported(NEXT_OF_A_DEPENDENCY) == expected_findings(NEXT_OF_A_DEPENDENCY)

@@ -865,6 +865,8 @@ class BlockingCallWalker:
         self.offloaded: set[int] = set()
         self.streamed: set[int] = set()
         """Calls whose result a streaming response iterates (`StreamingResponse(iter_file(path))`)."""
+        self.advanced_once: set[int] = set()
+        """Calls whose result `next()` advances to its first `yield` (`db = next(get_db())`)."""
         self.held: list[str] = []
         """The thread locks held where the walk is (`with lock:` bodies, after `lock.acquire()`)."""
         self.acquired: list[str] = []
@@ -1126,6 +1128,9 @@ class BlockingCallWalker:
 
     def _check_call(self, node: ast.Call) -> None:
         self.facts.note_call(node, self.resolver, self.scope)
+        advanced = builtin_argument(node, frozenset({"next"}), self.scope)
+        if advanced is not None:
+            self.advanced_once.add(id(advanced))
         frame = self.frame
         if frame is None:
             if not self.facts.runs_own_loop:  # `with client: client.loop.run_until_complete(main())`
@@ -1146,6 +1151,8 @@ class BlockingCallWalker:
             return
         if id(node) in self.streamed and self.resolver.is_sync_generator(callee):
             return  # iterated in the threadpool: its body never runs on the loop
+        if id(node) in self.advanced_once and self.resolver.is_sync_generator(callee):
+            return  # `next(get_db())` runs a dependency's setup to its `yield`, never its teardown
         api = self.knowledge.blocking_api(callee)
         if api is not None and (api.with_statement or is_nonblocking(node, api, self.source)
                                 or self.resolver.works_in_memory(node, callee, self.scope)):

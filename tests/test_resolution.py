@@ -480,3 +480,17 @@ def test_each_service_of_a_monorepo_resolves_its_own_src_package(tmp_path):
     reported = {(Path(f.path).resolve().relative_to(tmp_path.resolve()).as_posix(), f.line, f.code) for f in findings}
     expected = {(name, line, code) for name, text in files.items() for line, code in expected_findings(text)}
     assert reported == expected == {("services/billing/src/routes.py", 6, "AG106")}
+
+
+def test_a_peewee_model_of_the_project_runs_sql_through_the_methods_it_inherits(tmp_path):
+    """`Event.get(...)` and `event.save()` on a project model: peewee's own methods, inherited; `select()` only
+    builds a query, its `count()` runs it."""
+    reported, expected, _ = check(tmp_path, {
+        "app/models.py": ("from peewee import CharField, Model, SqliteDatabase\n\ndb = SqliteDatabase('app.db')\n\n\n"
+                          "class Event(Model):\n    name = CharField()\n\n    class Meta:\n        database = db\n"),
+        "app/routes.py": ("from app.models import Event\n\n\nasync def rename(event_id, name):\n"
+                          "    event = Event.get(Event.id == event_id)  # AG800\n    event.name = name\n"
+                          "    event.save()  # AG800\n    query = Event.select().where(Event.name == name)\n"
+                          "    return query.count()  # AG106\n"),
+    })
+    assert reported == expected

@@ -376,6 +376,27 @@ class Resolver:
             return wrapped if wrapped is not None and not wrapped.instance else None
         return self.result_of(value) if value is not None else None
 
+    def inherited_result(self, path: str) -> Value | None:
+        """What `Model.get(...)` returns where a project class inherits `get` from a library class the knowledge
+        base knows: its declared result, `"Self"` an instance of the project class (peewee's `Model.get`)."""
+        class_path, _, method = path.rpartition(".")
+        if not class_path or not self.in_project(class_path):
+            return None
+        for owner in self.method_resolution_order(class_path):
+            if self.in_project(owner):
+                if self._defines(owner, method):
+                    return None  # the project's own method: its result is its body's
+                continue
+            returned = self.knowledge.returned(f"{owner}.{method}")
+            if returned is not None:
+                return Value(class_path if returned == "Self" else returned, instance=True)
+        return None
+
+    def _defines(self, class_path: str, method: str) -> bool:
+        if class_path.startswith(self.home.prefix):
+            return f"{class_path}.{method}" in self.home.functions
+        return self.project is not None and self.project.defines_method(class_path, method)
+
     def attribute_by_name(self, call: ast.Call, scope: Scope) -> Value | None:
         """`getattr(obj, "name")` is `obj.name`; `getattr(session, method)`, the verb known only when it runs, is the
         session's `request` where that blocks (an SDK's `getattr(self.session, method)(url, **kwargs)`)."""
@@ -393,10 +414,10 @@ class Resolver:
         """What calling `value` produces: a known return type, a class's instance, a project function's result."""
         returned = self.knowledge.returned(self.knowledge.invoked(value.path, value.instance))
         if returned is not None:
-            return Value(returned, instance=True)
+            return Value(returned, instance=True) if returned != "Self" else None  # "Self": `inherited_result`
         if value.instance:
             return None
-        produced = self.function_result(value.path)
+        produced = self.function_result(value.path) or self.inherited_result(value.path)
         if produced is not None:
             return produced
         if value.path.rsplit(".", 1)[-1].lstrip("_")[:1].isupper():

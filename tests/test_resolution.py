@@ -434,17 +434,6 @@ def test_tests_are_left_out_of_a_walk_unless_named(tmp_path):
     assert walked == {"routes.py"} and [Path(f.path).name for f in named] == ["test_api.py"]
 
 
-def test_an_awaited_plain_function_of_the_project_still_runs_on_the_loop(tmp_path):
-    """`await send_sms(...)` where `send_sms` is a plain `def`: the call blocks before the `await` fails; an awaited
-    coroutine is followed as ever, and an awaited library call is taken to be async."""
-    reported, expected, _ = check(tmp_path, {
-        "app/sms.py": "import smtplib\n\n\ndef send_sms(to):\n    smtplib.SMTP('mail').sendmail('a', [to], 'hi')\n",
-        "app/routes.py": ("import redis\nfrom app.sms import send_sms\n\ncache = redis.Redis()\n\n\n"
-                          "async def notify(to):\n    await send_sms(to)  # AG800\n    await cache.get(to)\n"),
-    })
-    assert reported == expected
-
-
 def test_getattr_on_a_session_by_a_verb_known_only_at_run_time_is_its_request(tmp_path):
     """An SDK's `getattr(self.session, method)(url)` is the session's `request`; `getattr(obj, "name")` is
     `obj.name`."""
@@ -457,29 +446,6 @@ def test_getattr_on_a_session_by_a_verb_known_only_at_run_time_is_its_request(tm
                           "    return api.account(), api.headers()  # AG800\n"),
     })
     assert reported == expected
-
-
-def test_each_service_of_a_monorepo_resolves_its_own_src_package(tmp_path):
-    """`services/billing/src/` and `services/orders/src/`, each a top-level `src` package: one's
-    `from .database import get_db` is its own database module, not the other service's."""
-    database_sync = ("from sqlalchemy.orm import Session\n\n\ndef get_db() -> Session:\n    return Session()\n")
-    database_async = ("from sqlalchemy.ext.asyncio import AsyncSession\n\n\n"
-                      "def get_db() -> AsyncSession:\n    return AsyncSession()\n")
-    routes = ("from .database import get_db\n\n\nasync def totals():\n    db = get_db()\n"
-              "    return db.execute('select 1'){}\n")
-    files = {}
-    for service, database, marker in (("billing", database_sync, "  # AG106"), ("orders", database_async, "")):
-        files[f"services/{service}/src/__init__.py"] = ""
-        files[f"services/{service}/src/database.py"] = database
-        files[f"services/{service}/src/routes.py"] = routes.format(marker)
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    findings = run(list(discover([str(tmp_path / "services")], tmp_path, [])), Settings(project_root=tmp_path),
-                   use_cache=False).findings
-    reported = {(Path(f.path).resolve().relative_to(tmp_path.resolve()).as_posix(), f.line, f.code) for f in findings}
-    expected = {(name, line, code) for name, text in files.items() for line, code in expected_findings(text)}
-    assert reported == expected == {("services/billing/src/routes.py", 6, "AG106")}
 
 
 def test_a_peewee_model_of_the_project_runs_sql_through_the_methods_it_inherits(tmp_path):

@@ -380,7 +380,8 @@ class Resolver:
         """What `Model.get(...)` returns where a project class inherits `get` from a library class the knowledge
         base knows: its declared result, `"Self"` an instance of the project class (peewee's `Model.get`)."""
         class_path, _, method = path.rpartition(".")
-        if not class_path or not self.in_project(class_path):
+        bases = self.class_bases(class_path) if class_path and self.in_project(class_path) else []
+        if not bases:  # not a project class that derives from anything (a module, a plain class)
             return None
         for owner in self.method_resolution_order(class_path):
             if self.in_project(owner):
@@ -1166,10 +1167,8 @@ class BlockingCallWalker:
             self.offloaded.update(id(value) for value in argument_values(node))
         if callee.rsplit(".", 1)[-1] in STREAMING_RESPONSES:
             self.streamed.add(id(streamed_content(node)))
-        if id(node) in self.awaited:  # an awaited library call is taken to be async; a project one is followed:
-            if frame.on_loop and self._follows(callee):  # a plain `def` awaited still runs here (then fails)
-                self.loop_calls.append(LoopCall(node, callee, frame, self._argument_types(node)))
-            return
+        if id(node) in self.awaited:  # taken to be async: awaiting a plain call fails at run time (and a codebase
+            return  # that awaits its sync service methods on an AsyncSession blocks nothing)
         if id(node) in self.streamed and self.resolver.is_sync_generator(callee):
             return  # iterated in the threadpool: its body never runs on the loop
         if id(node) in self.advanced_once and self.resolver.is_sync_generator(callee):

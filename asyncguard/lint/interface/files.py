@@ -52,29 +52,6 @@ class SourceFile:
         self.path, self.display, self.root, self.problem, self._module = state
 
 
-def distinct_modules(files: list[SourceFile]) -> list[SourceFile]:
-    """Files that would have the same module name (a monorepo's services, each with its own top-level `src`
-    package) are named by the directories that hold their packages too: `services.billing.src.database` and
-    `services.orders.src.database`, so that each service's `from .database import get_db` finds its own."""
-    named: dict[str, list[SourceFile]] = {}
-    for source in files:
-        if source.problem is None:
-            named.setdefault(source.module, []).append(source)
-    for module, same in named.items():
-        if len(same) < 2:
-            continue
-        holders = [source.path.parents[module.count(".")] for source in same]
-        common = Path(os.path.commonpath(holders))
-        for source, holder in zip(same, holders):
-            parts = [IDENTIFIER_UNSAFE.sub("_", part) for part in holder.relative_to(common).parts]
-            prefix = ".".join(f"_{part}" if part[:1].isdigit() else part for part in parts if part)
-            source._module = f"{prefix}.{module}" if prefix else module
-    return files
-
-
-IDENTIFIER_UNSAFE = re.compile(r"\W")
-
-
 @dataclass(frozen=True)
 class IgnoreRule:
     base: str

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator
 
 from asyncguard.lint.interface.cache import CacheEntry, FindingsCache, digest, program_key
 from asyncguard.lint.interface.config import Settings
-from asyncguard.lint.interface.files import SourceFile, distinct_modules
+from asyncguard.lint.interface.files import SourceFile
 from asyncguard.lint.findings import NOTICES, Finding, internal_error, not_checked
 from asyncguard.lint.engine.program import LibraryCalls, ModuleRecord, Program, needed
 from asyncguard.lint.engine.names import Outline, Project, layout
@@ -171,7 +171,7 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
         progress: Callable[[int], None] | None = None) -> RunResult:
     """Check every file, reusing cached analyses, analysing the rest in parallel when there are many; then the
     whole-program pass over what they call."""
-    files = distinct_modules(list(files))
+    files = list(files)
     enabled = settings.enabled_codes()
     cache = FindingsCache(settings.project_root, settings.fingerprint(), enabled=use_cache)
     result = RunResult()

@@ -190,6 +190,31 @@ async def relay(event_type: str, payload: dict):
     connection.release()
     return celery_app.control.inspect(timeout=1).ping()  # AG103
 """,
+    "celery-canvas-published": """\
+from celery import Celery, chain, group
+
+celery_app = Celery("jobs", broker="redis://localhost")
+
+@celery_app.task
+def resize(path):
+    return path
+
+async def process(paths: list[str]):
+    chain(resize.s(paths[0]), resize.s()).apply_async()  # AG103
+    group(resize.si(p) for p in paths).delay()  # AG103
+    (resize.s(paths[0]) | resize.s()).apply_async()  # AG103
+    return resize.s(paths[0])  # a signature only describes the work
+""",
+    "tls-context-loads-the-ca-bundle": """\
+import ssl
+
+CONTEXT = ssl.create_default_context()  # at import: once
+
+async def fetch_with_tls(host: str):
+    context = ssl.create_default_context()  # AG104
+    context.load_cert_chain("client.pem")  # AG104
+    return CONTEXT
+""",
     "audio-files-and-in-memory-buffers": """\
 import io
 import wave

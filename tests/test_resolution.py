@@ -460,3 +460,58 @@ def test_a_peewee_model_of_the_project_runs_sql_through_the_methods_it_inherits(
                           "    return query.count()  # AG106\n"),
     })
     assert reported == expected
+
+
+def test_an_orm_query_result_is_an_instance_of_the_mapped_class_it_names(tmp_path):
+    """`db.query(Admin)...first()`, `session.get(Admin, key)`, `scalars(select(Admin)).one()` and a loop over
+    `.all()` give Admins: a model method that hashes is followed (with `Base = declarative_base()`, a base the
+    checker cannot type)."""
+    reported, expected, _ = check(tmp_path, {
+        "app/models.py": ("from passlib.context import CryptContext\nfrom sqlalchemy.orm import declarative_base\n\n"
+                          "Base = declarative_base()\npwd = CryptContext(schemes=['bcrypt'])\n\n\n"
+                          "class Admin(Base):\n    def verify_password(self, password):\n"
+                          "        return pwd.verify(password, self.hashed)\n"),
+        "app/routes.py": ("from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n"
+                          "from app.models import Admin\n\n\n"
+                          "async def login(db: Session, name: str, password: str):\n"
+                          "    admin = db.query(Admin).filter(Admin.name == name).first()  # AG106\n"
+                          "    admin.verify_password(password)  # AG800\n"
+                          "    db.get(Admin, 1).verify_password(password)  # AG106  # AG800\n"
+                          "    db.scalars(select(Admin).where(Admin.name == name)).one().verify_password(password)"
+                          "  # AG106  # AG800\n"
+                          "    for each in db.query(Admin).all():  # AG106\n"
+                          "        each.verify_password(password)  # AG800\n"
+                          "    ids = db.query(Admin.id).first()  # AG106\n"
+                          "    return ids.verify_password(password)  # a column, not an entity: unknown\n"),
+    })
+    assert reported == expected
+
+
+def test_a_module_name_a_start_up_hook_rebinds_through_global_is_what_it_loads(tmp_path):
+    """`model = None`, then `global model; model = SentenceTransformer(...)` in a hook: the routes, in this module
+    and in others that import it, use the loaded model."""
+    reported, expected, _ = check(tmp_path, {
+        "app/state.py": ("import requests\nfrom sentence_transformers import SentenceTransformer\n\n"
+                         "model = None\nsession = None\nLIMIT = 3\n\n\n"
+                         "def load():\n    global model, session, LIMIT\n"
+                         "    model = SentenceTransformer('all-MiniLM-L6-v2')\n    session = requests.Session()\n"
+                         "    LIMIT = 4\n\n\n"
+                         "async def embed(text: str):\n    return model.encode(text)  # AG112\n"),
+        "app/routes.py": ("from app import state\nfrom app.state import session\n\n\n"
+                          "async def search(text: str):\n    session.get('http://index/search')  # AG102\n"
+                          "    return state.model.encode(text), state.LIMIT  # AG112\n"),
+    })
+    assert reported == expected
+
+
+def test_a_namespace_directory_checked_by_name_resolves_imports_through_its_name(tmp_path):
+    """`asyncguard check app/` where `app/` has no `__init__.py` and its modules import `app.models` (as they do
+    when run as `uvicorn app.main:app`): its modules are `app.models` as well as `models`."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app/models.py").write_text("import time\n\n\nclass Clock:\n    def tick(self):\n"
+                                            "        time.sleep(1)\n")
+    (tmp_path / "app/main.py").write_text("from app.models import Clock\nfrom models import Clock as Same\n\n\n"
+                                          "async def tick():\n    Clock().tick()\n    Same().tick()\n")
+    findings = run(list(discover([str(tmp_path / "app")], tmp_path, [])), Settings(project_root=tmp_path),
+                   use_cache=False).findings
+    assert [(f.line, f.code) for f in findings] == [(6, "AG800"), (7, "AG800")]

@@ -28,6 +28,7 @@ from asyncguard.lint.engine.syntax import (
     Span,
     argument_values,
     child_fields,
+    declared_globals,
     dotted_name,
     is_generator,
     keyword,
@@ -60,6 +61,19 @@ EVENT_LOOP_RUNNERS = frozenset({"asyncio.run", "anyio.run", "trio.run", "uvloop.
 MAX_BASE_DEPTH = 8
 """Base classes followed for an inherited attribute: real hierarchies are shallower, cyclic ones are cut."""
 
+
+QUERIED_ENTITY = "Entity"
+"""A `[returns]`/`[iterates]` type: an instance of the mapped class the ORM query names (`Resolver.queried_entity`)."""
+
+ENTITY_NAMING = frozenset({"query", "select", "get", "get_one"})
+"""Calls along an ORM query whose first argument may be the mapped class: `db.query(User)`, `select(User)`,
+`session.get(User, key)`."""
+
+MAX_QUERY_STEPS = 24
+"""Calls and attributes walked along one query expression: real ones are a few steps long."""
+
+STATEMENT_RUNNERS = frozenset({"scalars", "execute", "exec", "scalar"})
+"""Session methods whose first argument is the statement to run (`session.scalars(select(User))`)."""
 
 OPERATOR_METHODS = {ast.Div: "__truediv__", ast.BitOr: "__or__"}
 """Binary operators whose result type the knowledge base may give (`[returns]` `"pathlib.Path.__truediv__"`)."""
@@ -220,6 +234,12 @@ class Resolver:
             return self.home.class_bases(class_path)
         return self.project.class_bases(class_path) if self.project is not None else []
 
+    def is_derived(self, path: str) -> bool:
+        """Whether `path` is a project class with bases (a mapped model derives from its `Base`)."""
+        if path.startswith(self.home.prefix):
+            return path in self.home.classes and bool(self.home.classes[path][0].bases)
+        return self.project is not None and self.project.is_derived(path)
+
     def method_resolution_order(self, class_path: str, depth: int = 0) -> list[str]:
         """The class and its bases in Python's C3 order, as far as the project's classes tell (a third-party class
         ends its line); a hierarchy Python would reject is cut where it becomes inconsistent."""
@@ -374,7 +394,22 @@ class Resolver:
         if value is not None and not value.instance and value.path in FUNCTION_WRAPPERS and call.args:
             wrapped = self.infer(call.args[0], scope)  # `get_db_manager = contextmanager(get_db)`
             return wrapped if wrapped is not None and not wrapped.instance else None
-        return self.result_of(value) if value is not None else None
+        if value is None:
+            return None
+        if self.knowledge.returned(self.knowledge.invoked(value.path, value.instance)) == QUERIED_ENTITY:
+            return self.queried_entity(call, scope)
+        return self.result_of(value)
+
+    def queried_entity(self, call: ast.Call, scope: Scope) -> Value | None:
+        """An instance of the mapped class an ORM query names (`db.query(User).filter(...).first()`,
+        `session.get(User, key)`, `session.scalars(select(User)).one()`), so its own methods are followed."""
+        for step in query_calls(call):
+            if step.args and isinstance(step.func, (ast.Attribute, ast.Name)) and \
+                    (step.func.attr if isinstance(step.func, ast.Attribute) else step.func.id) in ENTITY_NAMING:
+                named = self.infer(step.args[0], scope)
+                if named is not None and not named.instance and self.is_derived(named.path):
+                    return Value(named.path, instance=True)
+        return None
 
     def inherited_result(self, path: str) -> Value | None:
         """What `Model.get(...)` returns where a project class inherits `get` from a library class the knowledge
@@ -414,8 +449,8 @@ class Resolver:
     def result_of(self, value: Value) -> Value | None:
         """What calling `value` produces: a known return type, a class's instance, a project function's result."""
         returned = self.knowledge.returned(self.knowledge.invoked(value.path, value.instance))
-        if returned is not None:
-            return Value(returned, instance=True) if returned != "Self" else None  # "Self": `inherited_result`
+        if returned is not None:  # "Self": `inherited_result`; an entity: `queried_entity`
+            return Value(returned, instance=True) if returned not in ("Self", QUERIED_ENTITY) else None
         if value.instance:
             return None
         produced = self.function_result(value.path) or self.inherited_result(value.path)
@@ -478,6 +513,8 @@ class Resolver:
             return None
         callee = self.callee(node, scope)
         item = self.knowledge.item_type(callee) if callee is not None else None
+        if item == QUERIED_ENTITY:
+            return self.queried_entity(node, scope)
         return Value(self.knowledge.canonical(item), instance=True) if item is not None else None
 
     def loop_bindings(self, target: ast.expr, iterable: ast.expr, scope: Scope) -> Iterator[tuple[str, Value | None]]:
@@ -542,6 +579,23 @@ class ModuleIndex:
         self._state: dict[str, Value] | None = None
         self.resolver = Resolver(knowledge, self, project)
         self._index_block(module.body, self.scope, prefix=module_name)
+        self._bind_rebound_globals()
+
+    def _bind_rebound_globals(self) -> None:
+        """A module name bound to nothing known (`model = None`) that a function rebinds (`global model; model =
+        SentenceTransformer(...)` in a start-up hook) is what that function assigns: the routes use the loaded one."""
+        for path, node in self.functions.items():
+            rebound = {name for name in declared_globals(node) if self.scope.names.get(name) is None}
+            if not rebound:
+                continue
+            owner = path.rpartition(".")[0]
+            scope = Scope(self.scope, "function")
+            bind_parameters(node, scope, self.resolver, owner if owner in self.classes else None)
+            for name, value_node, _ in self_assignments(node.body, scope, self.resolver, self.package,
+                                                        lambda target: rebound_name(target, rebound)):
+                value = self.resolver.infer(value_node, scope) if self.scope.names.get(name) is None else None
+                if value is not None and value.instance:
+                    self.scope.bind(name, value)
 
     def decorated_type(self, path: str) -> Value | None:
         """The instance a module-level function's decorator makes of it, where the knowledge base gives what the
@@ -832,6 +886,10 @@ def state_attribute(node: ast.expr) -> str | None:
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "state":
         return node.attr
     return None
+
+
+def rebound_name(node: ast.expr, names: set[str]) -> str | None:
+    return node.id if isinstance(node, ast.Name) and node.id in names else None
 
 
 def self_attribute(node: ast.expr) -> str | None:
@@ -1358,6 +1416,25 @@ def passed_parameters(node: ast.FunctionDef, class_path: str | None) -> list[str
     """Parameter names in the order a call passes arguments: a method's `self` or `cls` is bound, not passed."""
     names = [param.arg for param, _ in parameters(node.args)]
     return names[1:] if class_path is not None and not is_staticmethod(node) and names else names
+
+
+def query_calls(node: ast.expr, depth: int = 0) -> Iterator[ast.Call]:
+    """The calls along a query expression, outermost first, and into the statement a session runs:
+    `db.query(User).filter(...).first()` gives `first`, `filter`, `query`; `session.scalars(select(User)).one()`
+    gives `one`, `scalars`, `select`."""
+    while depth < MAX_QUERY_STEPS:
+        depth += 1
+        if isinstance(node, ast.Await):
+            node = node.value
+        elif isinstance(node, ast.Call):
+            yield node
+            if node.args and isinstance(node.func, ast.Attribute) and node.func.attr in STATEMENT_RUNNERS:
+                yield from query_calls(node.args[0], depth)
+            node = node.func
+        elif isinstance(node, ast.Attribute):
+            node = node.value
+        else:
+            return
 
 
 def receiver_calls(node: ast.expr) -> Iterator[ast.Call]:

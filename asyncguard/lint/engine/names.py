@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from asyncguard.lint.engine.syntax import all_nodes, is_generator, parse
+from asyncguard.lint.engine.syntax import all_nodes, declared_globals, is_generator, parse
 from asyncguard.lint.interface.files import absolute_module
 
 if TYPE_CHECKING:
@@ -160,6 +160,9 @@ def outline(tree: ast.Module, package: str) -> Outline:
                 else:
                     result.imported[alias.asname or alias.name] = f"{base}.{alias.name}" if base else alias.name
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            rebound = declared_globals(node)  # `model = None`, then `global model; model = load()`: not a constant
+            result.assigned.update(rebound)
+            not_constant.update(rebound)
             if _produces(node):
                 result.producers.add(node.name)
             if node.returns is not None:
@@ -174,6 +177,11 @@ def outline(tree: ast.Module, package: str) -> Outline:
             result.sync_methods[node.name] = {m.name for m in node.body if isinstance(m, ast.FunctionDef)}
             result.methods[node.name] = {m.name for m in node.body
                                          if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            for method in node.body:
+                if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    rebound = declared_globals(method)
+                    result.assigned.update(rebound)
+                    not_constant.update(rebound)
             result.generators.update(f"{node.name}.{m.name}" for m in node.body
                                      if isinstance(m, ast.FunctionDef) and is_generator(m))
             if node.bases:
@@ -441,6 +449,11 @@ class Project:
             elif first in found.sync_methods:
                 qualified.append(f"{module}.{written}")
         return qualified
+
+    def is_derived(self, class_path: str) -> bool:
+        """Whether `class_path` is a class with bases defined in another module of the project."""
+        module, rest = self._split(class_path)
+        return module is not None and len(rest) == 1 and rest[0] in self.outline_of(module).derived
 
     def defines_method(self, class_path: str, attribute: str) -> bool:
         """Whether a class defined in another module defines `attribute` as a method of its own, read from its

@@ -225,6 +225,11 @@ def own_nodes(body: list[ast.stmt] | ast.expr) -> Iterator[ast.AST]:
         stack.extend(reversed(child_nodes(node)))
 
 
+def declared_globals(node: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The module names a function rebinds through `global` (`global model` in a start-up hook that loads it)."""
+    return {name for current in own_nodes(node.body) if isinstance(current, ast.Global) for name in current.names}
+
+
 def is_generator(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """Whether the function's own body yields (nested functions and classes aside): calling it runs none of it."""
     return any(isinstance(current, (ast.Yield, ast.YieldFrom)) for current in own_nodes(node.body))

@@ -178,7 +178,7 @@ def discover(paths: Iterable[str], project_root: Path, excludes: Iterable[str]) 
         unlisted: list[OSError] = []
         if os.path.isdir(absolute):
             files = _walk(absolute, root_prefix, excludes, inherited, unlisted.append)
-            root = absolute
+            root = naming_root(absolute)
         else:
             files, root = iter([absolute]), os.path.dirname(absolute)
         for file in files:
@@ -191,6 +191,16 @@ def discover(paths: Iterable[str], project_root: Path, excludes: Iterable[str]) 
                 seen.add(directory)
                 yield SourceFile(Path(directory), display_path(directory, cwd), root,
                                  problem=f"cannot read directory: {error.strerror or error}")
+
+
+def naming_root(directory: str) -> str:
+    """Where the module names of files found under a checked directory start: the directory itself, or, for a
+    namespace directory given by name (`check app/` of code that runs as `app.main` and imports `app.models`), its
+    parent, so both `app.models` and `models` resolve (`module_keys` keeps every unambiguous suffix)."""
+    name = os.path.basename(directory)
+    if is_package(directory) or not name.isidentifier() or directory == os.getcwd():
+        return directory
+    return os.path.dirname(directory)
 
 
 def path_error(path: str) -> str | None:

@@ -5,7 +5,8 @@ class BlockingNetworkCall(Rule):
     """Finds blocking socket, DNS and mail/FTP protocol calls on the event loop: `socket.create_connection`,
     `socket.gethostbyname`, `sock.recv`, `smtplib.SMTP`, `ftplib`, `imaplib`, `paramiko`, and sync message-queue
     clients: RabbitMQ's `pika.BlockingConnection`, kafka-python, confluent-kafka's `flush`/`poll`, `rq`, Celery
-    (`send_task`, `AsyncResult.get`, `control` and `inspect()`) and kombu connections, `ldap3`, Arrow Flight.
+    (`delay` and `apply_async` of tasks, chains and groups, `send_task`, `AsyncResult.get`, `control` and `inspect()`)
+    and kombu connections, `ldap3`, Arrow Flight.
     """
 
     code = "AG103"

@@ -205,6 +205,44 @@ async def process(paths: list[str]):
     (resize.s(paths[0]) | resize.s()).apply_async()  # AG103
     return resize.s(paths[0])  # a signature only describes the work
 """,
+    "celery-results-ask-the-backend": """\
+from celery import Celery
+from celery.result import AsyncResult
+
+celery_app = Celery("jobs", broker="redis://localhost", backend="redis://localhost")
+
+@celery_app.task
+def work(n):
+    return n
+
+async def task_status(task_id: str):
+    result = AsyncResult(task_id, app=celery_app)
+    state = celery_app.AsyncResult(task_id).state  # AG103
+    job = work.delay(1)  # AG103
+    if result.ready():  # AG103
+        return {"id": job.id, "value": result.result}  # AG103
+    return {"id": result.id, "status": result.status, "state": state}  # AG103
+""",
+    "selenium-commands-go-to-the-driver": """\
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+class Crawler:
+    def __init__(self, driver: webdriver.Chrome | None = None):
+        self.driver = driver
+        self.wait = WebDriverWait(self.driver, 10)
+
+    async def crawl(self, url: str, category: str):
+        self.driver.get(url)  # AG105
+        box = self.wait.until(lambda d: d.find_element(By.NAME, "category"))  # AG105
+        Select(box).select_by_visible_text(category)  # AG105
+        box.send_keys(category)  # AG105
+        first = self.driver.find_elements(By.CLASS_NAME, "link")[0]  # AG105
+        first.click()  # AG105
+        for title in self.driver.find_elements(By.CLASS_NAME, "title"):  # AG105
+            yield title.get_attribute("href")  # AG105
+""",
     "tls-context-loads-the-ca-bundle": """\
 import ssl
 

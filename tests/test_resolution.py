@@ -515,3 +515,52 @@ def test_a_namespace_directory_checked_by_name_resolves_imports_through_its_name
     findings = run(list(discover([str(tmp_path / "app")], tmp_path, [])), Settings(project_root=tmp_path),
                    use_cache=False).findings
     assert [(f.line, f.code) for f in findings] == [(6, "AG800"), (7, "AG800")]
+
+
+def test_a_session_advanced_by_next_and_a_declarative_base_are_typed(tmp_path):
+    """`db = next(get_db())` is the Session the generator yields; `Base = declarative_base()` has the metadata whose
+    `create_all` runs DDL (an `init_db()` called from the lifespan)."""
+    reported, expected, _ = check(tmp_path, {
+        "app/db.py": ("from sqlalchemy import create_engine\nfrom sqlalchemy.orm import declarative_base, sessionmaker\n\n"
+                      "engine = create_engine('sqlite://')\nSessionLocal = sessionmaker(bind=engine)\n"
+                      "Base = declarative_base()\n\n\ndef get_db():\n    db = SessionLocal()\n    try:\n"
+                      "        yield db\n    finally:\n        db.close()\n\n\n"
+                      "def init_db():\n    Base.metadata.create_all(bind=engine)\n\n\n"
+                      "def verify(token):\n    db = next(get_db())\n    return db.query(Base).first()\n"),
+        "app/main.py": ("from contextlib import asynccontextmanager\nfrom fastapi import FastAPI\n"
+                        "from app.db import init_db, verify\n\n\n@asynccontextmanager\nasync def lifespan(app):\n"
+                        "    init_db()  # AG800\n    yield\n\n\napp = FastAPI(lifespan=lifespan)\n\n\n"
+                        "@app.get('/me')\nasync def me(token: str):\n    return verify(token)  # AG800\n"),
+    })
+    assert reported == expected
+
+
+def test_each_service_of_a_monorepo_imports_its_own_module_of_a_shared_name(tmp_path):
+    """Two services each run from their own directory import `from wrapper import Wrapper`: `wrapper` names
+    neither for the project as a whole, but each importer's nearest one."""
+    files = {}
+    for service, leaf in (("auth", "self.session.query(User).all()"), ("calendar", "time.sleep(1)")):
+        files[f"app/services/{service}/wrapper.py"] = (
+            "import time\nfrom sqlalchemy.orm import Session\n\n\nclass Wrapper:\n"
+            "    def __init__(self):\n        self.session = Session()\n\n"
+            f"    def rows(self):\n        return {leaf}\n")
+        files[f"app/services/{service}/routes.py"] = ("from wrapper import Wrapper\n\n\n"
+                                                      "async def rows():\n    return Wrapper().rows()  # AG800\n")
+    reported, expected, findings = check(tmp_path, files)
+    assert reported == expected
+    leaves = sorted(f.message.split(" → ")[1].split(" (")[0] for f in findings)
+    assert leaves == ["sqlalchemy.orm.Query.all", "time.sleep"]
+
+
+def test_a_script_module_imported_by_the_service_is_checked_but_for_the_coroutine_it_runs(tmp_path):
+    """A service module with a `__main__` demo that runs its own loop is still the service's library: its other
+    coroutines run on the service's loop; the demo's `main` runs only on its own."""
+    reported, expected, _ = check(tmp_path, {
+        "app/store.py": ("import asyncio\nimport os\n\n\nclass Store:\n    async def drop(self, path):\n"
+                         "        os.unlink(path)  # AG104\n\n\nasync def main():\n    os.unlink('demo')\n\n\n"
+                         "if __name__ == '__main__':\n    asyncio.run(main())\n"),
+        "app/routes.py": ("from app.store import Store\n\n\nasync def drop(path):\n    await Store().drop(path)\n"),
+        "app/demo.py": ("import asyncio\nimport os\n\n\nasync def main():\n    os.unlink('demo')  # its own loop\n\n\n"
+                        "if __name__ == '__main__':\n    asyncio.run(main())\n"),
+    })
+    assert reported == expected

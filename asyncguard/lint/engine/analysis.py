@@ -234,6 +234,19 @@ class Resolver:
             return self.home.class_bases(class_path)
         return self.project.class_bases(class_path) if self.project is not None else []
 
+    def as_imported(self, path: str) -> str:
+        """An imported name, its module rewritten to the one of the project it means where that module's name is
+        ambiguous (`Project.nearest_module`)."""
+        project = self.project
+        if project is None or project.module_of(path) is not None:
+            return path
+        parts = path.split(".")
+        for cut in range(len(parts), 0, -1):
+            nearest = project.nearest_module(".".join(parts[:cut]), self.home.module_name)
+            if nearest is not None:
+                return ".".join([nearest, *parts[cut:]])
+        return path
+
     def is_derived(self, path: str) -> bool:
         """Whether `path` is a project class with bases (a mapped model derives from its `Base`)."""
         if path.startswith(self.home.prefix):
@@ -390,6 +403,9 @@ class Resolver:
     def call_result(self, call: ast.Call, scope: Scope) -> Value | None:
         if builtin_argument(call, frozenset({"getattr"}), scope) is not None and len(call.args) >= 2:
             return self.attribute_by_name(call, scope)
+        advanced = builtin_argument(call, frozenset({"next"}), scope)
+        if advanced is not None:  # `db = next(get_db())`: what the generator yields (`function_result` gives it)
+            return self.infer(advanced, scope)
         value = self.infer(call.func, scope)
         if value is not None and not value.instance and value.path in FUNCTION_WRAPPERS and call.args:
             wrapped = self.infer(call.args[0], scope)  # `get_db_manager = contextmanager(get_db)`
@@ -824,7 +840,7 @@ def bindings_of(statement: ast.stmt, scope: Scope, resolver: Resolver, package: 
     """Names a simple statement binds, with what they refer to (`SIMPLE_BINDINGS`)."""
     if isinstance(statement, (ast.Import, ast.ImportFrom)):
         for name, value in import_bindings(statement, package):
-            yield name, Value(resolver.knowledge.canonical(value.path))
+            yield name, Value(resolver.knowledge.canonical(resolver.as_imported(value.path)))
     elif isinstance(statement, ast.Assign):
         value = None
         if isinstance(statement.value, ast.Subscript):  # a type alias: `SessionDep = Annotated[Session, ...]`
@@ -945,6 +961,8 @@ class BlockingCallWalker:
         self.offloaded: set[int] = set()
         self.streamed: set[int] = set()
         """Calls whose result a streaming response iterates (`StreamingResponse(iter_file(path))`)."""
+        self.called: set[int] = set()
+        """Attributes that are called (`x.f` of `x.f()`): not reads of a property."""
         self.advanced_once: set[int] = set()
         """Calls whose result `next()` advances to its first `yield` (`db = next(get_db())`)."""
         self.held: list[str] = []
@@ -1028,10 +1046,15 @@ class BlockingCallWalker:
                     return
 
     def _runs_event_loop(self, node: ast.Call, scope: Scope) -> bool:
-        """`asyncio.run(main())`, `anyio.run(main)`, `loop.run_until_complete(main())` (`EVENT_LOOP_RUNNERS`)."""
+        """`asyncio.run(main())`, `anyio.run(main)`, `loop.run_until_complete(main())` (`EVENT_LOOP_RUNNERS`); the
+        function run is noted (`FastApiFacts.loop_entries`)."""
         name = called_name(node)  # by name first: most calls are neither, and need not be resolved
-        return name == "run_until_complete" or (
-            name == "run" and self.resolver.callee(node, scope) in EVENT_LOOP_RUNNERS)
+        runs = name == "run_until_complete" or (name == "run" and self.resolver.callee(node, scope) in EVENT_LOOP_RUNNERS)
+        if runs and node.args:
+            entry = node.args[0].func if isinstance(node.args[0], ast.Call) else node.args[0]
+            if isinstance(entry, ast.Name):
+                self.facts.loop_entries.add(entry.id)
+        return runs
 
     def walk_class(self, node: ast.ClassDef) -> None:
         prefix = self.classes[-1] if self.classes else self.index.module_name
@@ -1204,6 +1227,7 @@ class BlockingCallWalker:
 
     def walk_call(self, node: ast.Call) -> None:
         self._check_call(node)
+        self.called.add(id(node.func))
         self.walk_children(node)
 
     def _check_call(self, node: ast.Call) -> None:
@@ -1259,19 +1283,29 @@ class BlockingCallWalker:
         return self.whole_program and self.resolver.in_project(callee) and not self.knowledge.is_allowed(callee)
 
     def walk_attribute(self, node: ast.Attribute) -> None:
-        """Reading a property of a project class runs its getter: a call, on the loop or in a summarised function."""
         frame = self.frame
-        if (self.whole_program and frame is not None and (frame.on_loop or frame.owner is not None)
-                and isinstance(node.ctx, ast.Load) and isinstance(node.value, (ast.Name, ast.Attribute))):
+        if (frame is not None and (frame.on_loop or frame.owner is not None) and isinstance(node.ctx, ast.Load)
+                and id(node) not in self.called and isinstance(node.value, (ast.Name, ast.Attribute, ast.Call))):
             owner = self.resolver.infer(node.value, self.scope)
-            getter = (self.resolver.property_getter(owner.path, node.attr)
-                      if owner is not None and owner.instance and self.resolver.in_project(owner.path) else None)
-            if getter is not None and self._follows(getter):
-                if frame.on_loop:
-                    self.loop_calls.append(LoopCall(node, getter, frame))
-                else:
-                    self._summary(frame).calls.setdefault(getter, node)
+            if owner is not None and owner.instance:
+                self._read(node, owner, frame)
         self.walk_children(node)
+
+    def _read(self, node: ast.Attribute, owner: Value, frame: FunctionFrame) -> None:
+        """Reading a property of a project class runs its getter: a call, on the loop or in a summarised function.
+        Reading one of a library class may block itself (`AsyncResult.status`: `[[blocking]] reads`)."""
+        if not self.resolver.in_project(owner.path):
+            name = self.knowledge.canonical(f"{owner.path}.{node.attr}")
+            api = self.knowledge.blocking_api(name)
+            if api is not None and api.read:
+                self._blocking(RawFinding(node=node, api=api, call=name, frame=frame))
+            return
+        getter = self.resolver.property_getter(owner.path, node.attr) if self.whole_program else None
+        if getter is not None and self._follows(getter):
+            if frame.on_loop:
+                self.loop_calls.append(LoopCall(node, getter, frame))
+            else:
+                self._summary(frame).calls.setdefault(getter, node)
 
     def _on_self(self, node: ast.Call, callee: str, frame: FunctionFrame) -> bool:
         """`self.fetch()` in a method of the class that defines or inherits `fetch`."""
@@ -1386,6 +1420,13 @@ class BlockingCallWalker:
             self.findings.append(raw)
         else:
             self._summary(raw.frame).blocking.append(raw)
+
+
+def runs_in(frame: FunctionFrame, entries: set[str]) -> bool:
+    """Whether `frame` is (or is nested in) a module-level function of `entries`: the coroutine a script runs."""
+    while frame.parent is not None:
+        frame = frame.parent
+    return frame.class_path is None and frame.name in entries
 
 
 def runs_where_called(node: ast.FunctionDef | ast.AsyncFunctionDef, parent: FunctionFrame) -> bool:
@@ -1503,7 +1544,13 @@ def analyze(module: ast.Module, module_name: str, knowledge: Knowledge, text: st
     walker = BlockingCallWalker(index, facts, source, whole_program)
     walker.walk(module)
     if facts.is_script:  # known once the whole module is read: its coroutines run on its own loop, not a server's
-        walker.findings, walker.loop_calls, walker.lock_uses = [], [], []
+        if project is not None and project.imported_elsewhere(module_name):  # and on the service's, imported
+            entries = facts.loop_entries
+            walker.findings = [raw for raw in walker.findings if not runs_in(raw.frame, entries)]
+            walker.loop_calls = [call for call in walker.loop_calls if not runs_in(call.frame, entries)]
+            walker.lock_uses = [raw for raw in walker.lock_uses if not runs_in(raw.frame, entries)]
+        else:
+            walker.findings, walker.loop_calls, walker.lock_uses = [], [], []
     summaries = walker.summaries
     calls = [call for summary in summaries.values() for call in (*summary.calls.values(), *summary.self_calls.values())]
     return AnalysisResult(

@@ -127,6 +127,8 @@ def analyse_source(text: str, path: str = "<string>", module: str = "module",
         shown = shown_call(raw.call)
         context = result.facts.describe(raw.frame)
         message = rule.message.format(call=shown, context=context)
+        if raw.api.read:  # a property read, not a call
+            message = message.replace(f"`{shown}()`", f"`{shown}`")
         if raw.api.message:
             message = f"{raw.api.message}: `{shown}()` {context}"
         if raw.api.learned:

@@ -89,6 +89,8 @@ class FastApiFacts:
     runs_own_loop: bool = False
     """The module runs a coroutine to completion itself: `asyncio.run(main())`, `anyio.run(main)` or
     `loop.run_until_complete(main())`, under `if __name__ == "__main__":` or at module level."""
+    loop_entries: set[str] = field(default_factory=set)
+    """The functions whose coroutines it runs so (`main`)."""
 
     @property
     def is_script(self) -> bool:

@@ -285,6 +285,7 @@ class Project:
         """The modules that assign each attribute of a state holder (`request.state.db = ...`)."""
         self._implementations: dict[str, list[str]] = {}
         self._tops: dict[str, list[str]] = {}
+        self._by_last_name: dict[str, list[str]] | None = None
 
     def begin_file(self, module_name: str, index: "ModuleIndex") -> None:
         self.indexes[module_name] = index
@@ -348,6 +349,19 @@ class Project:
         if word not in self._mentioning:
             self._mentioning[word] = [name for name, text in self.all_sources().items() if word in text]
         return self._mentioning[word]
+
+    def imported_elsewhere(self, module: str) -> bool:
+        """Whether another module of the project imports `module` (or a name from it): a script that runs its
+        coroutines on a loop of its own is also a library of the service then."""
+        file = self.modules.get(module)
+        for other in self.modules_mentioning(module.rpartition(".")[2]):
+            if self.modules.get(other) == file:
+                continue
+            for target in self.outline_of(other).imported.values():  # `from backend.app.rag.store import Store`
+                named = target if target in self.modules or self._find_on_disk(target) else self.module_of(target)
+                if named is not None and self.modules.get(named) == file:
+                    return True
+        return False
 
     def all_sources(self) -> dict[str, str]:
         """Every module's text by its longest name, read once: searched for a word many times in a run (each read
@@ -513,6 +527,31 @@ class Project:
                 break
         self._module_of[path] = found
         return found
+
+    def nearest_module(self, module: str, importer: str) -> str | None:
+        """The full name of `module` as `importer` imports it, where several services of a monorepo each have one
+        (`from wrapper import Wrapper` in each of six services run from their own directories, so no `wrapper`
+        key is kept): the one that shares the most leading packages with the importer, if only one does."""
+        if module in self.modules or module.split(".", 1)[0] in STANDARD_LIBRARY:
+            return None
+        if self._by_last_name is None:
+            longest: dict[Path, str] = {}
+            for name, file in self.modules.items():
+                if len(name) > len(longest.get(file, "")):
+                    longest[file] = name
+            self._by_last_name = {}
+            for name in longest.values():
+                self._by_last_name.setdefault(name.rpartition(".")[2], []).append(name)
+        candidates = [name for name in self._by_last_name.get(module.rpartition(".")[2], ())
+                      if name.endswith(f".{module}")]
+        if len(candidates) < 2:
+            return None
+        importer_parts = importer.split(".")
+        shared = {name: next((i for i, (a, b) in enumerate(zip(name.split("."), importer_parts)) if a != b),
+                             min(name.count(".") + 1, len(importer_parts))) for name in candidates}
+        best = max(shared.values())
+        nearest = [name for name, count in shared.items() if count == best]
+        return nearest[0] if best and len(nearest) == 1 else None
 
     def package_of(self, module: str) -> str:
         """What relative imports in `module` are relative to: the module itself where it is a package's

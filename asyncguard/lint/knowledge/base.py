@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -75,6 +75,8 @@ class BlockingApi:
     """A project's own wording for a configured call (`extra-blocking-calls`)."""
     weak: bool = False
     """Blocks briefly or only sometimes (a lock, a cheap stat): a chain to real I/O is shown before one to this."""
+    read: bool = False
+    """An attribute whose reading blocks (a library property: `AsyncResult.status` asks the result backend)."""
     learned: str = ""
     """Where the knowledge came from when it was learned from the library's sources, with the library's own chain
     (`learned from elasticsearch 9.5.1: Elasticsearch.msearch → … → urllib3.HTTPConnectionPool.urlopen`)."""
@@ -245,8 +247,11 @@ def _blocking_entries(data: Mapping) -> Iterable[tuple[str, BlockingApi]]:
             with_statement=entry.get("with", False),
             weak=entry.get("weak", False),
         )
-        for pattern in entry["calls"]:
+        for pattern in entry.get("calls", []):
             yield pattern, api
+        reading = replace(api, read=True)
+        for pattern in entry.get("reads", []):
+            yield pattern, reading
 
 
 def build_knowledge(

@@ -564,3 +564,17 @@ def test_a_script_module_imported_by_the_service_is_checked_but_for_the_coroutin
                         "if __name__ == '__main__':\n    asyncio.run(main())\n"),
     })
     assert reported == expected
+
+
+def test_a_project_package_named_like_a_library_does_not_shadow_it(tmp_path):
+    """`app/services/celery/` is `celery` only as a suffix of its name: `from celery import Celery` elsewhere is the
+    library, and what its tasks and results do is known."""
+    reported, expected, _ = check(tmp_path, {
+        "app/services/__init__.py": "",
+        "app/services/celery/__init__.py": "from celery import Celery\n\ncelery_app = Celery('jobs')\n",
+        "app/routes.py": ("from celery import Celery\nfrom celery.result import AsyncResult\n\n\n"
+                          "async def status(app: Celery, task_id: str):\n"
+                          "    return app.AsyncResult(task_id).status  # AG103\n\n\n"
+                          "async def value(task_id: str):\n    return AsyncResult(task_id).result  # AG103\n"),
+    })
+    assert reported == expected

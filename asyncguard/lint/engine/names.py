@@ -64,6 +64,18 @@ def module_keys(modules: Iterable[tuple[str, Path]]) -> dict[str, Path]:
     return {**{k: v for k, v in suffixes.items() if v is not None}, **full}
 
 
+def without_library_suffixes(modules: dict[str, Path], libraries: frozenset[str]) -> dict[str, Path]:
+    """The module keys but the suffixes that start with a library's name: `from celery import Celery` in a service
+    with a `services/celery/` package means the library (only the full name `app.services.celery` is the
+    project's)."""
+    full = {}
+    for name, path in modules.items():
+        if len(name) > len(full.get(path, "")):
+            full[path] = name
+    kept = set(full.values())
+    return {name: path for name, path in modules.items() if name in kept or name.split(".", 1)[0] not in libraries}
+
+
 def layout(files: Iterable) -> tuple[dict[str, Path], list[Path]]:
     """The checked files as a project: module keys (`module_keys`) and search roots (`search_roots`)."""
     named = [(source.module, source.path) for source in files]
@@ -258,7 +270,7 @@ def _produces(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
 class Project:
     def __init__(self, modules: dict[str, Path], knowledge: "Knowledge",
                  read: Callable[[Path], str] | None = None, search_roots: Iterable[Path] = ()):
-        self.modules = dict(modules)
+        self.modules = without_library_suffixes(modules, knowledge.library_roots())
         self.search_roots = tuple(search_roots)
         """Directories holding the checked files' top-level packages: unchecked project modules are found there."""
         self.missing: set[str] = set()

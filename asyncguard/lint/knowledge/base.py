@@ -171,6 +171,15 @@ class Knowledge:
             remembered[name] = rewritten
         return rewritten
 
+    def library_roots(self) -> frozenset[str]:
+        """The top-level names of the libraries it speaks of (`celery`, `google`): a project module that is only
+        a suffix of its full name (`services/celery/`, `celery` of `app.services.celery`) does not shadow them."""
+        roots = {module.split(".", 1)[0] for module in self.learned.files} if self.learned is not None else set()
+        for table in (self.blocking, self.returns, self.safe):
+            roots.update(pattern.split(".", 1)[0] for pattern in table.exact)
+            roots.update(root for root in table.by_root if root)
+        return frozenset(roots)
+
     def blocking_api(self, name: str) -> BlockingApi | None:
         if self.safe.get(name) is not None:
             return None

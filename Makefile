@@ -36,10 +36,12 @@ test: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/asyncguard check --python $(BIN)/python asyncguard/
 
-# The harness against wrk on a trivial endpoint (installs Debian's wrk when it is missing).
+# The harness against wrk on a trivial endpoint (installs Debian's wrk when it is missing), and its latency under a
+# constant rate against the computed one on a loop that stalls (coordinated omission).
 bench-harness: $(INSTALLED)
 	command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
 	$(BIN)/python -m asyncguard.bench.calibration --out reports/harness-bench.json --readme README.md
+	$(BIN)/python -m asyncguard.bench.omission --out reports/omission-bench.json --readme README.md
 
 # Timed as installed from a wheel, with bytecode (an editable install has none, and PYTHONDONTWRITEBYTECODE may
 # keep it from being written).

@@ -219,7 +219,7 @@ def test_the_processes_of_a_killed_bench_die_with_it(tmp_path, app_dir):
 def test_timeout_ends_bench_with_everything_stopped(tmp_path, app_dir):
     """`timeout` sends SIGTERM to bench (and its own group): the servers, in sessions of their own, stop too."""
     out = tmp_path / "timed"
-    bench = Bench(["timeout", "-s", "TERM", "4", *bench_command(
+    bench = Bench(["timeout", "-s", "TERM", "5", *bench_command(
         "tiny:app", "--endpoint", "GET /fast", "--endpoint", "GET /block", "--endpoint", "GET /fast", *FAST,
         "--duration", "1", "--app-dir", str(app_dir), "--out", str(out))])
     status, _, stderr = bench.finish()

@@ -9,6 +9,7 @@ signal's number when SIGINT (130), SIGTERM (143) or SIGHUP (129) interrupted it 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -31,10 +32,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("app", nargs="?", help="ASGI app to measure, as module:attribute (e.g. myservice.main:app)")
     parser.add_argument("--scenario", type=Path, metavar="FILE",
                         help="a TOML scenario: app, weighted endpoints, load (see asyncguard/bench/scenario.py)")
+    parser.add_argument("--url", metavar="http://127.0.0.1:PORT",
+                        help="measure a server you already run (on this machine only): none is started, nothing "
+                             "is profiled")
+    parser.add_argument("--lag-file", type=Path, metavar="FILE",
+                        help="with --url: the file the server's asyncguard.bench.lag.measured wrapper writes its loop "
+                             "lag to (start the server with ASYNCGUARD_LAG_FILE=FILE); without it the lag is not "
+                             "measured")
+    parser.add_argument("--discover", action="store_true",
+                        help="measure the operations APP's OpenAPI schema can call: GETs without required "
+                             "parameters, others with examples (what is skipped is said)")
+    parser.add_argument("--openapi", default="/openapi.json", metavar="PATH",
+                        help="with --discover: where the app serves its schema (default /openapi.json)")
+    parser.add_argument("--print-scenario", action="store_true",
+                        help="with --discover: write the endpoints as a scenario file on stdout instead of measuring")
     parser.add_argument("--suite", metavar="DIR", help="measure every flaw of a sample-apps directory "
                                                        "(its manifest.toml), flawed then fixed")
-    parser.add_argument("--endpoint", action="append", default=[], metavar='"METHOD /path"',
-                        help="endpoint of APP to load, each measured on its own (repeatable; default: GET /)")
+    parser.add_argument("--endpoint", action=EndpointAction, default=[], metavar='"METHOD /path"',
+                        help="endpoint of APP to load, each measured on its own (repeatable; default: GET /); "
+                             "its query goes in the path (\"GET /items?limit=10\")")
+    parser.add_argument("--json", action=BodyAction, metavar="JSON",
+                        help="a JSON body for the --endpoint before it (sent as application/json)")
+    parser.add_argument("--data", action=BodyAction, metavar="TEXT",
+                        help="a body for the --endpoint before it, sent as --content-type (default "
+                             "application/octet-stream); @FILE reads it from a file")
+    parser.add_argument("--content-type", action=BodyAction, metavar="TYPE", help="the type of --data's body")
+    parser.add_argument("-H", "--header", action="append", default=[], metavar='"Name: value"',
+                        help="a header sent with every endpoint's requests (repeatable), e.g. an Authorization")
     parser.add_argument("--app-dir", help="directory to import APP from")
     parser.add_argument("--health", default=None, help="path answered when APP is ready (default: the endpoint)")
     parser.add_argument("--bystander", metavar='"METHOD /path"',
@@ -66,6 +90,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary table")
 
 
+class EndpointAction(argparse.Action):
+    """`--endpoint SPEC` starts a request; the `--json`/`--data`/`--content-type` after it describe its body."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        getattr(namespace, self.dest).append({"spec": value})
+
+
+class BodyAction(argparse.Action):
+    """Sets the body of the last `--endpoint`; a misplaced one is kept in `request_problem`, said as usage errors
+    are (one line, exit 2)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if not namespace.endpoint:
+            namespace.request_problem = f"{option_string} describes the body of the --endpoint before it; give " \
+                                        "that first"
+            return
+        request = namespace.endpoint[-1]
+        if self.dest in request or {"json", "data"} <= {self.dest, *request}:
+            namespace.request_problem = f"{option_string} given twice for --endpoint {request['spec']!r} (or with " \
+                                        "both --json and --data)"
+        request[self.dest] = value
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """SIGTERM and SIGHUP end the run as Ctrl-C does: with every server stopped and what was measured saved."""
     from asyncguard.lifetime import Interrupted, handle_signals
@@ -90,11 +137,19 @@ def prepare_and_measure(args: argparse.Namespace) -> int:
     from asyncguard.bench.manifest import Expectation, load_manifest
     from asyncguard.bench.evidence import app_directory, static_findings
     from asyncguard.bench.results import BenchResults, FlawInfo
-    from asyncguard.bench.server import Server
+    from asyncguard.bench.server import Server, loopback_url
     from asyncguard.report.loader import read_results
 
-    if sum(map(bool, (args.app, args.suite, args.scenario))) != 1:
-        return usage("give one of: an APP to measure, --suite DIR, --scenario FILE")
+    if getattr(args, "request_problem", None):
+        return usage(args.request_problem)
+    if (args.print_scenario or args.openapi != "/openapi.json") and not args.discover:
+        return usage("--print-scenario and --openapi go with --discover")
+    if args.discover and (args.endpoint or not (args.app or args.url)):
+        return usage("--discover reads the endpoints of an APP or --url from its schema; give no --endpoint")
+    if sum(map(bool, (args.app, args.url, args.suite, args.scenario))) != 1:
+        return usage("give one of: an APP to measure, --url of a server you run, --suite DIR, --scenario FILE")
+    if args.lag_file is not None and not args.url and not args.scenario:
+        return usage("--lag-file goes with --url (a server you run)")
     scenario = None
     if args.scenario:
         from asyncguard.bench.scenario import ScenarioError, load_scenario
@@ -122,7 +177,8 @@ def prepare_and_measure(args: argparse.Namespace) -> int:
 
     settings = LoadSettings(users=int(load["users"]), rate=load["rate"], warmup=float(load["warmup"]),
                             duration=float(load["duration"]), profile=args.profile, workers=args.workers,
-                            timeout=args.timeout, max_failures=args.max_failures / 100)
+                            timeout=args.timeout, max_failures=args.max_failures / 100,
+                            lag_file=args.lag_file or (scenario.lag_file if scenario else None))
     out = args.out or Path("reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
     problem = out_problem(out, args.force)
     if problem:
@@ -148,11 +204,23 @@ def prepare_and_measure(args: argparse.Namespace) -> int:
         groups = [targets]
     else:
         try:
-            endpoints = [parse_endpoint(spec, "--endpoint") for spec in args.endpoint or ["GET /"]]
+            headers = parse_headers(args.header)
+            endpoints = [with_body(parse_endpoint(request["spec"], "--endpoint", headers), request)
+                         for request in args.endpoint or [{"spec": "GET /"}]]
+            url = loopback_url(args.url) if args.url else None
         except ValueError as error:
             return usage(str(error))
-        targets = [Target("app", "target", args.app, e, Expectation(), Path(args.app_dir) if args.app_dir else None,
-                          health_path=args.health or e.path) for e in endpoints]
+        if args.discover:
+            try:
+                endpoints = discover_endpoints(args, url, headers, say)
+            except DiscoveryError as error:
+                print(f"asyncguard: error: {error}", file=sys.stderr)
+                return error.status
+            if endpoints is None:  # --print-scenario: written, nothing to measure
+                return EXIT_OK
+        targets = [Target("app", "target", args.app or url, e, Expectation(),
+                          Path(args.app_dir) if args.app_dir else None, health_path=args.health or e.path, url=url)
+                   for e in endpoints]
         groups = [[target] for target in targets]
     if args.bystander:
         try:
@@ -166,7 +234,8 @@ def prepare_and_measure(args: argparse.Namespace) -> int:
     if args.suite:
         results.flaws = [FlawInfo(f.id, f.title, f.why, f.fix, f.note, [[x.code, x.context] for x in f.findings])
                          for f in manifest.flaws if f.id in {t.flaw for t in targets}]
-    code_dir = app_directory(targets[0].app, targets[0].app_dir)
+    code_dir = app_directory(targets[0].app, targets[0].app_dir) if targets[0].url is None or targets[0].app_dir \
+        else None
     if code_dir is not None:
         say(f"asyncguard check {code_dir}")
         results.findings = static_findings(code_dir)
@@ -314,18 +383,97 @@ def summary_table(results) -> str:
         others = f"{run.bystander.latency.p99:.1f}" if run.bystander else "-"
         verdict = (f"FAILED: {run.failure}" if run.failure else "BLOCKED" if run.lag.blocked else "ok") + \
             (" (load generator saturated)" if run.generator_saturated else "")
+        lag = f"{run.lag.p99:.1f}" if run.lag.measured else "-"
         rows.append(f"{run.flaw:<20} {run.side:<7} {run.name:<36} {run.rps:>8.0f} {run.latency.p50:>8.1f} "
-                    f"{run.latency.p99:>9.1f} {run.lag.p99:>8.1f} {others:>10}  {verdict}")
+                    f"{run.latency.p99:>9.1f} {lag:>8} {others:>10}  {verdict}")
     return "\n".join(rows)
 
 
-def parse_endpoint(spec: str, option: str):
+def parse_endpoint(spec: str, option: str, headers: tuple[tuple[str, str], ...] = ()):
     from asyncguard.bench.manifest import Endpoint
 
     method, _, path = spec.strip().partition(" ")
     if not method or not path.strip().startswith("/"):
         raise ValueError(f'{option} takes "METHOD /path", not {spec!r}')
-    return Endpoint(method.upper(), path.strip())
+    return Endpoint(method.upper(), path.strip(), headers)
+
+
+class DiscoveryError(Exception):
+    """The schema could not be had or named nothing to measure; `status` is the exit status to end with."""
+
+    def __init__(self, message: str, status: int = EXIT_RUN_FAILED):
+        super().__init__(message)
+        self.status = status
+
+
+def discover_endpoints(args: argparse.Namespace, url: str | None, headers: tuple, say) -> list | None:
+    """The endpoints the app's OpenAPI schema can call (`asyncguard.bench.discover`), read from the running server
+    (`--url`) or from one started for the purpose; with `--print-scenario`, written as a scenario and None."""
+    from asyncguard.bench.discover import discovered, scenario_text
+    from asyncguard.bench.server import Server, ServerError, http_request
+
+    def schema_at(base: str) -> dict:
+        status, body, _ = http_request(base + args.openapi, "GET", args.timeout, dict(headers))
+        if status != 200:
+            raise DiscoveryError(f"{args.openapi}: HTTP {status}; --openapi PATH names where the schema is")
+        return json.loads(body)
+
+    try:
+        if url is not None:
+            schema = schema_at(url)
+        else:
+            with Server(args.app, app_dir=Path(args.app_dir) if args.app_dir else None,
+                        health_path=args.openapi) as server:
+                schema = schema_at(server.url)
+    except (OSError, ServerError) as error:
+        raise DiscoveryError(f"cannot read the OpenAPI schema: {str(error).splitlines()[0]}") from None
+    except ValueError as error:
+        raise DiscoveryError(f"{args.openapi} is not JSON: {error}") from None
+    endpoints, skipped = discovered(schema if isinstance(schema, dict) else {})
+    if args.print_scenario:
+        print(scenario_text(args.app or url, endpoints, skipped), end="")
+        return None
+    for skip in skipped:
+        say(f"skipped {skip.method} {skip.path}: {skip.why}")
+    if not endpoints:
+        raise DiscoveryError("the schema names no operation that can be called without more to go on (see above)",
+                             EXIT_USAGE)
+    return [replace(endpoint, headers=(*headers, *endpoint.headers)) for endpoint in endpoints]
+
+
+def parse_headers(given: list[str]) -> tuple[tuple[str, str], ...]:
+    """`-H "Name: value"` as curl takes it."""
+    headers = []
+    for header in given:
+        name, colon, value = header.partition(":")
+        if not colon or not name.strip() or any(ch.isspace() for ch in name.strip()):
+            raise ValueError(f'--header takes "Name: value", not {header!r}')
+        headers.append((name.strip(), value.strip()))
+    return tuple(headers)
+
+
+def with_body(endpoint, request: dict):
+    """The endpoint with the body `--json` or `--data` gave it (`@FILE` read), and its `Content-Type`."""
+    if "json" in request:
+        try:
+            json.loads(request["json"])
+        except ValueError as error:
+            raise ValueError(f"--json for {request['spec']!r} is not JSON: {error}") from None
+        body, content_type = request["json"], "application/json"
+    elif "data" in request:
+        body, content_type = request["data"], request.get("content_type", "application/octet-stream")
+        if body.startswith("@"):
+            try:
+                body = Path(body[1:]).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                raise ValueError(f"--data {request['data']}: cannot read it: {error}") from None
+    elif "content_type" in request:
+        raise ValueError(f"--content-type for {request['spec']!r} goes with --data")
+    else:
+        return endpoint
+    if not any(name.lower() == "content-type" for name, _ in endpoint.headers):
+        endpoint = replace(endpoint, headers=(*endpoint.headers, ("Content-Type", content_type)))
+    return replace(endpoint, body=body)
 
 
 def usage(message: str) -> int:

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 from asyncguard.bench.lag import INTERVAL as LAG_INTERVAL
 from asyncguard.lifetime import deferred_signals, die_with_parent
-from asyncguard.bench.manifest import Endpoint, Expectation, Manifest
+from asyncguard.bench.manifest import Endpoint, Expectation, Manifest, answered_as_expected
 from asyncguard.bench.profiling import ProfileError, summarize_profile
 from asyncguard.bench.results import (
     FAILURES_ALLOWED,
@@ -59,6 +59,8 @@ class LoadSettings:
     """Locust worker processes under a master (0: one local process)."""
     bystander_interval: float = 0.05
     """Seconds between two requests of the bystander (20 a second): a steady trickle, not a load of its own."""
+    lag_file: Path | None = None
+    """For a server the user runs (`Target.url`): where its `asyncguard.bench.lag.measured` wrapper writes."""
 
     @property
     def load_model(self) -> str:
@@ -82,6 +84,8 @@ class Target:
     """Share of this endpoint in a mixed load (a scenario's endpoints run together)."""
     bystander: Endpoint | None = None
     """A cheap request of the same app, timed alongside the load (see results.BystanderSummary)."""
+    url: str | None = None
+    """A server the user runs (`--url`), measured as it is: none is started, nothing is profiled."""
 
     @property
     def name(self) -> str:
@@ -116,12 +120,13 @@ def validate(url: str, endpoint: Endpoint, expect: Expectation, timeout: float) 
     """One request before timing: None when the answer is right, else why not. A redirect is an answer, never
     followed (it may point at another host)."""
     try:
-        status, body, location = http_request(url + endpoint.path, endpoint.method, timeout)
+        status, body, location = http_request(url + endpoint.path, endpoint.method, timeout,
+                                              dict(endpoint.headers), endpoint.body)
     except OSError as error:
         return f"{endpoint.method} {endpoint.path}: no answer ({error})"
-    if status != expect.status:
+    if not answered_as_expected(status, expect.status):
         redirect = f" (a redirect to {location}, not followed)" if location else ""
-        return (f"{endpoint.method} {endpoint.path}: HTTP {status}, expected {expect.status}{redirect}: "
+        return (f"{endpoint.method} {endpoint.path}: HTTP {status}, expected {expect.described}{redirect}: "
                 f"{body[:300]!r}")
     if expect.contains and expect.contains.encode() not in body:
         return f"{endpoint.method} {endpoint.path}: body lacks {expect.contains!r}"
@@ -143,8 +148,8 @@ def run_load(url: str, targets: Sequence[tuple[str, Endpoint, int, int]], users:
     job = {
         "host": url, "users": users, "rate": rate, "warmup": warmup, "duration": duration, "timeout": timeout,
         "workers": workers, "master_port": free_port() if workers else None,
-        "endpoints": [{"name": name, "method": e.method, "path": e.path, "status": status, "weight": weight}
-                      for name, e, status, weight in targets],
+        "endpoints": [{"name": name, "method": e.method, "path": e.path, "status": status, "weight": weight,
+                       "headers": dict(e.headers), "body": e.body} for name, e, status, weight in targets],
         "bystander": bystander and {"method": bystander.method, "path": bystander.path,
                                     "interval": bystander_interval},
     }
@@ -212,7 +217,7 @@ class Harness:
             self.results.runs.extend(runs)
             self.save()  # before the profile: an interrupted or failed profiling pass loses nothing measured
             self.report(f"{self.phase}\n" + "\n".join(describe(run) for run in runs))
-            if self.settings.profile and not any(run.error for run in runs):
+            if self.settings.profile and first.url is None and not any(run.error for run in runs):
                 self.profile(group, runs)
                 self.save()
         self.results.complete = True
@@ -237,6 +242,8 @@ class Harness:
                             bystander=first.bystander and BystanderSummary(first.bystander.method,
                                                                            first.bystander.path))
                 for t in group]
+        if first.url is not None:
+            return self.measure_running(group, runs)
         error = None
         with tempfile.TemporaryDirectory(prefix="asyncguard-lag-") as scratch:
             lag_file = Path(scratch) / "lag.txt"
@@ -247,25 +254,47 @@ class Harness:
                             label=first.app)
             try:
                 with server:
-                    self.live(f"{self.phase}: validating the responses")
-                    error = next(filter(None, (validate(server.url, t.endpoint, t.expect, settings.timeout)
-                                               for t in group)), None)
-                    if error is None:
-                        load = run_load(server.url, load_targets(group), settings.users, settings.rate,
-                                        settings.warmup, settings.duration, settings.timeout, self.load_cpus,
-                                        self._show_load, settings.workers, first.bystander,
-                                        settings.bystander_interval)
-                        if not server.alive():
-                            error = f"server exited during the run:\n{server.stderr_tail()}"
-                        lag = read_lag_file(lag_file)
-                        for run in runs:
-                            summarize(run, load, lag, LAG_INTERVAL)
-                            run.failure = failure_reason(run, settings.max_failures)
+                    error = self.validate_and_load(server.url, group, runs, lag_file)
+                    if error is None and not server.alive():
+                        error = f"server exited during the run:\n{server.stderr_tail()}"
             except (ServerError, RuntimeError, subprocess.TimeoutExpired) as failure:
                 error = str(failure)
         for run in runs:
             run.error = error
         return runs
+
+    def measure_running(self, group: Sequence[Target], runs: list[EndpointRun]) -> list[EndpointRun]:
+        """A server the user started: measured at its URL, the loop lag read from its lag file if it writes one."""
+        try:
+            error = self.validate_and_load(group[0].url, group, runs, self.settings.lag_file)
+        except (RuntimeError, subprocess.TimeoutExpired) as failure:
+            error = str(failure)
+        for run in runs:
+            run.error = error
+        return runs
+
+    def validate_and_load(self, url: str, group: Sequence[Target], runs: list[EndpointRun],
+                          lag_file: Path | None) -> str | None:
+        """Each endpoint's answer checked, then the load; the runs' statistics filled. Why it could not run, or
+        None."""
+        settings = self.settings
+        self.live(f"{self.phase}: validating the responses")
+        error = next(filter(None, (validate(url, t.endpoint, t.expect, settings.timeout) for t in group)), None)
+        if error is not None:
+            return error
+        load = run_load(url, load_targets(group), settings.users, settings.rate, settings.warmup, settings.duration,
+                        settings.timeout, self.load_cpus, self._show_load, settings.workers, group[0].bystander,
+                        settings.bystander_interval)
+        lag = read_lag_file(lag_file) if lag_file is not None else None
+        if lag is not None and group[0].url is not None and not any(
+                load["measure_from"] <= stamp <= load["ended"] for stamp, _ in lag):
+            self.report(f"  loop lag not measured: {lag_file} had no samples during the load (is the app wrapped "
+                        "with asyncguard.bench.lag.measured, and its server started with ASYNCGUARD_LAG_FILE?)")
+            lag = None
+        for run in runs:
+            summarize(run, load, lag, LAG_INTERVAL)
+            run.failure = failure_reason(run, settings.max_failures)
+        return None
 
     def _show_load(self, progress: dict) -> None:
         phase = "warm-up" if progress.get("warmup") else "load"
@@ -322,13 +351,21 @@ def describe(run: EndpointRun) -> str:
         return "\n".join([f"  error: {first}", *(f"    {line}" for line in traceback_end("\n".join(rest)))])
     bystander = f"  bystander p99 {run.bystander.latency.p99:.1f} ms" if run.bystander else ""
     lines = [f"  {run.rps:,.0f} req/s  p50 {run.latency.p50:.1f} ms  p99 {run.latency.p99:.1f} ms  "
-             f"loop lag p99 {run.lag.p99:.1f} ms{bystander}  ({run.requests} requests, {run.failures} failed)"]
+             f"{lag_text(run)}{bystander}  ({run.requests} requests, {run.failures} failed)"]
+    if run.latency_uncorrected is not None:
+        lines.append(f"  from each request's intended send (--rate); from its actual send: p50 "
+                     f"{run.latency_uncorrected.p50:.1f} ms  p99 {run.latency_uncorrected.p99:.1f} ms"
+                     + (f"; {run.dropped:,} never sent (no user was free)" if run.dropped else ""))
     if run.failure:
         lines.append(f"  FAILED: {run.failure}")
     if run.generator_saturated:
         lines.append(f"  warning: the load generator was saturated (above {GENERATOR_SATURATED_CPU:.0%} of a core): "
                      "these figures are its limit, not the app's")
     return "\n".join(lines)
+
+
+def lag_text(run: EndpointRun) -> str:
+    return f"loop lag p99 {run.lag.p99:.1f} ms" if run.lag.measured else "loop lag not measured"
 
 
 def provenance(command: Sequence[str]) -> Provenance:
@@ -355,7 +392,8 @@ def git_state() -> dict:
 
 
 def scenario_dict(settings: LoadSettings, targets: Sequence[Target]) -> dict:
-    return {"load": asdict(settings), "load_model": settings.load_model,
+    load = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(settings).items()}
+    return {"load": load, "load_model": settings.load_model,
             "targets": [{"flaw": t.flaw, "side": t.side, "app": t.app, "method": t.endpoint.method,
                          "path": t.endpoint.path,
                          "bystander": t.bystander and f"{t.bystander.method} {t.bystander.path}"} for t in targets]}

@@ -1,5 +1,8 @@
 """Event-loop lag, measured inside the server without editing the app.
 
+For a server you start yourself (`asyncguard bench --url`), wrap the app in one line, `app = measured(app)`, and
+start it with `ASYNCGUARD_LAG_FILE=/tmp/lag.txt`; `--lag-file /tmp/lag.txt` then reads the same samples.
+
 The harness serves `asyncguard.bench.lag:app` with `ASYNCGUARD_APP=module:attr` (the app under test) and
 `ASYNCGUARD_LAG_FILE=path`. The wrapper passes everything through to the app, and on lifespan start-up it starts
 a monitor task that sleeps `INTERVAL` and records how late it woke up. A healthy loop wakes within a millisecond or
@@ -99,6 +102,14 @@ class LagMeasuredApp:
             await self.inner(scope, receive_and_watch, send)
         finally:
             await self.monitor.finish()
+
+
+def measured(app, lag_file: str | None = None):
+    """`app = measured(app)`: a server you run yourself records its loop lag for `asyncguard bench --url URL
+    --lag-file FILE`, in `lag_file` or the file `ASYNCGUARD_LAG_FILE` names; with neither, the app is returned as it
+    is (nothing is measured, nothing is written)."""
+    path = lag_file or os.environ.get("ASYNCGUARD_LAG_FILE")
+    return LagMeasuredApp(app, path) if path else app
 
 
 def _from_environment():

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from asyncguard.lifetime import die_with_parent
+from asyncguard.bench.manifest import answered_as_expected
 from asyncguard.bench.results import BYSTANDER
 
 BACKOFF_FIRST, BACKOFF_LONGEST = 0.01, 0.25
@@ -35,14 +36,38 @@ DRAINED = "asyncguard_drained"
 
 
 class Recorder:
-    """What the users of one process share: their samples, the requests in flight, and when to stop sending."""
+    """What the users of one process share: their samples, the requests in flight, when to stop sending, and under
+    a constant rate the schedule of intended send times."""
 
     def __init__(self) -> None:
         self.samples: list[list] = []
         self.in_flight: dict[object, tuple[str, float]] = {}
-        """Per user: the name of its request and its start (perf_counter), until it is answered or fails."""
+        """Per user: the name of its request and when it was due (perf_counter), until it is answered or fails."""
         self.stop_at = math.inf
         """Wall time after which no user sends a new request: the load is over, the last answers drain."""
+        self.due = None
+        """Under `--rate`: a gevent queue of the send times the schedule has reached (`schedule`), the oldest first;
+        a user takes one before each request. None for the closed loop."""
+        self.dropped = 0
+        """Send times no user was free to take before the load ended."""
+
+    def schedule(self, rate: float) -> None:
+        """The open model: a request is due every 1/`rate` seconds, whether or not the last ones were answered
+        (wrk2's and k6's arrival rate). A due time waits in the queue until a user is free, and that user's
+        latency is counted from it: a stalled server's queue is the latency its clients would see, not hidden by
+        requests that were never sent (coordinated omission)."""
+        import gevent
+
+        start, sent = time.perf_counter(), 0
+        until = start + (self.stop_at - time.time())
+        while (due := start + sent / rate) < until:
+            gevent.sleep(max(0.0, due - time.perf_counter()))
+            self.due.put(due)
+            sent += 1
+
+    def count_dropped(self) -> int:
+        """Send times still waiting for a user when the load ended, and those taken too late to be sent."""
+        return self.dropped + (self.due.qsize() if self.due is not None else 0)
 
     def drain(self, timeout: float) -> None:
         """Wait until the requests in flight are answered (each fails by itself after `timeout`)."""
@@ -55,8 +80,8 @@ class Recorder:
     def record_in_flight(self) -> None:
         """Requests its killed users never saw answered, as timeouts: every request sent is a sample."""
         now, clock = time.time(), time.perf_counter()
-        self.samples += [[now, name, (clock - started) * 1000, 0, IN_FLIGHT_AT_END]
-                         for name, started in self.in_flight.values()]
+        self.samples += [[now, name, (clock - due) * 1000, 0, IN_FLIGHT_AT_END, (clock - due) * 1000]
+                         for name, due in self.in_flight.values()]
         self.in_flight.clear()
 
 
@@ -77,29 +102,40 @@ def build_environment(job: dict, recorder: Recorder):
     back-off, and goes on.
     """
     import gevent
-    from locust import User, constant, constant_throughput
+    from locust import User, constant
 
     users, rate = job["users"], job.get("rate")
+    if rate:
+        from gevent.queue import Queue
+
+        recorder.due = Queue()
 
     def make_task(endpoint: dict):
         method, path, name = endpoint["method"], endpoint["path"], endpoint["name"]
-        expected = endpoint.get("status", 200)
+        expected = endpoint.get("status")
+        headers, body = endpoint.get("headers") or {}, (endpoint.get("body") or "").encode()
 
         def request(user) -> None:
+            due = recorder.due.get() if recorder.due is not None and time.time() < recorder.stop_at else None
             if time.time() >= recorder.stop_at:
+                if due is not None:
+                    recorder.dropped += 1
                 gevent.sleep(1.0)  # the load is over: no new request, only waiting to be stopped
                 return
             started = time.perf_counter()
-            recorder.in_flight[user] = (name, started)
+            due = started if due is None else due
+            recorder.in_flight[user] = (name, due)
             try:
-                response = user.http.request(method, path)
+                response = user.http.request(method, path, body=body, headers=headers)
                 response.read()
                 status = response.status_code
-                failure = None if status == expected else f"HTTP {status}"
+                failure = None if answered_as_expected(status, expected) else f"HTTP {status}"
             except Exception as error:  # every failure is a sample, never a crashed user
                 status, failure = 0, describe_failure(error)
             del recorder.in_flight[user]
-            recorder.samples.append([time.time(), name, (time.perf_counter() - started) * 1000, status, failure])
+            answered = time.perf_counter()
+            recorder.samples.append([time.time(), name, (answered - due) * 1000, status, failure,
+                                     (answered - started) * 1000])
             if status == 0:
                 user.reconnect()
             else:
@@ -107,7 +143,7 @@ def build_environment(job: dict, recorder: Recorder):
         return request
 
     class Visitor(User):
-        wait_time = constant_throughput(rate / users) if rate else constant(0)
+        wait_time = constant(0)  # under a rate, the schedule paces the users (`Recorder.schedule`)
         tasks = {make_task(endpoint): endpoint.get("weight", 1) for endpoint in job["endpoints"]}
 
         def on_start(self) -> None:
@@ -149,7 +185,7 @@ def probe_bystander(job: dict, samples: list[list], end: float) -> None:
                 response = http.request(bystander["method"], bystander["path"])
                 response.read()
                 status = response.status_code
-                failure = None if status == bystander.get("status", 200) else f"HTTP {status}"
+                failure = None if answered_as_expected(status, bystander.get("status")) else f"HTTP {status}"
             except Exception as error:  # a sample like any other, never a crashed probe
                 status, failure = 0, describe_failure(error)
                 http.close()
@@ -197,6 +233,7 @@ def run_job(job: dict) -> dict:
         end = started + job["warmup"] + job["duration"]
         recorder.stop_at = end
         runner.start(job["users"], spawn_rate=job.get("spawn_rate", job["users"]))
+        pacer = gevent.spawn(recorder.schedule, job["rate"]) if recorder.due is not None and not workers else None
         probe = gevent.spawn(probe_bystander, job, samples, end) if job.get("bystander") else None
         seen = 0
         while time.time() < end:
@@ -211,6 +248,9 @@ def run_job(job: dict) -> dict:
                 gevent.sleep(0.01)
         else:
             recorder.drain(timeout)
+        dropped = recorder.count_dropped()
+        if pacer is not None:
+            pacer.kill()
         runner.quit()
         recorder.record_in_flight()
         if probe is not None:
@@ -220,6 +260,7 @@ def run_job(job: dict) -> dict:
             process.wait(timeout=30)
             handed_over = json.loads(sample_file.read_text())
             samples.extend(handed_over["samples"])
+            dropped += handed_over["dropped"]
             cpu += handed_over["cpu"]
             peak_cpu = max(peak_cpu, handed_over["cpu_share"])
     finally:  # a failed run leaves no worker behind (the harness removes their samples files)
@@ -230,7 +271,7 @@ def run_job(job: dict) -> dict:
     samples.sort(key=lambda sample: sample[0])
     return {"started": started, "measure_from": started + job["warmup"], "ended": started + wall,
             "samples": samples, "users": user_counts, "generator_cpu": round(cpu / max(wall, 1e-9), 3),
-            "generator_peak_cpu": round(peak_cpu, 3), "workers": workers}
+            "generator_peak_cpu": round(peak_cpu, 3), "workers": workers, "dropped": dropped}
 
 
 def start_worker(job: dict) -> subprocess.Popen:
@@ -251,24 +292,27 @@ def run_worker(job: dict) -> None:
     environment = build_environment(job, recorder)
     runner = environment.create_worker_runner("127.0.0.1", job["master_port"])
     before = {"cpu": cpu_seconds(), "wall": time.time()}
-    share = []
+    share, dropped = [], []
 
     def load_then_drain() -> None:
         gevent.sleep(max(0.0, recorder.stop_at - time.time()))
         share.append((cpu_seconds() - before["cpu"]) / max(time.time() - before["wall"], 1e-9))
+        dropped.append(recorder.count_dropped())
         recorder.drain(job.get("timeout", 30.0))
         runner.send_message(DRAINED)
 
     def on_test_start(**kwargs) -> None:
         before.update(cpu=cpu_seconds(), wall=time.time())
         recorder.stop_at = before["wall"] + job["warmup"] + job["duration"]
+        if recorder.due is not None:  # each worker keeps its share of the rate
+            gevent.spawn(recorder.schedule, job["rate"] / job["workers"])
         gevent.spawn(load_then_drain)
 
     environment.events.test_start.add_listener(on_test_start)
     runner.greenlet.join()
     recorder.record_in_flight()
     handed_over = {"samples": recorder.samples, "cpu": cpu_seconds() - before["cpu"], "cpu_share": share[0] if share
-                   else 0.0}
+                   else 0.0, "dropped": dropped[0] if dropped else 0}
     Path(job["samples_file"]).write_text(json.dumps(handed_over))
 
 

@@ -25,15 +25,29 @@ class Endpoint:
     method: str
     path: str
     """With its example parameters filled in (`/flawed/price/sku-042`, `/flawed/stream?n=20`)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Sent with every request (`Authorization`, and `Content-Type` for a body)."""
+    body: str | None = None
+    """The request body (a scenario's `json`, serialised, or its `body`)."""
 
 
 @dataclass(frozen=True)
 class Expectation:
     """How a response is validated before it is timed: a flawed app must fail for the right reason."""
 
-    status: int = 200
+    status: int | None = None
+    """None: any 2xx, as Locust and k6 count a success."""
     keys: tuple[str, ...] = ()
     contains: str | None = None
+
+    @property
+    def described(self) -> str:
+        return "2xx" if self.status is None else str(self.status)
+
+
+def answered_as_expected(status: int, expected: int | None) -> bool:
+    """The expected status, or any 2xx where none was given."""
+    return 200 <= status < 300 if expected is None else status == expected
 
 
 @dataclass(frozen=True)

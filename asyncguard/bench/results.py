@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 from asyncguard.atomic import write_atomically
 
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 """Version 2 added a run's `bystander` and the results' `flaws` and `findings`; version 3 a run's `status`,
 `failure`, `profile_error` and `generator_saturated`, and null for a number that was not finite. Older files read
 without them (a run with an error reads as failed)."""
@@ -80,10 +80,12 @@ class LagSummary:
     p50: float = 0.0
     p99: float = 0.0
     max: float = 0.0
+    measured: bool = True
+    """False for a server the user runs without the lag wrapper (`asyncguard.bench.lag.measured`)."""
 
     @property
     def blocked(self) -> bool:
-        return self.p99 > LAG_BLOCKED_P99_MS or self.samples < self.expected_samples / 2
+        return self.measured and (self.p99 > LAG_BLOCKED_P99_MS or self.samples < self.expected_samples / 2)
 
 
 @dataclass
@@ -147,6 +149,11 @@ class EndpointRun:
     saturated: bool = False
     """Constant-rate runs only: the achieved rate fell short of the target (by more than 5%)."""
     latency: Percentiles = field(default_factory=Percentiles)
+    """Under a constant rate, from each request's intended send time (no coordinated omission)."""
+    latency_uncorrected: Percentiles | None = None
+    """Under a constant rate, from each request's actual send: what a closed-loop tool reports."""
+    dropped: int = 0
+    """Under a constant rate: send times no user was free to take before the load ended (of the run's group)."""
     series: list[Second] = field(default_factory=list)
     lag: LagSummary = field(default_factory=LagSummary)
     generator_cpu: float = 0.0
@@ -275,6 +282,8 @@ def _run_from_json(data: dict) -> EndpointRun:
     data = dict(data)
     data.pop("status", None)  # derived from `error` and `failure`
     data["latency"] = build(Percentiles, data["latency"])
+    if data.get("latency_uncorrected"):
+        data["latency_uncorrected"] = build(Percentiles, data["latency_uncorrected"])
     data["series"] = [build(Second, s) for s in data["series"]]
     data["lag"] = build(LagSummary, data["lag"])
     if data.get("profile"):
@@ -316,10 +325,15 @@ def series_csv(runs: Sequence[EndpointRun]) -> str:
     return out.getvalue()
 
 
-def summarize(run: EndpointRun, load: dict, lag_samples: Sequence[tuple[float, float]], lag_interval: float) -> None:
-    """Fill a run's statistics from the load generator's raw samples and the lag file (warm-up excluded)."""
+def summarize(run: EndpointRun, load: dict, lag_samples: Sequence[tuple[float, float]] | None,
+              lag_interval: float) -> None:
+    """Fill a run's statistics from the load generator's raw samples and the lag file (warm-up excluded); without
+    a lag file (`None`) the loop's lag is not measured."""
     start, end = load["measure_from"], load["ended"]
-    measured = [s for s in load["samples"] if s[0] >= start and s[1] == run.name]
+    if run.target_rps:  # the requests that fell due in the window: as many as the rate asks, stalls counted once
+        measured = [s for s in load["samples"] if s[1] == run.name and start <= due_time(s) < start + run.duration]
+    else:
+        measured = [s for s in load["samples"] if s[0] >= start and s[1] == run.name]
     if run.bystander is not None:
         other = [s for s in load["samples"] if s[0] >= start and s[1] == BYSTANDER]
         run.bystander.requests = len(other)
@@ -330,7 +344,7 @@ def summarize(run: EndpointRun, load: dict, lag_samples: Sequence[tuple[float, f
     run.failures = len(measured) - len(ok)
     reasons: dict[str, int] = {}
     codes: dict[str, int] = {}
-    for _, _, _, status, error in measured:
+    for _, _, _, status, error, *_ in measured:
         codes[str(status)] = codes.get(str(status), 0) + 1
         if error is not None:
             reasons[error] = reasons.get(error, 0) + 1
@@ -340,14 +354,22 @@ def summarize(run: EndpointRun, load: dict, lag_samples: Sequence[tuple[float, f
     run.latency = percentiles([s[2] for s in ok])
     if run.target_rps:
         run.saturated = run.rps < 0.95 * run.target_rps
+        run.latency_uncorrected = percentiles([s[5] for s in ok if len(s) > 5])
+        run.dropped = load.get("dropped", 0)
     run.generator_cpu = load.get("generator_cpu", 0.0)
     run.generator_saturated = load.get("generator_peak_cpu", run.generator_cpu) > GENERATOR_SATURATED_CPU
-    lag = [ms for stamp, ms in lag_samples if start <= stamp <= end]
+    lag = [ms for stamp, ms in lag_samples or () if start <= stamp <= end]
     ordered = sorted(lag)
     run.lag = LagSummary(samples=len(lag), expected_samples=int(window / lag_interval),
                          p50=percentile(ordered, 0.5), p99=percentile(ordered, 0.99),
-                         max=round(ordered[-1], 3) if ordered else 0.0)
-    run.series = per_second(measured, load.get("users", []), lag_samples, start, end)
+                         max=round(ordered[-1], 3) if ordered else 0.0, measured=lag_samples is not None)
+    run.series = per_second(measured, load.get("users", []), lag_samples or [], start, end)
+
+
+def due_time(sample: list) -> float:
+    """When a request fell due (wall time): its answer's time less its latency, which under a rate counts from
+    then (`loadgen.Recorder.schedule`)."""
+    return sample[0] - sample[2] / 1000
 
 
 def failure_reason(run: EndpointRun, allowed: float = FAILURES_ALLOWED) -> str | None:

@@ -45,15 +45,39 @@ _OPENER = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({
 """No redirects followed, no proxy: a request of the harness only ever reaches the server on 127.0.0.1."""
 
 
-def http_request(url: str, method: str = "GET", timeout: float = 30.0) -> tuple[int, bytes, str | None]:
+def http_request(url: str, method: str = "GET", timeout: float = 30.0, headers: dict[str, str] | None = None,
+                 body: str | None = None) -> tuple[int, bytes, str | None]:
     """Status, body and `Location` of one request; raises OSError (URLError too) when nothing answers."""
-    request = urllib.request.Request(url, method=method)
+    request = urllib.request.Request(url, method=method, headers=headers or {},
+                                     data=body.encode() if body is not None else None)
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             return response.status, response.read(), None
     except urllib.error.HTTPError as error:
         with error:
             return error.code, error.read(), error.headers.get("Location")
+
+
+LOOPBACK_NAMES = {"127.0.0.1": LOOPBACK, "localhost": LOOPBACK, "::1": "[::1]"}
+
+
+def loopback_url(url: str) -> str:
+    """`http://127.0.0.1:PORT` of a server the user runs, without a trailing slash; ValueError for any other host
+    (load is only ever sent to this machine) or scheme."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as error:
+        raise ValueError(f"--url {url!r} is not a URL: {error}") from None
+    if parts.scheme != "http" or host is None:
+        raise ValueError(f"--url takes http://127.0.0.1:PORT, not {url!r}")
+    if host not in LOOPBACK_NAMES:
+        raise ValueError(f"--url {url!r}: only a server on this machine (127.0.0.1) is measured, not {host}")
+    if parts.path.strip("/") or parts.query:
+        raise ValueError(f"--url {url!r}: give the server's address only; endpoints take the paths")
+    return f"http://{LOOPBACK_NAMES[host]}{f':{port}' if port else ''}"
 
 
 def free_port() -> int:

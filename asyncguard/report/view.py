@@ -103,6 +103,8 @@ def verdict(group: FlawGroup) -> str:
 
 
 def loop_state(run: EndpointRun) -> str:
+    if not run.lag.measured:
+        return "not measured"
     if run.lag.blocked:
         return "blocked"
     return "healthy" if run.lag.p99 < HEALTHY_LAG_MS else "busy"
@@ -118,7 +120,8 @@ def metrics_row(run: EndpointRun) -> dict:
         "requests": f"{run.requests:,}", "failures": f"{run.failures:,}", "rps": f"{run.rps:,.0f}",
         "saturated": run.saturated, "p50": ms(run.latency.p50), "p90": ms(run.latency.p90),
         "p95": ms(run.latency.p95), "p99": ms(run.latency.p99), "p999": ms(run.latency.p999),
-        "max": ms(run.latency.max), "lag_p99": ms(run.lag.p99), "lag_max": ms(run.lag.max),
+        "max": ms(run.latency.max), "lag_p99": ms(run.lag.p99) if run.lag.measured else "–",
+        "lag_max": ms(run.lag.max) if run.lag.measured else "–",
         "lag_samples": f"{run.lag.samples:,} of {run.lag.expected_samples:,}", "loop": loop_state(run),
         "others_p99": ms(run.bystander.latency.p99) if run.bystander else "–",
         "generator_cpu": f"{run.generator_cpu:.2f}", "generator_saturated": run.generator_saturated,

@@ -171,7 +171,7 @@ def test_discover_prints_a_scenario_to_edit(tmp_path, app_dir):
     assert [(t.endpoint.method, t.endpoint.path) for t in targets] == [
         ("GET", "/health"), ("POST", "/shops/7/orders"), ("GET", "/shops/7/orders/1")]
     assert json.loads(targets[1].endpoint.body) == {"item": "pen", "quantity": 1}
-    assert process.stdout.startswith("# skipped DELETE")
+    assert process.stdout.startswith("# skipped POST /login: request body has no JSON example\n# skipped DELETE")
 
 
 @pytest.mark.parametrize("args,message", [
@@ -180,4 +180,27 @@ def test_discover_prints_a_scenario_to_edit(tmp_path, app_dir):
 ])
 def test_discover_flags_are_checked(args, message):
     process = bench(*args, timeout=30)
+    assert process.returncode == 2 and message in process.stderr and len(process.stderr.splitlines()) == 1
+
+
+def test_a_locustfile_with_a_two_step_task_is_the_load_with_loop_lag_and_report(tmp_path, app_dir):
+    out = tmp_path / "flow"
+    process = bench("orders:app", "--app-dir", str(app_dir), "-f", str(app_dir / "shopper.py"), "--health",
+                    "/health", "--users", "2", "--warmup", "0.2", "--duration", "1.5", "--out", str(out), env=TOKEN)
+    assert process.returncode == 0, process.stderr
+    runs = BenchResults.load(out / "results.json").runs
+    assert [run.name for run in runs] == ["POST /shops/7/orders", "GET /shops/7/orders/[id]"]  # logged in first
+    create, read = runs
+    assert create.requests > 10 and abs(create.requests - read.requests) <= 2 and create.failures == read.failures == 0
+    assert create.lag.measured and create.lag.samples > 20 and create.profile is not None
+    assert "POST /shops/7/orders" in (out / "index.html").read_text()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["orders:app", "-f", "shopper.py", "--rate", "10"], "its users pace themselves"),
+    (["orders:app", "-f", "shopper.py", "--endpoint", "GET /"], "no --endpoint"),
+    (["orders:app", "-f", "nowhere.py"], "-f nowhere.py: no such file"),
+])
+def test_locustfile_flags_are_checked(args, message, app_dir):
+    process = bench(*[str(app_dir / arg) if arg == "shopper.py" else arg for arg in args], timeout=30)
     assert process.returncode == 2 and message in process.stderr and len(process.stderr.splitlines()) == 1

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --url: the file the server's asyncguard.bench.lag.measured wrapper writes its loop "
                              "lag to (start the server with ASYNCGUARD_LAG_FILE=FILE); without it the lag is not "
                              "measured")
+    parser.add_argument("-f", "--locustfile", type=Path, metavar="FILE",
+                        help="your own Locust users (multi-step flows, their own waits) as the load on APP or --url; "
+                             "a run for each request name they use")
     parser.add_argument("--discover", action="store_true",
                         help="measure the operations APP's OpenAPI schema can call: GETs without required "
                              "parameters, others with examples (what is skipped is said)")
@@ -134,7 +137,7 @@ def prepare_and_measure(args: argparse.Namespace) -> int:
         scenario_dict,
         suite_targets,
     )
-    from asyncguard.bench.manifest import Expectation, load_manifest
+    from asyncguard.bench.manifest import Endpoint, Expectation, load_manifest
     from asyncguard.bench.evidence import app_directory, static_findings
     from asyncguard.bench.results import BenchResults, FlawInfo
     from asyncguard.bench.server import Server, loopback_url
@@ -144,6 +147,12 @@ def prepare_and_measure(args: argparse.Namespace) -> int:
         return usage(args.request_problem)
     if (args.print_scenario or args.openapi != "/openapi.json") and not args.discover:
         return usage("--print-scenario and --openapi go with --discover")
+    if args.locustfile is not None:
+        if args.endpoint or args.discover or args.rate is not None or not (args.app or args.url):
+            return usage("-f/--locustfile is the load on an APP or --url by itself: no --endpoint, --discover or "
+                         "--rate (its users pace themselves)")
+        if not args.locustfile.is_file():
+            return usage(f"-f {args.locustfile}: no such file")
     if args.discover and (args.endpoint or not (args.app or args.url)):
         return usage("--discover reads the endpoints of an APP or --url from its schema; give no --endpoint")
     if sum(map(bool, (args.app, args.url, args.suite, args.scenario))) != 1:
@@ -218,8 +227,12 @@ def prepare_and_measure(args: argparse.Namespace) -> int:
                 return error.status
             if endpoints is None:  # --print-scenario: written, nothing to measure
                 return EXIT_OK
+        if args.locustfile is not None:  # one load: its users choose the requests
+            endpoints = [Endpoint("LOCUSTFILE", args.locustfile.name)]
         targets = [Target("app", "target", args.app or url, e, Expectation(),
-                          Path(args.app_dir) if args.app_dir else None, health_path=args.health or e.path, url=url)
+                          Path(args.app_dir) if args.app_dir else None,
+                          health_path=args.health or ("/" if args.locustfile else e.path), url=url,
+                          locustfile=args.locustfile)
                    for e in endpoints]
         groups = [[target] for target in targets]
     if args.bystander:

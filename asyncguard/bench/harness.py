@@ -28,6 +28,7 @@ from asyncguard.bench.results import (
     FAILURES_ALLOWED,
     GENERATOR_SATURATED_CPU,
     BenchResults,
+    BYSTANDER,
     BystanderSummary,
     EndpointRun,
     Provenance,
@@ -86,6 +87,8 @@ class Target:
     """A cheap request of the same app, timed alongside the load (see results.BystanderSummary)."""
     url: str | None = None
     """A server the user runs (`--url`), measured as it is: none is started, nothing is profiled."""
+    locustfile: Path | None = None
+    """The user's own Locust users (`-f`): they make the requests, one run per request name they use."""
 
     @property
     def name(self) -> str:
@@ -143,9 +146,11 @@ def validate(url: str, endpoint: Endpoint, expect: Expectation, timeout: float) 
 def run_load(url: str, targets: Sequence[tuple[str, Endpoint, int, int]], users: int, rate: float | None,
              warmup: float, duration: float, timeout: float, cpus: list[int] | None,
              live: Callable[[dict], None] = lambda progress: None, workers: int = 0,
-             bystander: Endpoint | None = None, bystander_interval: float = 0.05) -> dict:
+             bystander: Endpoint | None = None, bystander_interval: float = 0.05,
+             locustfile: Path | None = None) -> dict:
     """The load generator subprocess, bounded in time; returns its raw samples."""
     job = {
+        "locustfile": str(locustfile.resolve()) if locustfile is not None else None,
         "host": url, "users": users, "rate": rate, "warmup": warmup, "duration": duration, "timeout": timeout,
         "workers": workers, "master_port": free_port() if workers else None,
         "endpoints": [{"name": name, "method": e.method, "path": e.path, "status": status, "weight": weight,
@@ -278,13 +283,17 @@ class Harness:
         """Each endpoint's answer checked, then the load; the runs' statistics filled. Why it could not run, or
         None."""
         settings = self.settings
-        self.live(f"{self.phase}: validating the responses")
-        error = next(filter(None, (validate(url, t.endpoint, t.expect, settings.timeout) for t in group)), None)
-        if error is not None:
-            return error
+        locustfile = group[0].locustfile
+        if locustfile is None:  # a locustfile's flows make their own first requests (a login, then the rest)
+            self.live(f"{self.phase}: validating the responses")
+            error = next(filter(None, (validate(url, t.endpoint, t.expect, settings.timeout) for t in group)), None)
+            if error is not None:
+                return error
         load = run_load(url, load_targets(group), settings.users, settings.rate, settings.warmup, settings.duration,
                         settings.timeout, self.load_cpus, self._show_load, settings.workers, group[0].bystander,
-                        settings.bystander_interval)
+                        settings.bystander_interval, locustfile)
+        if locustfile is not None:
+            runs[:] = runs_by_name(runs[0], load) or runs
         lag = read_lag_file(lag_file) if lag_file is not None else None
         if lag is not None and group[0].url is not None and not any(
                 load["measure_from"] <= stamp <= load["ended"] for stamp, _ in lag):
@@ -312,7 +321,8 @@ class Harness:
         try:
             with server:
                 run_load(server.url, load_targets(group), self.settings.profile_users, None, 0.5,
-                         self.settings.profile_duration, self.settings.timeout, self.load_cpus)
+                         self.settings.profile_duration, self.settings.timeout, self.load_cpus,
+                         locustfile=first.locustfile)
             summary = summarize_profile(directory, self.out, first.profile_frames)
             (directory / "session.pyisession").unlink()  # ~10 MB, and pyinstrument's HTML holds the same samples
         except (ServerError, ProfileError, RuntimeError, OSError, subprocess.TimeoutExpired) as error:
@@ -326,6 +336,15 @@ class Harness:
             raise
         for run in runs:
             run.profile = summary
+
+
+def runs_by_name(template: EndpointRun, load: dict) -> list[EndpointRun]:
+    """One run for each request name a locustfile's users used after the warm-up (`GET /orders/[id]`; a login in
+    `on_start` is part of the warm-up), in the order they first did."""
+    measured = {sample[1] for sample in load["samples"] if sample[0] >= load["measure_from"]}
+    names = [name for name in dict.fromkeys(sample[1] for sample in load["samples"])
+             if name in measured and name != BYSTANDER]
+    return [replace(template, name=name, method=name.partition(" ")[0], path=name.partition(" ")[2]) for name in names]
 
 
 def load_targets(group: Sequence[Target]) -> list[tuple[str, Endpoint, int, int]]:

@@ -95,6 +95,34 @@ def connect(job: dict):
 
 
 def build_environment(job: dict, recorder: Recorder):
+    """The users of a locustfile when the job names one (`from_locustfile`), else the harness's own."""
+    return from_locustfile(job, recorder) if job.get("locustfile") else own_users(job, recorder)
+
+
+def from_locustfile(job: dict, recorder: Recorder):
+    """A user's own Locust user classes (multi-step flows, their own waits), pointed at the target (load only ever
+    goes to the server measured here), each request they make a sample through Locust's request event. Their
+    requests still in flight when the load ends are not samples: their clients are Locust's, not the harness's."""
+    from locust.env import Environment
+    from locust.util.load_locustfile import load_locustfile
+
+    user_classes = list(load_locustfile(job["locustfile"])[0].values())
+    for user_class in user_classes:
+        user_class.host = job["host"]
+    environment = Environment(user_classes=user_classes)
+
+    def on_request(request_type, name, response_time, response=None, exception=None, **kwargs) -> None:
+        if time.time() > recorder.stop_at:  # the load is over: what its users still do is not measured
+            return
+        status = getattr(response, "status_code", 0) or 0
+        failure = None if exception is None else describe_failure(exception)
+        recorder.samples.append([time.time(), f"{request_type} {name}", response_time, status, failure, response_time])
+
+    environment.events.request.add_listener(on_request)
+    return environment
+
+
+def own_users(job: dict, recorder: Recorder):
     """Locust users, each with its own keep-alive connection (geventhttpclient, the client FastHttpUser is built
     on), timing every request themselves. Locust's request event and statistics are left out of the hot path:
     with them the generator, not the app, was the limit (about 60% of wrk's rate here; without, above wrk's).

@@ -25,6 +25,14 @@ def authorise(authorization: str | None) -> None:
         raise HTTPException(status_code=401, detail="not authorised")
 
 
+@app.post("/login")
+async def login(credentials: dict) -> dict:
+    """The first step of a flow (`tests/bench_apps/shopper.py`): the token the other endpoints ask for."""
+    if credentials.get("password") != "open sesame":
+        raise HTTPException(status_code=401, detail="wrong password")
+    return {"token": os.environ.get("ORDERS_TOKEN", "secret")}
+
+
 @app.get("/health")
 async def health() -> dict:
     return {"ok": True}

@@ -193,6 +193,8 @@ def test_a_locustfile_with_a_two_step_task_is_the_load_with_loop_lag_and_report(
     create, read = runs
     assert create.requests > 10 and abs(create.requests - read.requests) <= 2 and create.failures == read.failures == 0
     assert create.lag.measured and create.lag.samples > 20 and create.profile is not None
+    assert create.profile.blocking_frames and all(frame.startswith("apps/orders.py:")  # no manifest: its own code
+                                                  for frame in create.profile.blocking_frames)
     assert "POST /shops/7/orders" in (out / "index.html").read_text()
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from asyncguard.bench.results import BenchResults
+from asyncguard.bench.results import BenchResults, LagSummary
 from asyncguard.report.html import render_comparison, render_lint, render_run, runs_index
 from asyncguard.report.view import run_page
 from browser import Page
 from conftest import ROOT
-from sample_results import make_results
+from sample_results import make_results, run
 
 GOLDEN = ROOT / "tests" / "golden"
 ATTACK = "<script>alert('x')</script>\"' onmouseover=\"alert(1)\""
@@ -162,3 +162,26 @@ def test_the_report_in_a_browser_has_every_chart_and_table_and_no_error(tmp_path
     assert tables >= 2 + 2 + 8 + 4  # summary, provenance, metrics, one per chart, profiles
     assert sections == ["time.sleep in an async handler", "Synchronous database driver"]
     assert "blocked" in summary and shot.stat().st_size > 20_000
+
+
+def test_your_own_apps_summary_gives_each_endpoint_its_own_verdict():
+    """Without a manifest each endpoint is its own row: the one that blocks says so beside the healthy one, and a
+    run whose lag was not measured says that."""
+    blocked, healthy = run("app", "target", "/report", 40, 700.0, 250.0, 690.0), run("app", "target", "/ping", 900,
+                                                                                        8.0, 2.0, 9.0)
+    unmeasured = run("app", "target", "/elsewhere", 500, 9.0, 0.0, 9.0)
+    unmeasured.lag = LagSummary(measured=False)
+    results = BenchResults(make_results().provenance, {}, runs=[blocked, healthy, unmeasured])
+    page = run_page(results)
+    assert [(row["title"], row["loop"]) for row in page["summary"]] == [
+        ("GET /report", "blocked"), ("GET /ping", "healthy"), ("GET /elsewhere", "not measured")]
+    summary = render_run(results).split('<h2 id="summary">', 1)[1].split("</table>", 1)[0]
+    assert "<th>Endpoint</th>" in summary and summary.count('<span class="bad">blocked</span>') == 1
+    assert summary.count('<span class="good">healthy</span>') == 1 and "not measured" in summary
+
+
+def test_each_endpoint_of_your_own_app_has_a_colour_of_its_own():
+    from asyncguard.report.charts import line_style
+
+    colours = [line_style("target", index)["color"] for index in range(3)]
+    assert len(set(colours)) == 3 and line_style("flawed", 0)["color"] not in colours

@@ -323,7 +323,7 @@ class Harness:
                 run_load(server.url, load_targets(group), self.settings.profile_users, None, 0.5,
                          self.settings.profile_duration, self.settings.timeout, self.load_cpus,
                          locustfile=first.locustfile)
-            summary = summarize_profile(directory, self.out, first.profile_frames)
+            summary = summarize_profile(directory, self.out, first.profile_frames, app_dir=first.app_dir or Path.cwd())
             (directory / "session.pyisession").unlink()  # ~10 MB, and pyinstrument's HTML holds the same samples
         except (ServerError, ProfileError, RuntimeError, OSError, subprocess.TimeoutExpired) as error:
             shutil.rmtree(directory, ignore_errors=True)

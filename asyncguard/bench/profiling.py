@@ -1,4 +1,4 @@
-"""Profiling as a separate, bounded pass: one pyinstrument session over the whole server process.
+"""Profiling as a separate, bounded pass: one pyinstrument session over the server process once it has started.
 
 Profilers distort throughput, and pyinstrument cannot run concurrent async-context profilers, so the harness
 profiles each endpoint in a second server, started as `python -m asyncguard.bench.profiling`, under light load.
@@ -27,18 +27,25 @@ def serve(app: str, host: str, port: int, out: Path) -> int:
     from pyinstrument import Profiler
     from pyinstrument.renderers import HTMLRenderer, SpeedscopeRenderer
 
-    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning")
-    server = uvicorn.Server(config)
     profiler = Profiler(interval=SAMPLING_INTERVAL, async_mode="disabled")
-    profiler.start()
+
+    class ServedThenProfiled(uvicorn.Server):
+        """The profile starts once the app has started: its imports and start-up are not what the load costs."""
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            profiler.start()
+
+    server = ServedThenProfiled(uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning"))
     try:
         server.run()
     finally:
-        session = profiler.stop()
-        out.mkdir(parents=True, exist_ok=True)
-        session.save(out / "session.pyisession")
-        (out / "profile.html").write_text(HTMLRenderer().render(session), encoding="utf-8")
-        (out / "profile.speedscope.json").write_text(SpeedscopeRenderer().render(session), encoding="utf-8")
+        if profiler.is_running:  # else the app never started: no profile, which `summarize_profile` says
+            session = profiler.stop()
+            out.mkdir(parents=True, exist_ok=True)
+            session.save(out / "session.pyisession")
+            (out / "profile.html").write_text(HTMLRenderer().render(session), encoding="utf-8")
+            (out / "profile.speedscope.json").write_text(SpeedscopeRenderer().render(session), encoding="utf-8")
     return 0
 
 
@@ -49,8 +56,9 @@ def frame_matches(frame, pattern: str) -> bool:
 
 
 def summarize_profile(directory: Path, relative_to: Path, blocking_frames: tuple[str, ...],
-                      top: int = 12) -> ProfileSummary:
-    """Top frames by self time, and the share of all samples spent inside the flaw's blocking frames."""
+                      top: int = 12, app_dir: Path | None = None) -> ProfileSummary:
+    """Top frames by self time, and the share of all samples spent inside the flaw's blocking frames; for an app
+    without a manifest (no frames named), inside the app's own functions that held the loop longest."""
     from pyinstrument.session import Session
 
     try:  # pyinstrument's own file, truncated on a full disk, raises JSONDecodeError
@@ -59,6 +67,8 @@ def summarize_profile(directory: Path, relative_to: Path, blocking_frames: tuple
         raise ProfileError(f"cannot read the profile in {directory}: {type(error).__name__}: {error}") from None
     root = session.root_frame()
     total = root.time if root is not None else 0.0
+    if not blocking_frames and app_dir is not None and root is not None:
+        blocking_frames = own_frames_that_held(root, app_dir)
     self_time: dict[tuple[str, str, int | None], float] = {}
     blocking = 0.0
     stack = [(root, False)] if root is not None else []
@@ -81,6 +91,31 @@ def summarize_profile(directory: Path, relative_to: Path, blocking_frames: tuple
         blocking_share=round(blocking / total, 4) if total else 0.0,
         blocking_frames=list(blocking_frames),
     )
+
+
+OWN_FRAMES_NAMED = 3
+
+
+def own_frames_that_held(root, app_dir: Path) -> tuple[str, ...]:
+    """The app's own functions (files under `app_dir`) with the most time inside them, callees included, as
+    `dir/file.py:function` patterns (`frame_matches`)."""
+    base = app_dir.resolve()
+    held: dict[str, float] = {}
+    stack = [(root, frozenset())]
+    while stack:
+        frame, open_keys = stack.pop()
+        key = None
+        if not frame.is_synthetic and frame.file_path:
+            try:
+                relative = Path(frame.file_path).resolve().relative_to(base.parent)
+            except ValueError:
+                relative = None
+            if relative is not None and relative.parts[0] == base.name:
+                key = f"{relative.as_posix()}:{frame.function}"
+                if key not in open_keys:  # a recursive call is inside its first call already
+                    held[key] = held.get(key, 0.0) + frame.time
+        stack.extend((child, open_keys | {key} if key else open_keys) for child in frame.children)
+    return tuple(sorted(held, key=lambda name: -held[name])[:OWN_FRAMES_NAMED])
 
 
 def main(argv: list[str] | None = None) -> int:

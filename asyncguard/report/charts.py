@@ -12,9 +12,10 @@ from typing import Sequence
 
 PERCENTILES = ("p50", "p90", "p95", "p99", "p999", "max")
 PERCENTILE_LABELS = ("p50", "p90", "p95", "p99", "p99.9", "max")
-SIDE_STYLES = {"flawed": {"color": "#c0392b", "linestyle": "-"}, "fixed": {"color": "#1e8449", "linestyle": "-"},
-               "target": {"color": "#2e86c1", "linestyle": "-"}}
+SIDE_STYLES = {"flawed": {"color": "#c0392b", "linestyle": "-"}, "fixed": {"color": "#1e8449", "linestyle": "-"}}
 EXTRA_FIX_STYLE = {"color": "#7dcea0", "linestyle": "--"}
+TARGET_COLOURS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000", "#f0e442")
+"""The endpoints of your own app, each its own colour (Okabe and Ito's palette, told apart with colour blindness)."""
 RC = {"svg.fonttype": "none", "svg.hashsalt": "asyncguard", "font.size": 9, "axes.spines.top": False,
       "axes.spines.right": False, "figure.dpi": 96, "text.parse_math": False, "text.usetex": False}
 """Labels are endpoint names: drawn as written, never typeset (`GET /price/$5` is no formula)."""
@@ -28,8 +29,12 @@ def plotted(value: float | None) -> float | None:
 
 
 def line_style(side: str, index: int, bystander: bool = False) -> dict:
-    """Flawed red, its first fix green, further fixes light green dashed; a run's bystander dotted, thinner."""
-    style = EXTRA_FIX_STYLE if side == "fixed" and index > 0 else SIDE_STYLES.get(side, SIDE_STYLES["target"])
+    """Flawed red, its first fix green, further fixes light green dashed; your own endpoints each a colour of
+    their own; a run's bystander dotted, thinner."""
+    if side == "target":
+        style = {"color": TARGET_COLOURS[index % len(TARGET_COLOURS)], "linestyle": "-"}
+    else:
+        style = EXTRA_FIX_STYLE if side == "fixed" and index > 0 else SIDE_STYLES[side]
     return {**style, "linestyle": ":", "linewidth": 1.2} if bystander else {**style, "linewidth": 1.6}
 
 

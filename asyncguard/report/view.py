@@ -272,6 +272,18 @@ def summary_row(group: FlawGroup, title: str) -> dict:
     }
 
 
+def endpoint_row(run: EndpointRun) -> dict:
+    """A summary row of one endpoint of your own app: its own numbers and its own verdict (one endpoint that blocks
+    is never summarised with the others as "ok")."""
+    return {
+        "id": run.flaw, "title": run.name, "loop": loop_state(run), "rps": f"{run.rps:,.0f}",
+        "p50": ms(run.latency.p50), "p99": ms(run.latency.p99),
+        "others_p99": ms(run.bystander.latency.p99) if run.bystander else "–",
+        "lag_p99": ms(run.lag.p99) if run.lag.measured else "–",
+        "error": run.error.splitlines()[0] if run.error else "", "failed": run.failure or "",
+    }
+
+
 def provenance_rows(results: BenchResults) -> list[list[str]]:
     prov, load = results.provenance, results.scenario.get("load", {})
     machine = prov.machine
@@ -322,7 +334,8 @@ def run_page(results: BenchResults) -> dict:
     return {
         "title": "asyncguard bench report",
         "suite": bool(results.flaws),
-        "summary": [summary_row(g, titles[g.id].title if g.id in titles else g.id) for g in ranked],
+        "summary": ([summary_row(g, titles[g.id].title if g.id in titles else g.id) for g in ranked]
+                    if results.flaws else [endpoint_row(run) for run in results.runs]),
         "sections": sections,
         "provenance": provenance_rows(results),
         "errors": [{"label": f"{run.flaw} {run_label(run)}", "error": run.error} for run in results.runs

@@ -64,15 +64,20 @@ def module_keys(modules: Iterable[tuple[str, Path]]) -> dict[str, Path]:
     return {**{k: v for k, v in suffixes.items() if v is not None}, **full}
 
 
+def full_names(modules: dict[str, Path]) -> dict[Path, str]:
+    """Each module file's full name: its longest key (the shorter ones are suffixes, `db` of `app.db`)."""
+    full: dict[Path, str] = {}
+    for name, path in modules.items():
+        if len(name) > len(full.get(path, "")):
+            full[path] = name
+    return full
+
+
 def without_library_suffixes(modules: dict[str, Path], libraries: frozenset[str]) -> dict[str, Path]:
     """The module keys but the suffixes that start with a library's name: `from celery import Celery` in a service
     with a `services/celery/` package means the library (only the full name `app.services.celery` is the
     project's)."""
-    full = {}
-    for name, path in modules.items():
-        if len(name) > len(full.get(path, "")):
-            full[path] = name
-    kept = set(full.values())
+    kept = set(full_names(modules).values())
     return {name: path for name, path in modules.items() if name in kept or name.split(".", 1)[0] not in libraries}
 
 
@@ -547,12 +552,8 @@ class Project:
         if module in self.modules or module.split(".", 1)[0] in STANDARD_LIBRARY:
             return None
         if self._by_last_name is None:
-            longest: dict[Path, str] = {}
-            for name, file in self.modules.items():
-                if len(name) > len(longest.get(file, "")):
-                    longest[file] = name
             self._by_last_name = {}
-            for name in longest.values():
+            for name in full_names(self.modules).values():
                 self._by_last_name.setdefault(name.rpartition(".")[2], []).append(name)
         candidates = [name for name in self._by_last_name.get(module.rpartition(".")[2], ())
                       if name.endswith(f".{module}")]

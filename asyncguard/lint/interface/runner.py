@@ -22,7 +22,7 @@ from asyncguard.lint.interface.config import Settings
 from asyncguard.lint.interface.files import SourceFile
 from asyncguard.lint.findings import NOTICES, Finding, internal_error, not_checked
 from asyncguard.lint.engine.program import LibraryCalls, ModuleRecord, Program, needed
-from asyncguard.lint.engine.names import Outline, Project, layout
+from asyncguard.lint.engine.names import Outline, Project, full_names, layout
 from asyncguard.lint.engine.reach import unreached
 from asyncguard.lifetime import STOP_SIGNALS, Interrupted, set_death_signal
 
@@ -57,13 +57,8 @@ def _init_worker(settings: Settings, enabled: frozenset[str], modules: dict[str,
 
 
 def project_packages(modules: dict[str, Path]) -> set[str]:
-    """The project's top-level packages: the first part of each module's full name (its longest key; the
-    shorter keys are suffixes, `db` of `app.db`, not packages)."""
-    full: dict[Path, str] = {}
-    for name, path in modules.items():
-        if len(name) > len(full.get(path, "")):
-            full[path] = name
-    return {name.split(".", 1)[0] for name in full.values()}
+    """The project's top-level packages: the first part of each module's full name (`full_names`)."""
+    return {name.split(".", 1)[0] for name in full_names(modules).values()}
 
 
 STOP_GRACE = 0.5

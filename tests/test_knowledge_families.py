@@ -243,6 +243,29 @@ class Crawler:
         for title in self.driver.find_elements(By.CLASS_NAME, "title"):  # AG105
             yield title.get_attribute("href")  # AG105
 """,
+    "document-sniffing-and-local-models": """\
+import imghdr
+import io
+import magic
+from fastapi import UploadFile
+from fastembed import SparseTextEmbedding
+from langchain_community.document_loaders import PyPDFLoader
+from markitdown import MarkItDown
+from transformers import AutoTokenizer
+
+SPARSE = SparseTextEmbedding("Qdrant/bm25")  # at import: once
+CONVERTER = MarkItDown()
+
+async def ingest(upload: UploadFile, path: str, data: bytes, text: str):
+    mime = magic.Magic(mime=True).from_buffer(data)  # AG104
+    kind = imghdr.what(upload.file)  # AG104
+    same = imghdr.what(io.BytesIO(data))  # in memory
+    loader = PyPDFLoader(path)  # AG104
+    document = CONVERTER.convert(path)  # AG104
+    tokenizer = AutoTokenizer.from_pretrained("./models/reranker", local_files_only=True)  # AG112
+    vectors = list(SPARSE.embed([text]))  # AG112
+    return mime, kind, same, loader, document, tokenizer, vectors
+""",
     "tls-context-loads-the-ca-bundle": """\
 import ssl
 

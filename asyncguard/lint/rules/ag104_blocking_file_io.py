@@ -6,8 +6,8 @@ class BlockingFileIo(Rule):
     listings, `os` and `os.path` calls that touch the disk, `shutil`, `tempfile`, `glob`, archives (`zipfile`,
     `tarfile`), and libraries that read or write files: Pillow, OpenCV, pandas, NumPy, joblib, `torch.load`/`save`,
     `torch.hub`, Whisper's `load_model`, openpyxl, python-docx, pypdf, PyMuPDF, pdfplumber, audio files (`wave`,
-    `scipy.io.wavfile`, librosa, soundfile), python-dotenv, and new TLS contexts (`ssl.create_default_context`
-    reads the CA bundle).
+    `scipy.io.wavfile`, librosa, soundfile), python-dotenv, file-type sniffing (python-magic, `imghdr`), MarkItDown
+    and LangChain's PDF loader, and new TLS contexts (`ssl.create_default_context` reads the CA bundle).
 
     Pure path arithmetic (`os.path.join`, `os.path.relpath`, `Path.name`) does no I/O and is not reported, nor is a
     file-format library handed an in-memory buffer (`Image.open(io.BytesIO(data))`, `zipfile.ZipFile(buffer)`).

@@ -3,9 +3,9 @@ from asyncguard.lint.rule import Rule
 
 class CpuHeavyInference(Rule):
     """Finds model inference and heavy text or image processing on the event loop: PyTorch modules called (a
-    forward pass), Hugging Face `pipeline(...)` and `model.generate`, `sentence_transformers` `encode`,
-    scikit-learn `fit`/`predict`/`transform`, spaCy `nlp(...)`, langdetect, `tiktoken` encoding, `llama_cpp`
-    completions, ONNX Runtime `run`, Pillow transforms and models loaded from disk.
+    forward pass), Hugging Face `pipeline(...)` and `model.generate`, `sentence_transformers` `encode`, fastembed
+    embeddings, scikit-learn `fit`/`predict`/`transform`, spaCy `nlp(...)`, langdetect, pyvi, `tiktoken` encoding,
+    `llama_cpp` completions, ONNX Runtime `run`, Pillow transforms, and models and tokenizers loaded from disk.
 
     These are C extensions, so nothing in Python source shows that they block: this knowledge is curated.
     """

@@ -578,3 +578,22 @@ def test_a_project_package_named_like_a_library_does_not_shadow_it(tmp_path):
                           "async def value(task_id: str):\n    return AsyncResult(task_id).result  # AG103\n"),
     })
     assert reported == expected
+
+
+def test_routes_of_a_router_nothing_mounts_are_not_reported(tmp_path):
+    """`activity_router` is imported by the app but never included: its routes serve nothing. A router included by
+    name, one in a list of routers, and one included as `users.router` are all mounted."""
+    route = "\n\n@{r}.get('/x')\nasync def {f}():\n    time.sleep(1){mark}\n"
+    files = {"app/main.py": ("from fastapi import FastAPI\nfrom app.activity import activity_router\n"
+                             "from app.orders import orders_router\nfrom app.items import items_router\n"
+                             "from app import users\n\napp = FastAPI()\napp.include_router(orders_router)\n"
+                             "for included in [items_router]:\n    app.include_router(included)\n"
+                             "app.include_router(users.router)\n")}
+    for module, router, mark in (("activity", "activity_router", "  # never mounted"),
+                                 ("orders", "orders_router", "  # AG101"), ("items", "items_router", "  # AG101"),
+                                 ("users", "router", "  # AG101")):
+        files[f"app/{module}.py"] = ("import time\nfrom fastapi import APIRouter\n\n"
+                                     f"{router} = APIRouter(\n    prefix='/{module}',\n)\n"
+                                     + route.format(r=router, f=f"{module}_route", mark=mark))
+    reported, expected, _ = check(tmp_path, files)
+    assert reported == expected

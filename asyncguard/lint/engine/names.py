@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from asyncguard.lint.engine.context import HTTP_METHODS
 from asyncguard.lint.engine.syntax import all_nodes, declared_globals, is_generator, parse
 from asyncguard.lint.interface.files import absolute_module
 
@@ -122,6 +123,9 @@ class Outline:
     """Module-level functions with a decorator: one may make the function an object (`@celery.task`)."""
     properties: dict[str, set[str]] = field(default_factory=dict)
     """The sync properties each class defines (`@property`, `@cached_property`): reading one runs its body."""
+    routes: dict[str, list[list[int]]] = field(default_factory=dict)
+    """For each module-level `APIRouter()` (`router = APIRouter()`), the first and last lines of the functions
+    registered on it (`@router.get(...)`): what runs only if the router is mounted."""
 
     def to_json(self) -> dict:
         """Sets as sorted lists: what the cache keeps of it."""
@@ -158,7 +162,14 @@ def _jsonable(value):
 def outline(tree: ast.Module, package: str) -> Outline:
     result = Outline()
     not_constant: set[str] = set()
+    routers: set[str] = set()
+    registered: list[tuple[str, list[int]]] = []  # (holder, [first, last line]) of each decorated function
     for node in _module_level(tree.body):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and \
+                _dotted(node.value.func).rpartition(".")[2] == "APIRouter":
+            routers.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            registered += [(holder, [node.lineno, node.end_lineno or node.lineno]) for holder in _route_holders(node)]
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names = {t.id for t in targets if isinstance(t, ast.Name)}
@@ -221,7 +232,17 @@ def outline(tree: ast.Module, package: str) -> Outline:
                     targets = member.targets if isinstance(member, ast.Assign) else [member.target]
                     attributes.update(t.id for t in targets if isinstance(t, ast.Name))
     result.constants = result.assigned - not_constant
+    for holder, span in registered:
+        if holder in routers:
+            result.routes.setdefault(holder, []).append(span)
     return result
+
+
+def _route_holders(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    """`router` of `@router.get("/x")` (any decorator `name.method(...)` that registers a route)."""
+    return [d.func.value.id for d in function.decorator_list
+            if isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and isinstance(d.func.value, ast.Name)
+            and d.func.attr in (*HTTP_METHODS, "api_route", "websocket")]
 
 
 def annotation_name(node: ast.expr) -> str:

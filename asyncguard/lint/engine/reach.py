@@ -1,4 +1,11 @@
-"""Private coroutines nothing runs: a blocking call in one does not hold any loop.
+"""Coroutines nothing runs: a blocking call in one does not hold any loop.
+
+Routes of a router nothing mounts: `activity_router = APIRouter()` with its `@activity_router.get(...)` routes,
+whose name is written nowhere in the project but there and in imports (never in `include_router(...)`, a list of
+routers, an argument), serve no request. Judged only where the project mounts routers with `include_router` at all,
+and textually, leaning to keeping: a name written anywhere else (`router`, which every router module defines, or
+`users.router`) keeps the routes.
+
 
 A coroutine runs on the loop only when something awaits it, schedules it or hands it to a framework, and each of
 those names it: a call, a reference (`asyncio.create_task(self._poll())`, `handlers = {"doc": self._from_doc}`),
@@ -16,6 +23,9 @@ from typing import Callable, Iterable
 from asyncguard.lint.engine.names import Outline
 from asyncguard.lint.findings import Finding
 
+ROUTE_CONTEXTS = ("path operation ", "websocket handler ")
+"""How a finding's context names a route (`FastApiFacts.describe`): only those can be a router's."""
+IMPORT_STATEMENT = re.compile(r"^[ \t]*(?:from[ \t]+\S+[ \t]+)?import[ \t]+(?:\([^)]*\)|[^\n]*)", re.MULTILINE)
 NESTED = re.compile(r"(?:nested function \S+|lambda) \(in (?P<outer>.*)\)")
 
 
@@ -54,3 +64,40 @@ def unreached(findings: Iterable[Finding], module_of: Callable[[str], str | None
         for word in words.findall(text):
             written[word] = written.get(word, 0) + 1
     return {place for place, name in candidates.items() if written.get(name, 0) <= 1}
+
+
+def unmounted(findings: Iterable[Finding], module_of: Callable[[str], str | None],
+              outline_of: Callable[[str], Outline], sources: Callable[[], dict[str, str]]) -> set[tuple[str, str]]:
+    """The (path, context) of each finding inside a route of a router that nothing mounts; `sources` are the texts
+    of every module by name, read only when some finding is in a route of a router with a name of its own."""
+    places: dict[tuple[str, str], tuple[str, str]] = {}  # (path, context) -> (module, router)
+    for finding in findings:
+        if not finding.context.startswith(ROUTE_CONTEXTS):
+            continue
+        module = module_of(finding.path)
+        routes = outline_of(module).routes if module is not None else {}
+        for router, spans in routes.items():
+            if router != "router" and any(first <= finding.line <= last for first, last in spans):
+                places[(finding.path, finding.context)] = (module, router)
+    if not places:
+        return set()
+    texts = sources()
+    if not any("include_router" in text for text in texts.values()):
+        return set()
+    mounted = {(module, router) for module, router in set(places.values()) if written_elsewhere(module, router, texts)}
+    return {place for place, owner in places.items() if owner not in mounted}
+
+
+def written_elsewhere(module: str, router: str, texts: dict[str, str]) -> bool:
+    """Whether `router` is written anywhere but in its own module's assignment and decorators, and in imports."""
+    word = re.compile(rf"\b{re.escape(router)}\b")
+    own_lines = re.compile(rf"^[ \t]*(?:{re.escape(router)}[ \t]*[:=]|@{re.escape(router)}\.)[^\n]*", re.MULTILINE)
+    for name, text in texts.items():
+        if router not in text:
+            continue
+        text = IMPORT_STATEMENT.sub("", text)
+        if name == module:
+            text = own_lines.sub("", text)
+        if word.search(text):
+            return True
+    return False

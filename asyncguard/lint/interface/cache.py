@@ -18,7 +18,7 @@ from asyncguard import __version__
 from asyncguard.atomic import write_atomically
 
 CACHE_DIR = ".asyncguard_cache"
-CACHE_FORMAT = 17
+CACHE_FORMAT = 18
 """Version 2 added each file's summary and calls on the loop (the whole-program pass); 13 a summary per module name
 the file is imported under, and the whole-program pass's own findings; 14 properties in outlines; 15 the coroutines
 nothing runs; 16 summaries, loop calls and outlines in a file of their own, read only when the pass runs."""

@@ -23,7 +23,7 @@ from asyncguard.lint.interface.files import SourceFile
 from asyncguard.lint.findings import NOTICES, Finding, internal_error, not_checked
 from asyncguard.lint.engine.program import LibraryCalls, ModuleRecord, Program, needed
 from asyncguard.lint.engine.names import Outline, Project, full_names, layout
-from asyncguard.lint.engine.reach import unreached
+from asyncguard.lint.engine.reach import unmounted, unreached
 from asyncguard.lifetime import STOP_SIGNALS, Interrupted, set_death_signal
 
 PARALLEL_THRESHOLD = 24
@@ -316,14 +316,15 @@ def whole_program(records: list[ModuleRecord], files: list[SourceFile], settings
 def unreached_coroutines(findings: list[Finding], files: list[SourceFile], settings: Settings,
                          enabled: frozenset[str],
                          project_layout: Callable[[], tuple[dict[str, Path], list[Path]]]) -> set[tuple[str, str]]:
-    """The (path, context) of the findings in coroutines that nothing in the project runs
-    (asyncguard.lint.engine.reach)."""
+    """The (path, context) of the findings in coroutines that nothing in the project runs: private ones nothing
+    names, routes of routers nothing mounts (asyncguard.lint.engine.reach)."""
     modules, roots = project_layout()
     _init_worker(settings, enabled, modules, roots)
     project = _worker_state["project"]
     module_of = {source.display: source.module for source in files if source.problem is None}
-    return unreached([f for f in findings if f.code not in NOTICES], module_of.get, project.outline_of,
-                     lambda: project.all_sources().values())
+    checked = [f for f in findings if f.code not in NOTICES]
+    return (unreached(checked, module_of.get, project.outline_of, lambda: project.all_sources().values())
+            | unmounted(checked, module_of.get, project.outline_of, project.all_sources))
 
 
 def use_cached_outlines(project: Project, cache: FindingsCache) -> None:

@@ -410,11 +410,7 @@ class Project:
 
     def _by_longest_name(self) -> list[str]:
         """Every module of the project once, by its longest name (`src.app.db`, not also `app.db`)."""
-        names: dict[Path, str] = {}
-        for name, path in self.modules.items():
-            if len(name) > len(names.get(path, "")):
-                names[path] = name
-        return sorted(names.values())
+        return sorted(full_names(self.modules).values())
 
     def instance_attribute(self, class_path: str, attribute: str) -> Value | None:
         """The type of `obj.attribute` for an instance of a project class defined in another module."""

@@ -1,10 +1,10 @@
 """Coroutines nothing runs: a blocking call in one does not hold any loop.
 
 Routes of a router nothing mounts: `activity_router = APIRouter()` with its `@activity_router.get(...)` routes,
-whose name is written nowhere in the project but there and in imports (never in `include_router(...)`, a list of
-routers, an argument), serve no request. Judged only where the project mounts routers with `include_router` at all,
-and textually, leaning to keeping: a name written anywhere else (`router`, which every router module defines, or
-`users.router`) keeps the routes.
+whose name is written nowhere in the checked files but there and in imports (never in `include_router(...)`, a list
+of routers, an argument), serve no request. Judged only where the checked files build the app (`FastAPI(`) and
+mount routers with `include_router`, and textually, leaning to keeping: a name written anywhere else (`router`,
+which every router module defines, or `users.router`) keeps the routes.
 
 
 A coroutine runs on the loop only when something awaits it, schedules it or hands it to a framework, and each of
@@ -67,10 +67,12 @@ def unreached(findings: Iterable[Finding], module_of: Callable[[str], str | None
 
 
 def unmounted(findings: Iterable[Finding], module_of: Callable[[str], str | None],
-              outline_of: Callable[[str], Outline], sources: Callable[[], dict[str, str]]) -> set[tuple[str, str]]:
-    """The (path, context) of each finding inside a route of a router that nothing mounts; `sources` are the texts
-    of every module by name, read only when some finding is in a route of a router with a name of its own."""
-    places: dict[tuple[str, str], tuple[str, str]] = {}  # (path, context) -> (module, router)
+              outline_of: Callable[[str], Outline], texts: Callable[[], dict[str, str]]) -> set[tuple[str, str]]:
+    """The (path, context) of each finding inside a route of a router that nothing mounts. `module_of` gives the
+    module a finding's file is, None where its name is another file's too (a monorepo's `app.main` of each
+    service); `texts` every checked file's text by path, read only when some finding is in a route of a router with
+    a name of its own."""
+    places: dict[tuple[str, str], tuple[str, str]] = {}  # (path, context) -> (path, router)
     for finding in findings:
         if not finding.context.startswith(ROUTE_CONTEXTS):
             continue
@@ -78,25 +80,26 @@ def unmounted(findings: Iterable[Finding], module_of: Callable[[str], str | None
         routes = outline_of(module).routes if module is not None else {}
         for router, spans in routes.items():
             if router != "router" and any(first <= finding.line <= last for first, last in spans):
-                places[(finding.path, finding.context)] = (module, router)
+                places[(finding.path, finding.context)] = (finding.path, router)
     if not places:
         return set()
-    texts = sources()
-    if not any("include_router" in text for text in texts.values()):
-        return set()
-    mounted = {(module, router) for module, router in set(places.values()) if written_elsewhere(module, router, texts)}
+    sources = texts()
+    if not any("include_router" in text for text in sources.values()) or \
+            not any("FastAPI(" in text for text in sources.values()):
+        return set()  # the app, or how it mounts its routers, is not among the files checked
+    mounted = {owner for owner in set(places.values()) if written_elsewhere(*owner, sources)}
     return {place for place, owner in places.items() if owner not in mounted}
 
 
-def written_elsewhere(module: str, router: str, texts: dict[str, str]) -> bool:
-    """Whether `router` is written anywhere but in its own module's assignment and decorators, and in imports."""
+def written_elsewhere(path: str, router: str, texts: dict[str, str]) -> bool:
+    """Whether `router` is written anywhere but in its own file's assignment and decorators, and in imports."""
     word = re.compile(rf"\b{re.escape(router)}\b")
     own_lines = re.compile(rf"^[ \t]*(?:{re.escape(router)}[ \t]*[:=]|@{re.escape(router)}\.)[^\n]*", re.MULTILINE)
-    for name, text in texts.items():
+    for named, text in texts.items():
         if router not in text:
             continue
         text = IMPORT_STATEMENT.sub("", text)
-        if name == module:
+        if named == path:
             text = own_lines.sub("", text)
         if word.search(text):
             return True

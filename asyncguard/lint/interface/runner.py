@@ -323,8 +323,22 @@ def unreached_coroutines(findings: list[Finding], files: list[SourceFile], setti
     project = _worker_state["project"]
     module_of = {source.display: source.module for source in files if source.problem is None}
     checked = [f for f in findings if f.code not in NOTICES]
+    own = {source.display: source.module for source in files
+           if source.problem is None and project.modules.get(source.module) == source.path}
     return (unreached(checked, module_of.get, project.outline_of, lambda: project.all_sources().values())
-            | unmounted(checked, module_of.get, project.outline_of, project.all_sources))
+            | unmounted(checked, own.get, project.outline_of, lambda: checked_texts(files)))
+
+
+def checked_texts(files: list[SourceFile]) -> dict[str, str]:
+    """Every checked file's text by the path findings show, as far as it can be read."""
+    texts = {}
+    for source in files:
+        if source.problem is None:
+            try:
+                texts[source.display] = source.path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+    return texts
 
 
 def use_cached_outlines(project: Project, cache: FindingsCache) -> None:

@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 LINTBENCH_INSTALLED := $(VENV)/.installed-lintbench
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench bench-quick bench-harness test lint bench-lint docs clean knowledge
+.PHONY: bench bench-quick bench-harness bench-soak test lint bench-lint docs clean knowledge
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-harness: $(INSTALLED)
 	command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
 	$(BIN)/python -m asyncguard.bench.calibration --out reports/harness-bench.json --readme README.md
 	$(BIN)/python -m asyncguard.bench.omission --out reports/omission-bench.json --readme README.md
+
+# The harness's memory over a 10-minute run at the highest rate this machine drives (a README table).
+bench-soak: $(INSTALLED)
+	$(BIN)/python -m asyncguard.bench.soak --out reports/soak-bench.json --readme README.md
 
 # Timed as installed from a wheel, with bytecode (an editable install has none, and PYTHONDONTWRITEBYTECODE may
 # keep it from being written).

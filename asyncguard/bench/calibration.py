@@ -17,7 +17,8 @@ from pathlib import Path
 
 from asyncguard.bench.harness import cores, run_load
 from asyncguard.bench.manifest import Endpoint
-from asyncguard.bench.results import percentiles
+from asyncguard.bench.results import histogram_percentiles
+from asyncguard.bench.tally import Tallies
 from asyncguard.bench.server import Server, ServerError
 from asyncguard.generated import publish
 from asyncguard.machine import machine
@@ -82,11 +83,11 @@ def compare_on(server: Server, path: str, concurrency: int, duration: float,
     wrk_rps, wrk_p50, wrk_mean = run_wrk(url, concurrency, duration, load_cpus)
     load = run_load(server.url, [(f"GET {path}", Endpoint("GET", path), 200, 1)], concurrency, None, 2.0, duration,
                     30.0, load_cpus)
-    measured = [s[2] for s in load["samples"] if s[0] >= load["measure_from"] and s[4] is None]
+    measured = Tallies.from_json(load["tallies"], load["measure_from"]).window(f"GET {path}").latency
     window = load["ended"] - load["measure_from"]
     return Comparison(path, round(wrk_rps, 1), round(wrk_p50, 3), round(wrk_mean, 3),
-                      round(len(measured) / window, 1), percentiles(measured).p50,
-                      round(sum(measured) / len(measured), 3) if measured else 0.0, load["generator_cpu"])
+                      round(measured.get_total_count() / window, 1), histogram_percentiles(measured).p50,
+                      round(measured.get_mean_value() / 1000, 3), load["generator_cpu"])
 
 
 def calibrate(app_dir: Path, concurrency: int, duration: float) -> Calibration:

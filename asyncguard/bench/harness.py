@@ -37,6 +37,7 @@ from asyncguard.bench.results import (
     summarize,
 )
 from asyncguard.bench.server import Server, ServerError, free_port, http_request, traceback_end
+from asyncguard.bench.tally import Tallies
 from asyncguard.machine import machine
 
 PACKAGES = ("asyncguard", "fastapi", "starlette", "uvicorn", "locust", "httpx", "pyinstrument", "uvloop", "httptools")
@@ -341,9 +342,7 @@ class Harness:
 def runs_by_name(template: EndpointRun, load: dict) -> list[EndpointRun]:
     """One run for each request name a locustfile's users used after the warm-up (`GET /orders/[id]`; a login in
     `on_start` is part of the warm-up), in the order they first did."""
-    measured = {sample[1] for sample in load["samples"] if sample[0] >= load["measure_from"]}
-    names = [name for name in dict.fromkeys(sample[1] for sample in load["samples"])
-             if name in measured and name != BYSTANDER]
+    names = [name for name in Tallies.from_json(load["tallies"], load["measure_from"]).names() if name != BYSTANDER]
     return [replace(template, name=name, method=name.partition(" ")[0], path=name.partition(" ")[2]) for name in names]
 
 

@@ -2,15 +2,15 @@
 
 Locust patches the standard library with gevent when imported, so it never runs inside the harness's process.
 This process reads a JSON job on stdin, drives Locust users at the target for warm-up + duration seconds, and
-writes every request's full-resolution sample to stdout as JSON: Locust's own statistics round response times to
-two significant figures, which is too coarse for a p99 or a p99.9.
+writes its tallies to stdout as JSON (asyncguard.bench.tally): for each request name and second, HDR histograms of
+latency and the counts of answers, so its memory does not grow with the requests.
 
 At the end users stop sending and the requests in flight are waited for (each fails by itself after the
 timeout); one still unanswered when the users are stopped is recorded as a timeout: every request sent is a sample.
 
 With `"workers": N` it is a Locust master on 127.0.0.1 with N worker processes (`--worker`); each worker keeps
-its own samples, tells the master once its last requests are answered, and hands the samples over in a file when
-the master stops the test.
+its own tallies, tells the master once its last requests are answered, and hands them over in a file when the
+master stops the test.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 from asyncguard.lifetime import die_with_parent
 from asyncguard.bench.manifest import answered_as_expected
 from asyncguard.bench.results import BYSTANDER
+from asyncguard.bench.tally import Tallies, milliseconds
 
 BACKOFF_FIRST, BACKOFF_LONGEST = 0.01, 0.25
 """Seconds a user waits before it reconnects after a failed request, doubling while the failures last."""
@@ -40,7 +41,8 @@ class Recorder:
     a constant rate the schedule of intended send times."""
 
     def __init__(self) -> None:
-        self.samples: list[list] = []
+        self.tallies = Tallies()
+        """Every answer, by name and second (`origin` set when the load starts: the end of its warm-up)."""
         self.in_flight: dict[object, tuple[str, float]] = {}
         """Per user: the name of its request and when it was due (perf_counter), until it is answered or fails."""
         self.stop_at = math.inf
@@ -80,9 +82,14 @@ class Recorder:
     def record_in_flight(self) -> None:
         """Requests its killed users never saw answered, as timeouts: every request sent is a sample."""
         now, clock = time.time(), time.perf_counter()
-        self.samples += [[now, name, (clock - due) * 1000, 0, IN_FLIGHT_AT_END, (clock - due) * 1000]
-                         for name, due in self.in_flight.values()]
+        for name, due in self.in_flight.values():
+            self.tallies.record(name, self.counted_at(now, (clock - due) * 1000), (clock - due) * 1000, 0,
+                                IN_FLIGHT_AT_END)
         self.in_flight.clear()
+
+    def counted_at(self, answered: float, latency_ms: float) -> float:
+        """The wall time a request counts in: when it fell due under a rate, else when it was answered."""
+        return answered - latency_ms / 1000 if self.due is not None else answered
 
 
 def connect(job: dict):
@@ -116,7 +123,7 @@ def from_locustfile(job: dict, recorder: Recorder):
             return
         status = getattr(response, "status_code", 0) or 0
         failure = None if exception is None else describe_failure(exception)
-        recorder.samples.append([time.time(), f"{request_type} {name}", response_time, status, failure, response_time])
+        recorder.tallies.record(f"{request_type} {name}", time.time(), response_time, status, failure)
 
     environment.events.request.add_listener(on_request)
     return environment
@@ -162,8 +169,9 @@ def own_users(job: dict, recorder: Recorder):
                 status, failure = 0, describe_failure(error)
             del recorder.in_flight[user]
             answered = time.perf_counter()
-            recorder.samples.append([time.time(), name, (answered - due) * 1000, status, failure,
-                                     (answered - started) * 1000])
+            latency = (answered - due) * 1000
+            recorder.tallies.record(name, recorder.counted_at(time.time(), latency), latency, status, failure,
+                                    (answered - started) * 1000)
             if status == 0:
                 user.reconnect()
             else:
@@ -194,7 +202,7 @@ def own_users(job: dict, recorder: Recorder):
     return Environment(user_classes=[Visitor])
 
 
-def probe_bystander(job: dict, samples: list[list], end: float) -> None:
+def probe_bystander(job: dict, tallies: Tallies, end: float) -> None:
     """Another client of the same server: one request every `interval` seconds on its own connection, recorded
     under the name "bystander". A blocked loop makes every request wait, not only the flawed ones; this is the
     latency a health check or any other user sees meanwhile.
@@ -218,7 +226,7 @@ def probe_bystander(job: dict, samples: list[list], end: float) -> None:
                 status, failure = 0, describe_failure(error)
                 http.close()
                 http = connect(job)
-            samples.append([time.time(), BYSTANDER, (time.perf_counter() - started) * 1000, status, failure])
+            tallies.record(BYSTANDER, time.time(), (time.perf_counter() - started) * 1000, status, failure)
     finally:
         http.close()
 
@@ -236,7 +244,7 @@ def run_job(job: dict) -> dict:
     import gevent
 
     recorder = Recorder()
-    samples = recorder.samples
+    tallies = recorder.tallies
     environment = build_environment(job, recorder)
     workers, timeout = job.get("workers", 0), job.get("timeout", 30.0)
     worker_processes, sample_files = [], []
@@ -259,15 +267,14 @@ def run_job(job: dict) -> dict:
         started = time.time()
         cpu_before = cpu_seconds()
         end = started + job["warmup"] + job["duration"]
-        recorder.stop_at = end
+        recorder.stop_at, tallies.origin = end, started + job["warmup"]
         runner.start(job["users"], spawn_rate=job.get("spawn_rate", job["users"]))
         pacer = gevent.spawn(recorder.schedule, job["rate"]) if recorder.due is not None and not workers else None
-        probe = gevent.spawn(probe_bystander, job, samples, end) if job.get("bystander") else None
-        seen = 0
+        probe = gevent.spawn(probe_bystander, job, tallies, end) if job.get("bystander") else None
         while time.time() < end:
             user_counts.append([round(time.time(), 3), runner.user_count])
             gevent.sleep(min(1.0, max(0.0, end - time.time())))
-            seen = report_progress(samples, seen, started, job["warmup"])
+            report_progress(tallies, started, job["warmup"])
         cpu = cpu_seconds() - cpu_before
         peak_cpu = cpu / max(time.time() - started, 1e-9)
         if workers:
@@ -287,7 +294,7 @@ def run_job(job: dict) -> dict:
         for process, sample_file in zip(worker_processes, sample_files):
             process.wait(timeout=30)
             handed_over = json.loads(sample_file.read_text())
-            samples.extend(handed_over["samples"])
+            tallies.merge(handed_over["tallies"])
             dropped += handed_over["dropped"]
             cpu += handed_over["cpu"]
             peak_cpu = max(peak_cpu, handed_over["cpu_share"])
@@ -296,9 +303,8 @@ def run_job(job: dict) -> dict:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    samples.sort(key=lambda sample: sample[0])
     return {"started": started, "measure_from": started + job["warmup"], "ended": started + wall,
-            "samples": samples, "users": user_counts, "generator_cpu": round(cpu / max(wall, 1e-9), 3),
+            "tallies": tallies.to_json(), "users": user_counts, "generator_cpu": round(cpu / max(wall, 1e-9), 3),
             "generator_peak_cpu": round(peak_cpu, 3), "workers": workers, "dropped": dropped}
 
 
@@ -332,6 +338,7 @@ def run_worker(job: dict) -> None:
     def on_test_start(**kwargs) -> None:
         before.update(cpu=cpu_seconds(), wall=time.time())
         recorder.stop_at = before["wall"] + job["warmup"] + job["duration"]
+        recorder.tallies.origin = before["wall"] + job["warmup"]
         if recorder.due is not None:  # each worker keeps its share of the rate
             gevent.spawn(recorder.schedule, job["rate"] / job["workers"])
         gevent.spawn(load_then_drain)
@@ -339,20 +346,21 @@ def run_worker(job: dict) -> None:
     environment.events.test_start.add_listener(on_test_start)
     runner.greenlet.join()
     recorder.record_in_flight()
-    handed_over = {"samples": recorder.samples, "cpu": cpu_seconds() - before["cpu"], "cpu_share": share[0] if share
+    handed_over = {"tallies": recorder.tallies.to_json(), "cpu": cpu_seconds() - before["cpu"],
+                   "cpu_share": share[0] if share
                    else 0.0, "dropped": dropped[0] if dropped else 0}
     Path(job["samples_file"]).write_text(json.dumps(handed_over))
 
 
-def report_progress(samples: list[list], seen: int, started: float, warmup: float) -> int:
-    """One JSON line a second on stderr (`{"elapsed", "rps", "p99", "warmup"}`) for the harness's live display."""
-    recent = sorted(sample[2] for sample in samples[seen:] if sample[1] != BYSTANDER)
-    elapsed = time.time() - started
-    rps = len(recent)  # a master's own list stays empty: its workers hand their samples over at the end
-    p99 = recent[min(len(recent) - 1, int(len(recent) * 0.99))] if recent else None
-    print(json.dumps({"elapsed": round(elapsed, 1), "rps": rps, "p99": p99, "warmup": elapsed < warmup}),
+def report_progress(tallies: Tallies, started: float, warmup: float) -> None:
+    """One JSON line a second on stderr (`{"elapsed", "rps", "p99", "warmup"}`) for the harness's live display:
+    the last whole second's answers (a master's own tallies stay empty: its workers hand theirs over at the end)."""
+    now = time.time()
+    last = tallies.recent(math.floor(now - tallies.origin) - 1, skip=BYSTANDER)
+    p99 = milliseconds(last.latency, 99) if last.ok else None
+    elapsed = now - started
+    print(json.dumps({"elapsed": round(elapsed, 1), "rps": last.ok, "p99": p99, "warmup": elapsed < warmup}),
           file=sys.stderr, flush=True)
-    return len(samples)
 
 
 def main() -> int:

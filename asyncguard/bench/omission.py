@@ -12,13 +12,15 @@ send rate × duration requests. The figures go to a JSON file and a table in the
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from asyncguard.bench.harness import cores, run_load
 from asyncguard.bench.manifest import Endpoint
-from asyncguard.bench.results import due_time, percentiles
+from asyncguard.bench.results import histogram_percentiles
+from asyncguard.bench.tally import Tallies
 from asyncguard.bench.server import Server, ServerError
 from asyncguard.generated import publish
 from asyncguard.machine import machine
@@ -57,10 +59,9 @@ def measure(server: Server, users: int, rate: float, warmup: float, duration: fl
             load_cpus: list[int] | None) -> OmissionRun:
     load = run_load(server.url, [("GET /", Endpoint("GET", "/"), 200, 1)], users, rate, warmup, duration, 30.0,
                     load_cpus)
-    start = load["measure_from"]
-    measured = [s for s in load["samples"] if start <= due_time(s) < start + duration and s[4] is None]
-    corrected, uncorrected = percentiles([s[2] for s in measured]), percentiles([s[5] for s in measured])
-    return OmissionRun(users, rate, duration, round(rate * duration), len(measured),
+    measured = Tallies.from_json(load["tallies"], load["measure_from"]).window("GET /", 0, math.ceil(duration) - 1)
+    corrected, uncorrected = histogram_percentiles(measured.latency), histogram_percentiles(measured.actual)
+    return OmissionRun(users, rate, duration, round(rate * duration), measured.ok,
                        load.get("dropped", 0), {key: getattr(corrected, key) for key in QUANTILES},
                        {key: getattr(uncorrected, key) for key in QUANTILES},
                        {key: round(expected_ms(q, stall, period), 1) for key, q in QUANTILES.items()})

@@ -1,6 +1,7 @@
 """Benchmark results: a typed, versioned dataclass tree, saved as JSON (and CSV mirrors) before any rendering.
 
-Statistics are computed here from raw, full-resolution samples; rendering (asyncguard.report) reads only this.
+Statistics are computed here from the load generator's tallies (HDR histograms per name and second, under 1%
+relative error); rendering (asyncguard.report) reads only this.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ GENERATOR_SATURATED_CPU = 0.85
 
 @dataclass
 class Percentiles:
-    """Response times in milliseconds, from every sample (not Locust's two-significant-figure buckets)."""
+    """Response times in milliseconds, of every answer (HDR histograms: under 1% relative error)."""
 
     p50: float = 0.0
     p90: float = 0.0
@@ -154,6 +155,9 @@ class EndpointRun:
     """Under a constant rate, from each request's actual send: what a closed-loop tool reports."""
     dropped: int = 0
     """Under a constant rate: send times no user was free to take before the load ended (of the run's group)."""
+    histogram: str | None = None
+    """The measured latency as an HDR histogram of microseconds (HdrHistogram's compressed base64): percentiles
+    other than those above, or merged with other runs'."""
     series: list[Second] = field(default_factory=list)
     lag: LagSummary = field(default_factory=LagSummary)
     generator_cpu: float = 0.0
@@ -327,34 +331,29 @@ def series_csv(runs: Sequence[EndpointRun]) -> str:
 
 def summarize(run: EndpointRun, load: dict, lag_samples: Sequence[tuple[float, float]] | None,
               lag_interval: float) -> None:
-    """Fill a run's statistics from the load generator's raw samples and the lag file (warm-up excluded); without
-    a lag file (`None`) the loop's lag is not measured."""
+    """Fill a run's statistics from the load generator's tallies (`asyncguard.bench.tally`, warm-up excluded) and
+    the lag file; without a lag file (`None`) the loop's lag is not measured. Under a rate only the requests that
+    fell due in the measured seconds count (as many as the rate asks, each stall once); else every answer after the
+    warm-up does, the last ones drained included."""
+    from asyncguard.bench.tally import Tallies
+
+    tallies = Tallies.from_json(load["tallies"], load["measure_from"])
     start, end = load["measure_from"], load["ended"]
-    if run.target_rps:  # the requests that fell due in the window: as many as the rate asks, stalls counted once
-        measured = [s for s in load["samples"] if s[1] == run.name and start <= due_time(s) < start + run.duration]
-    else:
-        measured = [s for s in load["samples"] if s[0] >= start and s[1] == run.name]
+    last = math.ceil(run.duration) - 1 if run.target_rps else None
+    measured = tallies.window(run.name, 0, last)
     if run.bystander is not None:
-        other = [s for s in load["samples"] if s[0] >= start and s[1] == BYSTANDER]
-        run.bystander.requests = len(other)
-        run.bystander.failures = sum(1 for s in other if s[4] is not None)
-        run.bystander.latency = percentiles([s[2] for s in other if s[4] is None])
-    ok = [s for s in measured if s[4] is None]
-    run.requests = len(measured)
-    run.failures = len(measured) - len(ok)
-    reasons: dict[str, int] = {}
-    codes: dict[str, int] = {}
-    for _, _, _, status, error, *_ in measured:
-        codes[str(status)] = codes.get(str(status), 0) + 1
-        if error is not None:
-            reasons[error] = reasons.get(error, 0) + 1
-    run.failure_reasons, run.status_codes = reasons, codes
+        other = tallies.window(BYSTANDER)
+        run.bystander.requests, run.bystander.failures = other.requests, other.failures
+        run.bystander.latency = histogram_percentiles(other.latency)
+    run.requests, run.failures = measured.requests, measured.failures
+    run.failure_reasons, run.status_codes = dict(measured.reasons), dict(measured.codes)
     window = max(end - start, 1e-9)
-    run.rps = round(len(ok) / window, 2)
-    run.latency = percentiles([s[2] for s in ok])
+    run.rps = round(measured.ok / window, 2)
+    run.latency = histogram_percentiles(measured.latency)
+    run.histogram = measured.latency.encode().decode("ascii")
     if run.target_rps:
         run.saturated = run.rps < 0.95 * run.target_rps
-        run.latency_uncorrected = percentiles([s[5] for s in ok if len(s) > 5])
+        run.latency_uncorrected = histogram_percentiles(measured.actual)
         run.dropped = load.get("dropped", 0)
     run.generator_cpu = load.get("generator_cpu", 0.0)
     run.generator_saturated = load.get("generator_peak_cpu", run.generator_cpu) > GENERATOR_SATURATED_CPU
@@ -363,13 +362,15 @@ def summarize(run: EndpointRun, load: dict, lag_samples: Sequence[tuple[float, f
     run.lag = LagSummary(samples=len(lag), expected_samples=int(window / lag_interval),
                          p50=percentile(ordered, 0.5), p99=percentile(ordered, 0.99),
                          max=round(ordered[-1], 3) if ordered else 0.0, measured=lag_samples is not None)
-    run.series = per_second(measured, load.get("users", []), lag_samples or [], start, end)
+    run.series = per_second(tallies, run.name, load.get("users", []), lag_samples or [], start, end)
 
 
-def due_time(sample: list) -> float:
-    """When a request fell due (wall time): its answer's time less its latency, which under a rate counts from
-    then (`loadgen.Recorder.schedule`)."""
-    return sample[0] - sample[2] / 1000
+def histogram_percentiles(histogram) -> Percentiles:
+    """p50…p99.9 and the maximum of an HDR histogram of microseconds, in milliseconds."""
+    from asyncguard.bench.tally import milliseconds
+
+    return Percentiles(*(milliseconds(histogram, q) for q in (50, 90, 95, 99, 99.9)),
+                       max=round(histogram.get_max_value() / 1000, 3) if histogram.get_total_count() else 0.0)
 
 
 def failure_reason(run: EndpointRun, allowed: float = FAILURES_ALLOWED) -> str | None:
@@ -391,26 +392,25 @@ def failure_reason(run: EndpointRun, allowed: float = FAILURES_ALLOWED) -> str |
     return None
 
 
-def per_second(samples: Sequence[list], users: Sequence[list], lag_samples: Sequence[tuple[float, float]],
+def per_second(tallies, name: str, users: Sequence[list], lag_samples: Sequence[tuple[float, float]],
                start: float, end: float) -> list[Second]:
-    seconds = max(1, round(end - start))  # a last fraction of a second joins the one before it
-    buckets: list[list] = [[] for _ in range(seconds)]
+    """The measured window a second at a time: a last fraction of a second joins the one before it."""
+    from asyncguard.bench.tally import milliseconds
+
+    seconds = max(1, round(end - start))
     lag_buckets: list[list] = [[] for _ in range(seconds)]
-    for sample in samples:
-        buckets[min(int(sample[0] - start), seconds - 1)].append(sample)
     for stamp, ms in lag_samples:
         if start <= stamp <= end:
             lag_buckets[min(int(stamp - start), seconds - 1)].append(ms)
     series = []
-    for index, bucket in enumerate(buckets):
-        times = sorted(s[2] for s in bucket if s[4] is None)
+    for index, bucket in enumerate(tallies.seconds(name, seconds)):
         lags = sorted(lag_buckets[index])
         active = [count for stamp, count in users if stamp <= start + index + 1]
         covered = 1.0 if index < seconds - 1 else max(end - start - index, 1e-9)
         series.append(Second(
-            second=index, rps=round(len(times) / covered, 2), errors=sum(1 for s in bucket if s[4] is not None),
-            p50=percentile(times, 0.5), p95=percentile(times, 0.95), p99=percentile(times, 0.99),
-            users=active[-1] if active else 0,
+            second=index, rps=round(bucket.ok / covered, 2), errors=bucket.failures,
+            p50=milliseconds(bucket.latency, 50), p95=milliseconds(bucket.latency, 95),
+            p99=milliseconds(bucket.latency, 99), users=active[-1] if active else 0,
             lag_p99=percentile(lags, 0.99) if lags else None, lag_max=round(lags[-1], 3) if lags else None,
         ))
     return series

@@ -112,7 +112,7 @@ def test_a_server_the_user_runs_is_measured_at_its_url_with_the_lag_its_wrapper_
                                        "app = measured(inner)\n")
     lag_file = tmp_path / "lag.txt"
     with Server("lagged:app", app_dir=app_dir, env={**TOKEN, "ASYNCGUARD_LAG_FILE": str(lag_file)}) as server:
-        common = ["--endpoint", "POST /shops/1/orders", "--json", '{"item": "cup", "quantity": 3}',
+        common = ["--endpoint", "POST /shops/1/orders?express=true", "--json", '{"item": "cup", "quantity": 3}',
                   "-H", "Authorization: Bearer s3cret", *FAST]
         measured = bench("--url", server.url, "--lag-file", str(lag_file), *common, "--out", str(tmp_path / "lag"))
         unmeasured = bench("--url", server.url, *common, "--out", str(tmp_path / "nolag"))

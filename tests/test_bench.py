@@ -81,6 +81,15 @@ def test_histograms_keep_every_percentile_within_one_percent():
         assert abs(getattr(approximate, key) - getattr(exact, key)) <= 0.01 * getattr(exact, key)
 
 
+def test_a_flow_is_named_in_its_steps_order_wherever_the_warm_up_ended():
+    from asyncguard.bench.tally import Tallies
+
+    rows = tallied(100.0, (99.1, "POST /login", 5.0, 200, None), (99.2, "POST /orders", 5.0, 200, None),
+                   (99.9, "GET /orders/[id]", 5.0, 200, None),  # the warm-up ends between the steps
+                   (100.1, "GET /orders/[id]", 5.0, 200, None), (100.3, "POST /orders", 5.0, 200, None))
+    assert Tallies.from_json(rows, 100.0).names() == ["POST /orders", "GET /orders/[id]"]  # the login: warm-up only
+
+
 def test_summarize_excludes_warmup_and_counts_failures():
     run = EndpointRun("f", "flawed", "GET /", "GET", "/", "closed", 2)
     load = {"measure_from": 100.0, "ended": 102.0, "users": [[99.0, 2]], "generator_cpu": 0.3, "tallies": tallied(

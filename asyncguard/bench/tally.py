@@ -92,9 +92,11 @@ class Tallies:
             tally.reasons[failure] += 1
 
     def names(self) -> list[str]:
-        """The request names in the order they were first answered after the warm-up."""
-        ordered = sorted((key for key in self.by_second if key[1] >= 0), key=lambda key: key[1])  # stable: in a
-        return list(dict.fromkeys(name for name, _ in ordered))  # second, the order they were first answered
+        """The request names answered after the warm-up, in the order they were first answered at all: a user's
+        first steps run in the warm-up, so the order is its task's, not where the warm-up happened to cut it."""
+        measured = {name for name, second in self.by_second if second >= 0}
+        ordered = sorted(self.by_second, key=lambda key: key[1])  # stable: in a second, the order first answered
+        return [name for name in dict.fromkeys(name for name, _ in ordered) if name in measured]
 
     def window(self, name: str, first: int = 0, last: int | None = None) -> Tally:
         """`name`'s answers in seconds `first` to `last` (no end: every second from `first` on)."""

@@ -315,3 +315,38 @@ def test_a_profile_cut_short_by_a_full_disk_is_the_profiles_error_not_the_runs(t
         run = BenchResults.load(out / "results.json").runs[0]
         assert run.requests > 0 and run.profile is None and "JSONDecodeError" in run.profile_error
         assert not [p for p in (out / "profiles").rglob("*") if p.is_file()] and (out / "index.html").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_measuring_a_users_server_stops_bench_and_leaves_the_server_running(tmp_path, app_dir,
+                                                                                           signum):
+    """`--url`: the server is the user's; bench stops its load, keeps the endpoint it finished, and never signals
+    the server it did not start."""
+    from asyncguard.bench.server import Server
+
+    out = tmp_path / "url"
+    with Server("tiny:app", app_dir=app_dir) as server:
+        bench = in_session("--url", server.url, "--endpoint", "GET /fast", "--endpoint", "GET /block", *FAST,
+                           "--duration", "2", "--out", str(out))
+        bench.wait_for(lambda _: saved_runs(out) == 1 and bench.running("asyncguard.bench.loadgen"), "second load")
+        time.sleep(0.2)
+        os.kill(bench.process.pid, signum)
+        status, _, stderr = bench.finish()
+        assert status == 128 + signum and "Traceback" not in stderr, stderr
+        assert f"interrupted ({signum.name}); 1 run(s) saved" in stderr
+        assert bench.left_behind() == [] and server.process.poll() is None  # the user's server: still serving
+    assert len(BenchResults.load(out / "results.json").runs) == 1
+
+
+def test_a_signal_during_a_locustfiles_load_keeps_no_half_measured_run_and_leaves_nothing(tmp_path, app_dir):
+    out = tmp_path / "flow"
+    bench = in_session("orders:app", "--app-dir", str(app_dir), "-f", str(app_dir / "shopper.py"), "--users", "2",
+                       "--warmup", "0.1", "--duration", "3", "--no-profile", "--out", str(out),
+                       env={"ORDERS_TOKEN": "s3cret", "BENCH_TOKEN": "s3cret"})
+    bench.wait_for(lambda _: bench.running("asyncguard.bench.loadgen"), "the locustfile's load")
+    time.sleep(1.0)
+    os.kill(bench.process.pid, signal.SIGTERM)
+    status, _, stderr = bench.finish()
+    assert status == 128 + signal.SIGTERM and "Traceback" not in stderr and "interrupted (SIGTERM)" in stderr
+    assert bench.left_behind() == []
+    assert not (out / "results.json").exists() or BenchResults.load(out / "results.json").runs == []

@@ -158,7 +158,7 @@ def own_users(job: dict, recorder: Recorder):
                 gevent.sleep(1.0)  # the load is over: no new request, only waiting to be stopped
                 return
             started = time.perf_counter()
-            due = started if due is None else due
+            scheduled, due = due is not None, started if due is None else due
             recorder.in_flight[user] = (name, due)
             try:
                 response = user.http.request(method, path, body=body, headers=headers)
@@ -171,7 +171,7 @@ def own_users(job: dict, recorder: Recorder):
             answered = time.perf_counter()
             latency = (answered - due) * 1000
             recorder.tallies.record(name, recorder.counted_at(time.time(), latency), latency, status, failure,
-                                    (answered - started) * 1000)
+                                    (answered - started) * 1000 if scheduled else None)
             if status == 0:
                 user.reconnect()
             else:

@@ -60,7 +60,7 @@ def measure(server: Server, users: int, rate: float, warmup: float, duration: fl
     load = run_load(server.url, [("GET /", Endpoint("GET", "/"), 200, 1)], users, rate, warmup, duration, 30.0,
                     load_cpus)
     measured = Tallies.from_json(load["tallies"], load["measure_from"]).window("GET /", 0, math.ceil(duration) - 1)
-    corrected, uncorrected = histogram_percentiles(measured.latency), histogram_percentiles(measured.actual)
+    corrected, uncorrected = histogram_percentiles(measured.latency), histogram_percentiles(measured.uncorrected)
     return OmissionRun(users, rate, duration, round(rate * duration), measured.ok,
                        load.get("dropped", 0), {key: getattr(corrected, key) for key in QUANTILES},
                        {key: getattr(uncorrected, key) for key in QUANTILES},

@@ -353,7 +353,7 @@ def summarize(run: EndpointRun, load: dict, lag_samples: Sequence[tuple[float, f
     run.histogram = measured.latency.encode().decode("ascii")
     if run.target_rps:
         run.saturated = run.rps < 0.95 * run.target_rps
-        run.latency_uncorrected = histogram_percentiles(measured.actual)
+        run.latency_uncorrected = histogram_percentiles(measured.uncorrected)
         run.dropped = load.get("dropped", 0)
     run.generator_cpu = load.get("generator_cpu", 0.0)
     run.generator_saturated = load.get("generator_peak_cpu", run.generator_cpu) > GENERATOR_SATURATED_CPU

@@ -35,8 +35,9 @@ class Tally:
 
     latency: HdrHistogram = field(default_factory=new_histogram)
     """Of the successful answers; under a constant rate from each request's intended send."""
-    actual: HdrHistogram = field(default_factory=new_histogram)
-    """Of the successful answers, from each request's actual send."""
+    actual: HdrHistogram | None = None
+    """Of the successful answers, from each request's actual send, when that differs (a constant rate): a closed
+    loop sends when it intends, and keeps one histogram, not two."""
     requests: int = 0
     reasons: Counter = field(default_factory=Counter)
     """Failures by reason (`HTTP 500`, a timeout)."""
@@ -51,21 +52,29 @@ class Tally:
     def failures(self) -> int:
         return self.requests - self.ok
 
+    @property
+    def uncorrected(self) -> HdrHistogram:
+        """Latency from each actual send, blind to the requests a stalled sender never sent on time."""
+        return self.latency if self.actual is None else self.actual
+
     def add(self, other: "Tally") -> None:
         self.latency.add(other.latency)
-        self.actual.add(other.actual)
+        if other.actual is not None:
+            if self.actual is None:
+                self.actual = new_histogram()
+            self.actual.add(other.actual)
         self.requests += other.requests
         self.reasons.update(other.reasons)
         self.codes.update(other.codes)
 
     def to_json(self) -> list:
-        return [self.requests, self.latency.encode().decode("ascii"), self.actual.encode().decode("ascii"),
-                dict(self.reasons), dict(self.codes)]
+        actual = None if self.actual is None else self.actual.encode().decode("ascii")
+        return [self.requests, self.latency.encode().decode("ascii"), actual, dict(self.reasons), dict(self.codes)]
 
     @classmethod
     def from_json(cls, data: list) -> "Tally":
         requests, latency, actual, reasons, codes = data
-        return cls(HdrHistogram.decode(latency), HdrHistogram.decode(actual), requests, Counter(reasons),
+        return cls(HdrHistogram.decode(latency), actual and HdrHistogram.decode(actual), requests, Counter(reasons),
                    Counter(codes))
 
 
@@ -87,7 +96,10 @@ class Tallies:
         tally.codes[str(status)] += 1
         if failure is None:
             record(tally.latency, latency_ms)
-            record(tally.actual, latency_ms if actual_ms is None else actual_ms)
+            if actual_ms is not None:
+                if tally.actual is None:
+                    tally.actual = new_histogram()
+                record(tally.actual, actual_ms)
         else:
             tally.reasons[failure] += 1
 

@@ -13,6 +13,9 @@ from asyncguard.bench.results import (
     ProfileSummary,
     Provenance,
     Second,
+    StallFrame,
+    StallSite,
+    StallSummary,
     StaticFinding,
 )
 
@@ -42,6 +45,17 @@ def run(flaw: str, side: str, path: str, rps: float, p99: float, lag_p99: float,
     )
 
 
+def stalled(measured: EndpointRun, text: str) -> EndpointRun:
+    """A run whose stalls were sampled: most of their time at the finding's line, some at a line no finding names."""
+    frames = [StallFrame("app/main.py", 4, "route"), StallFrame("app/db.py", 30, f"report{text}")]
+    measured.stalls = StallSummary(count=30, total_ms=3000.0, attributed_ms=2900.0, held_ms=2800.0, share=0.75,
+                                   per_second=7.5, longest_ms=300.0, wait_per_request_ms=112.5, top=[
+        StallSite("app/db.py", 30, f"report{text}", f"GET /flawed/db{text}", 28, 2400.0, frames),
+        StallSite("app/slow.py", 7, "digest", None, 5, 500.0, [StallFrame("app/slow.py", 7, "digest")])])
+    measured.loop_verdict = "blocked"
+    return measured
+
+
 def make_results(text: str = "", started: str = "2026-12-01T07:00:00+00:00", rps_scale: float = 1.0,
                  cores: int = 2) -> BenchResults:
     """Two flaws (one with two fixes, one whose fix failed) and their findings; `text` goes into every string a
@@ -51,7 +65,8 @@ def make_results(text: str = "", started: str = "2026-12-01T07:00:00+00:00", rps
         run(f"sleep{text}", "flawed", sleep_path, 40 * rps_scale, 700.0, 250.0, 690.0),
         run(f"sleep{text}", "fixed", "/fixed/sleep", 1300 * rps_scale, 48.0, 3.0, 12.0),
         run(f"sleep{text}", "fixed", "/fixed/sleep-threadpool", 900 * rps_scale, 80.0, 30.0, 40.0),
-        run("sync-db", "flawed", db_path, 39 * rps_scale, 790.0, 300.0, 780.0, function=f"execute{text}"),
+        stalled(run("sync-db", "flawed", db_path, 39 * rps_scale, 790.0, 300.0, 780.0, function=f"execute{text}"),
+                text),
         run("sync-db", "fixed", "/fixed/db", 0, 0, 0, 0, error=f"GET /fixed/db: HTTP 500{text}\nTraceback ..."),
     ]
     flaws = [FlawInfo(f"sleep{text}", f"`time.sleep` in an async handler{text}", f"It blocks{text}.",

@@ -561,3 +561,36 @@ def test_a_compare_file_that_is_not_results_is_a_one_line_error(tmp_path, conten
     process = bench("tiny:app", "--compare", str(old), "--fail-if", "p99>+20%", timeout=30)
     assert process.returncode == 2 and message in process.stderr and "Traceback" not in process.stderr
     assert len(process.stderr.splitlines()) == 1
+
+
+def test_a_loop_that_stalls_200_ms_every_2_s_is_blocked_at_the_line_that_sleeps(tmp_path):
+    """Time-weighted: the stalls are a tenth of the time though most lag samples are on time."""
+    out = tmp_path / "stalling"
+    process = bench("stalling:app", "--app-dir", str(ROOT / "tests" / "bench_apps"), "--endpoint", "GET /",
+                    "--users", "2", "--warmup", "0.5", "--duration", "6", "--no-profile", "--out", str(out))
+    assert process.returncode == 0, process.stderr
+    run = BenchResults.load(out / "results.json").runs[0]
+    assert run.loop_verdict == "blocked" and run.blocked and run.lag.p99 < 100  # the old verdict: not blocked
+    assert 0.07 <= run.stalls.share <= 0.13 and 450 <= run.stalls.total_ms <= 750  # 3 × 200 ms, ±25%
+    top = run.stalls.top[0]
+    assert (top.path, top.line, top.function, top.route) == ("tests/bench_apps/stalling.py", 21, "stall_forever", None)
+    assert top.stall_ms >= 0.9 * run.stalls.total_ms and top.stack[-1].function == "stall_forever"
+
+
+def test_stalls_are_weighed_by_time_and_the_machines_share_is_not_the_apps():
+    from asyncguard.bench.stalls import loop_verdict, summarize_stalls
+    from asyncguard.bench.results import LagSummary
+
+    app = [["/srv/app.py", 9, "handler", "app"], ["/usr/lib/asyncio/events.py", 80, "_run", "library"]]
+    idle = [["/usr/lib/python3/selectors.py", 468, "select", "idle"]]
+    held = [{"stall": 100.5, "ms": 200.0, "stacks": [[100, 99, "GET /x", app]], "cpu_ms": 1.0, "runqueue_ms": 0.0}]
+    starved = [{"stall": 100.5, "ms": 200.0, "stacks": [[60, 0, None, idle], [40, 30, "GET /x", app]],
+                "cpu_ms": 20.0, "runqueue_ms": 150.0}]
+    lag = LagSummary(samples=900, expected_samples=1000, p50=0.1, p99=2.0, max=200.0)
+    blocked = summarize_stalls(held, 100.0, 102.0)
+    assert (blocked.count, blocked.share, blocked.longest_ms, blocked.wait_per_request_ms) == (1, 0.1, 200.0, 10.0)
+    assert blocked.attributed_ms == 200.0 and blocked.top[0].path == "/srv/app.py"
+    assert loop_verdict(lag, blocked, 2.0) == "blocked"
+    machine = summarize_stalls(starved, 100.0, 102.0)
+    assert machine.runqueue_ms == 150.0 and machine.attributed_ms == 20.0  # 50 ms scheduled, 40% of it in code
+    assert loop_verdict(lag, machine, 2.0) == "contended"

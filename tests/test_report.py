@@ -59,7 +59,7 @@ def test_summary_is_sorted_by_impact_and_says_what_was_measured():
     page = run_page(make_results())
     assert [row["id"] for row in page["summary"]] == ["sleep", "sync-db"]  # sync-db has no fix to compare with
     sleep = next(s for s in page["sections"] if s["id"] == "sleep")
-    assert sleep["verdict"].startswith("Blocks the event loop (lag p99 250 ms, fixed 3.0 ms)")
+    assert sleep["verdict"].startswith("Blocks the event loop (lag p99 250 ms; fixed: lag p99 3.0 ms)")
     assert "other requests waited 690 ms at p99 instead of 12.0 ms" in sleep["verdict"]
     assert [f["code"] for f in sleep["findings"]] == ["AG101"]
     assert len(sleep["charts"]) == 4 and all(chart["rows"] for chart in sleep["charts"])
@@ -185,3 +185,16 @@ def test_each_endpoint_of_your_own_app_has_a_colour_of_its_own():
 
     colours = [line_style("target", index)["color"] for index in range(3)]
     assert len(set(colours)) == 3 and line_style("flawed", 0)["color"] not in colours
+
+
+def test_what_held_the_loop_names_the_finding_it_confirms_and_the_blocker_the_checker_missed():
+    page = run_page(make_results())
+    held = {row["site"]: row for row in page["held"]}
+    assert held["app/db.py:30"]["finding"] == "AG106 at app/db.py:30" and held["app/db.py:30"]["share"] == "80%"
+    assert held["app/slow.py:7"]["finding"] == "" and held["app/slow.py:7"]["route"] == "a background task or callback"
+    section = next(s for s in page["sections"] if s["id"] == "sync-db")
+    assert [row["site"] for row in section["held"]] == ["app/db.py:30", "app/slow.py:7"]
+    assert section["not_exercised"] == []
+    from asyncguard.report.view import held_text
+    flawed = next(r for r in make_results().runs if r.flaw == "sync-db" and r.side == "flawed")
+    assert held_text(flawed) == "stalled 75.0% of the time, longest 300 ms"

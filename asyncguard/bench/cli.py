@@ -386,7 +386,8 @@ def live_status(enabled: bool):
 
 
 def summary_table(results) -> str:
-    """One line a run; the last column says what to make of it: FAILED (and why), BLOCKED, or ok."""
+    """One line a run; the last column says what to make of it: FAILED (and why), BLOCKED, busy, contended (the
+    machine stalled the loop, not the app), or ok."""
     rows = [f"{'flaw':<20} {'side':<7} {'endpoint':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>9} {'lag p99':>8} "
             f"{'others p99':>10}  status"]
     for run in results.runs:
@@ -394,7 +395,8 @@ def summary_table(results) -> str:
             rows.append(f"{run.flaw:<20} {run.side:<7} {run.name:<36} error: {run.error.splitlines()[0][:120]}")
             continue
         others = f"{run.bystander.latency.p99:.1f}" if run.bystander else "-"
-        verdict = (f"FAILED: {run.failure}" if run.failure else "BLOCKED" if run.lag.blocked else "ok") + \
+        verdict = (f"FAILED: {run.failure}" if run.failure else "BLOCKED" if run.blocked else
+                   run.loop_verdict if run.loop_verdict in ("busy", "contended") else "ok") + \
             (" (load generator saturated)" if run.generator_saturated else "")
         lag = f"{run.lag.p99:.1f}" if run.lag.measured else "-"
         rows.append(f"{run.flaw:<20} {run.side:<7} {run.name:<36} {run.rps:>8.0f} {run.latency.p50:>8.1f} "

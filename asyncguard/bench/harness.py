@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from asyncguard.bench.lag import INTERVAL as LAG_INTERVAL
+from asyncguard.bench.stalls import loop_verdict, read_records, summarize_stalls
 from asyncguard.lifetime import deferred_signals, die_with_parent
 from asyncguard.bench.manifest import Endpoint, Expectation, Manifest, answered_as_expected
 from asyncguard.bench.profiling import ProfileError, summarize_profile
@@ -301,8 +302,13 @@ class Harness:
             self.report(f"  loop lag not measured: {lag_file} had no samples during the load (is the app wrapped "
                         "with asyncguard.bench.lag.measured, and its server started with ASYNCGUARD_LAG_FILE?)")
             lag = None
-        for run in runs:
+        records = read_records(lag_file) if lag is not None else []
+        start, end = load["measure_from"], load["ended"]
+        stalls = summarize_stalls(records, start, end, Path.cwd()) if records else None
+        for run in runs:  # one server, one loop: the runs of a group share its stalls
             summarize(run, load, lag, LAG_INTERVAL)
+            run.stalls = stalls
+            run.loop_verdict = loop_verdict(run.lag, stalls, end - start)
             run.failure = failure_reason(run, settings.max_failures)
         return None
 

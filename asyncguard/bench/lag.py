@@ -8,17 +8,38 @@ The harness serves `asyncguard.bench.lag:app` with `ASYNCGUARD_APP=module:attr` 
 a monitor task that sleeps `INTERVAL` and records how late it woke up. A healthy loop wakes within a millisecond or
 two; a blocked one wakes when the blocking call returns. Samples go to a file from a separate thread (never
 through an endpoint on the loop being measured): one line per sample, `<unix time> <lag in ms>`.
+
+A watchdog thread (`StallWatch`) notices when the monitor's next wake-up is late past `STALL_THRESHOLD_MS` and
+samples the loop thread's stack every `STALL_SAMPLE_EVERY` until the loop moves again: each stall is a JSON line in
+the same file (`{"stall": ...}`: its start, duration, the stacks seen with the request each served, and the loop
+thread's CPU and run-queue time from `/proc`, which tell a loop held by code from one the machine did not run).
+Every flush also writes the loop thread's CPU and run-queue totals (`{"cpu": ...}`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
+import json
 import os
+import sys
+import sysconfig
 import threading
 import time
+from collections import Counter
+from pathlib import Path
 
 INTERVAL = 0.010
+STALL_THRESHOLD_MS = 20.0
+"""A wake-up this late (past its 10 ms sleep) is a stall: its stacks are sampled."""
+STALL_SAMPLE_EVERY = 0.002
+STALL_POLL_EVERY = 0.005
+STACK_DEPTH = 48
+"""Frames kept of each sampled stack, innermost first."""
+IDLE_FUNCTIONS = frozenset({"select", "_run_once", "run_forever", "run_until_complete", "run"})
+"""The loop's own frames when it waits for events (asyncio, selectors): a stall seen there is not code's."""
+COROUTINE_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 
 
 def _load(target: str):
@@ -29,45 +50,168 @@ def _load(target: str):
     return module
 
 
+def thread_times(native_id: int) -> tuple[float, float] | None:
+    """A thread's CPU time and time spent runnable but waiting for a CPU, in ms (Linux's schedstat), or None."""
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat", encoding="ascii") as stat:
+            on_cpu, waiting, _ = stat.read().split()
+    except (OSError, ValueError):
+        return None
+    return int(on_cpu) / 1e6, int(waiting) / 1e6
+
+
+def library_directories() -> tuple[str, ...]:
+    """Where code that is not the app's lives: the standard library, site-packages, asyncguard itself."""
+    paths = sysconfig.get_paths()
+    found = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    found.add(str(Path(__file__).resolve().parent.parent))
+    return tuple(sorted({os.path.join(os.path.realpath(path), "") for path in found}))
+
+
+class StallWatch:
+    """The watchdog: a thread that samples the loop thread's stack while the monitor's wake-up is overdue."""
+
+    def __init__(self, monitor: "LagMonitor", threshold_ms: float = STALL_THRESHOLD_MS):
+        self.monitor = monitor
+        self.threshold = threshold_ms / 1000
+        self.loop_thread = threading.get_ident()
+        self.loop_native = threading.get_native_id()
+        self.libraries = library_directories()
+        self._kinds: dict[str, str] = {}
+        self._thread = threading.Thread(target=self._watch, name="asyncguard-stall-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _watch(self) -> None:
+        monitor = self.monitor
+        while not monitor.stopped.wait(STALL_POLL_EVERY):
+            due = monitor.due
+            if time.monotonic() - due > self.threshold:
+                self._follow(due)
+
+    def _follow(self, due: float) -> None:
+        """Sample until the loop wakes (the monitor sets a new `due`), then record the stall. A sample whose holder
+        (the coroutine running, or the callback) is the one of the sample before counts as held: one call that
+        holds the loop is seen again and again, a loop saturated by short callbacks almost never."""
+        monitor, before = self.monitor, thread_times(self.loop_native)
+        seen: Counter = Counter()
+        held: Counter = Counter()
+        previous_holder, previous_key = None, None
+        while monitor.due == due and not monitor.stopped.is_set():
+            frame = sys._current_frames().get(self.loop_thread)
+            if frame is not None:
+                holder, key = self._stack(frame)
+                seen[key] += 1
+                if holder == previous_holder:
+                    held[key] += 1
+                    if previous_key is not None:  # the run's first sample was held too
+                        held[previous_key] += 1
+                    previous_key = None
+                else:
+                    previous_key = key
+                previous_holder = holder
+            del frame
+            time.sleep(STALL_SAMPLE_EVERY)
+        if monitor.due == due:  # stopped mid-stall: its end is unknown
+            return
+        woke = monitor.woke
+        after = thread_times(self.loop_native)
+        record = {"stall": round(time.time() - (time.monotonic() - due), 4), "ms": round((woke - due) * 1000, 3),
+                  "stacks": [[count, held[key], key[0], [list(f) for f in key[1]]] for key, count in seen.items()]}
+        if before is not None and after is not None:
+            record["cpu_ms"], record["runqueue_ms"] = round(after[0] - before[0], 3), round(after[1] - before[1], 3)
+        monitor.records.append(json.dumps(record, separators=(",", ":")))
+
+    def _stack(self, frame) -> tuple[tuple, tuple[str | None, tuple]]:
+        """Who holds the loop (the innermost coroutine's frame, or the outermost frame of a plain callback, with the
+        request it serves), and the sample: the request (from the lag wrapper's frame) and the frames, innermost
+        first, as `(file, line, function, kind)` with kind `app`, `library` or `idle`."""
+        frames, route, running, outermost, request = [], None, None, None, None
+        while frame is not None:
+            code = frame.f_code
+            if code is LagMeasuredApp.__call__.__code__:
+                scope = frame.f_locals.get("scope") or {}
+                route, request = f"{scope.get('method', '')} {scope.get('path', '')}".strip() or None, id(scope)
+            else:
+                if running is None and code.co_flags & COROUTINE_FLAGS:
+                    running = (id(frame), code)
+                if len(frames) < STACK_DEPTH:
+                    frames.append((code.co_filename, frame.f_lineno, code.co_name, self._kind(code)))
+                if frames and frames[-1][3] != "idle" and outermost is None and frame.f_back is not None and \
+                        self._kind(frame.f_back.f_code) == "idle":
+                    outermost = (id(frame), code)
+            frame = frame.f_back
+        return (request, running or outermost), (route, tuple(frames))
+
+    def _kind(self, code) -> str:
+        path = code.co_filename
+        kind = self._kinds.get(path)
+        if kind is None:
+            real = os.path.realpath(path)
+            kind = "library" if path.startswith("<") or real.startswith(self.libraries) else "app"
+            self._kinds[path] = kind
+        if kind == "library" and code.co_name in IDLE_FUNCTIONS and (
+                os.sep + "asyncio" + os.sep in path or path.endswith("selectors.py")):
+            return "idle"
+        return kind
+
+
 class LagMonitor:
     def __init__(self, path: str):
         self.path = path
         self.samples: list[tuple[float, float]] = []
+        self.records: list[str] = []
+        """JSON lines: stalls, and the loop thread's CPU totals."""
+        self.due = time.monotonic() + INTERVAL
+        """When the monitor's current sleep should end (`time.monotonic`); a new value: the loop moved."""
+        self.woke = self.due
         self.task: asyncio.Task | None = None
-        self._stop = threading.Event()
+        self.stopped = threading.Event()
+        self.loop_native: int | None = None
         self._writer = threading.Thread(target=self._write_forever, name="asyncguard-lag-writer", daemon=True)
 
     def start(self) -> None:
         if self.task is None:
+            self.due = time.monotonic() + INTERVAL
+            self.loop_native = threading.get_native_id()
             self.task = asyncio.get_running_loop().create_task(self._measure())
             self._writer.start()
+            StallWatch(self).start()
 
     async def _measure(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             expected = loop.time() + INTERVAL
+            self.due = time.monotonic() + INTERVAL  # not the loop's clock: uvloop's is cached per iteration
             await asyncio.sleep(INTERVAL)
-            late = max(0.0, loop.time() - expected)
-            self.samples.append((time.time(), late * 1000))
+            self.woke = time.monotonic()
+            self.samples.append((time.time(), max(0.0, loop.time() - expected) * 1000))
 
     def _write_forever(self) -> None:
-        written = 0
+        written = [0, 0]
         with open(self.path, "a", encoding="ascii") as out:
-            while not self._stop.wait(0.25):
-                written = self._flush(out, written)
+            while not self.stopped.wait(0.25):
+                self._flush(out, written)
             self._flush(out, written)
 
-    def _flush(self, out, written: int) -> int:
-        pending = self.samples[written:]
+    def _flush(self, out, written: list[int]) -> None:
+        pending, records = self.samples[written[0]:], self.records[written[1]:]
         out.writelines(f"{stamp:.4f} {lag:.3f}\n" for stamp, lag in pending)
+        out.writelines(f"{record}\n" for record in records)
+        times = thread_times(self.loop_native) if self.loop_native else None
+        if times is not None:
+            out.write(json.dumps({"cpu": round(time.time(), 4), "cpu_ms": round(times[0], 3),
+                                  "runqueue_ms": round(times[1], 3)}, separators=(",", ":")) + "\n")
         out.flush()
-        return written + len(pending)
+        written[0] += len(pending)
+        written[1] += len(records)
 
     def stop(self) -> None:
         """On the loop: stop measuring, and tell the writer to flush what is left and finish."""
         if self.task is not None:
             self.task.cancel()
-        self._stop.set()
+        self.stopped.set()
 
     def wait_written(self, timeout: float = 2.0) -> None:
         """Blocks until the writer's last flush: run it off the loop."""

@@ -16,11 +16,12 @@ from typing import Any, Sequence
 
 from asyncguard.atomic import write_atomically
 
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 """Version 2 added a run's `bystander` and the results' `flaws` and `findings`; version 3 a run's `status`,
-`failure`, `profile_error` and `generator_saturated`, and null for a number that was not finite. Older files read
-without them (a run with an error reads as failed)."""
+`failure`, `profile_error` and `generator_saturated`, and null for a number that was not finite; version 4 a run's
+`histogram`; version 5 its `stalls` and `loop_verdict`. Older files read without them (a run with an error reads as
+failed; without `loop_verdict`, the verdict is the lag's)."""
 BYSTANDER = "bystander"
 """The load generator's name for the bystander's samples: another client's requests during the run."""
 LAG_BLOCKED_P99_MS = 100.0
@@ -87,6 +88,57 @@ class LagSummary:
     @property
     def blocked(self) -> bool:
         return self.measured and (self.p99 > LAG_BLOCKED_P99_MS or self.samples < self.expected_samples / 2)
+
+
+@dataclass
+class StallFrame:
+    path: str
+    """As `asyncguard check` prints it: relative to the directory bench ran in when under it."""
+    line: int
+    function: str
+
+
+@dataclass
+class StallSite:
+    """Where the loop was held: the deepest frame of the app's own code in the stalls' samples (else the innermost
+    frame of the library that held it)."""
+
+    path: str
+    line: int
+    function: str
+    route: str | None
+    """The request the loop served meanwhile (`GET /orders/7`), None for a background task or a callback."""
+    count: int
+    """Stalls it was seen in."""
+    stall_ms: float
+    """Stall time attributed to it: the stalls' duration, by the share of their samples that show it."""
+    stack: list[StallFrame] = field(default_factory=list)
+    """A representative stack, outermost first."""
+
+
+@dataclass
+class StallSummary:
+    """Time the loop stood still longer than `threshold_ms` (its lag monitor's wake-up that late), time-weighted:
+    a 200 ms stall weighs 200 ms, not one sample."""
+
+    threshold_ms: float = 20.0
+    count: int = 0
+    total_ms: float = 0.0
+    attributed_ms: float = 0.0
+    """Stall time whose samples show code running (the app's or a library's), the loop thread on a CPU."""
+    held_ms: float = 0.0
+    """Of the attributed time, what one call held (seen in consecutive samples): not a loop saturated by many."""
+    runqueue_ms: float = 0.0
+    """Stall time the loop thread was ready to run but not scheduled (the machine, not the app)."""
+    share: float = 0.0
+    """Of the measured wall time, stalled."""
+    per_second: float = 0.0
+    longest_ms: float = 0.0
+    wait_per_request_ms: float = 0.0
+    """What a request arriving at a random moment waits for a stalled loop, on average (sum of d²/2 per window)."""
+    loop_cpu: float | None = None
+    """Share of the wall time the loop's thread ran on a CPU (None where /proc does not tell)."""
+    top: list[StallSite] = field(default_factory=list)
 
 
 @dataclass
@@ -172,6 +224,19 @@ class EndpointRun:
     profile_error: str | None = None
     """Why the profile is missing; the load measurement stands."""
     bystander: BystanderSummary | None = None
+    stalls: StallSummary | None = None
+    """None when the server wrote none (a lag wrapper older than stall sampling, or no lag measured)."""
+    loop_verdict: str | None = None
+    """"blocked" (code held the loop), "busy" (saturated by many short steps), "contended" (stalled, but the
+    machine did not run the loop's thread, or it waited in the selector), "healthy"; None when lag was not
+    measured (`asyncguard.bench.stalls.loop_verdict`)."""
+
+    @property
+    def blocked(self) -> bool:
+        """The verdict that matters to a reader: code held the loop (files without a verdict: the lag's)."""
+        if self.loop_verdict is None:
+            return self.lag.blocked
+        return self.loop_verdict == "blocked"
 
     @property
     def status(self) -> str:
@@ -294,6 +359,11 @@ def _run_from_json(data: dict) -> EndpointRun:
         profile = dict(data["profile"])
         profile["top_frames"] = [build(FrameStat, f) for f in profile["top_frames"]]
         data["profile"] = build(ProfileSummary, profile)
+    if data.get("stalls"):
+        stalls = dict(data["stalls"])
+        stalls["top"] = [build(StallSite, {**site, "stack": [StallFrame(**f) for f in site["stack"]]})
+                         for site in stalls["top"]]
+        data["stalls"] = build(StallSummary, stalls)
     if data.get("bystander"):
         data["bystander"] = build(BystanderSummary, {**data["bystander"],
                                                      "latency": build(Percentiles, data["bystander"]["latency"])})

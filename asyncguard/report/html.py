@@ -77,7 +77,7 @@ def runs_index(base: Path, runs: list[tuple[Path, BenchResults]]) -> str:
         entries.append({
             "name": directory.name, "page": link(f"{directory.relative_to(base).as_posix()}/{RUN_PAGE}"),
             "started": results.provenance.started, "commit": (results.provenance.git.get("commit") or "?")[:12],
-            "endpoints": len(results.runs), "blocked": sum(1 for r in results.runs if not r.error and r.lag.blocked),
+            "endpoints": len(results.runs), "blocked": sum(1 for r in results.runs if not r.error and r.blocked),
             "errors": sum(1 for r in results.runs if r.error), "complete": "yes" if results.complete else "no",
         })
     return render("index.html.j2", {"title": "asyncguard reports", "runs": entries})

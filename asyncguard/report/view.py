@@ -10,10 +10,14 @@ from dataclasses import dataclass
 from typing import Sequence
 from urllib.parse import quote, urlsplit
 
-from asyncguard.bench.results import LAG_BLOCKED_P99_MS, BenchResults, EndpointRun, StaticFinding
+from asyncguard.bench.results import LAG_BLOCKED_P99_MS, BenchResults, EndpointRun, StallSite, StaticFinding
+from asyncguard.bench.lag import STALL_THRESHOLD_MS
+from asyncguard.bench.stalls import BLOCKED_SHARE
 from asyncguard.report import charts
 
 HEALTHY_LAG_MS = 10.0
+HELD_ROWS = 20
+"""Stall sites in the page's "What held the loop" table, the longest first."""
 """A loop whose lag p99 stays under this kept up (FIELD-NOTES: healthy runs stay at or under ~11 ms)."""
 
 
@@ -94,20 +98,70 @@ def verdict(group: FlawGroup) -> str:
                   f"{ms(fixed.bystander.latency.p99)} ms ({ratio(found['others_p99'])})")
     numbers = (f"at {load}, p99 {ms(flawed.latency.p99)} ms against {ms(fixed.latency.p99)} ms fixed "
                f"({ratio(found['p99'])}), {flawed.rps:,.0f} against {fixed.rps:,.0f} req/s{others}")
-    if flawed.lag.blocked:
-        return (f"Blocks the event loop (lag p99 {ms(flawed.lag.p99)} ms, fixed {ms(fixed.lag.p99)} ms): "
-                f"{numbers}.")
+    if flawed.blocked:
+        return f"Blocks the event loop ({held_text(flawed)}; fixed: {held_text(fixed)}): {numbers}."
     if (found.get("rps") or 1) < 0.8 or (found.get("p99") or 0) > 1.5:
         return f"Does not block the loop (lag p99 {ms(flawed.lag.p99)} ms) but costs time: {numbers}."
     return f"No measurable cost at this load: {numbers}."
 
 
+def held_text(run: EndpointRun) -> str:
+    """How long the loop stood still, time-weighted when stalls were sampled, else by its lag."""
+    if run.stalls is None:
+        return f"lag p99 {ms(run.lag.p99)} ms"
+    return f"stalled {run.stalls.share:.1%} of the time, longest {ms(run.stalls.longest_ms)} ms"
+
+
 def loop_state(run: EndpointRun) -> str:
     if not run.lag.measured:
         return "not measured"
+    if run.loop_verdict is not None:
+        return run.loop_verdict
     if run.lag.blocked:
         return "blocked"
     return "healthy" if run.lag.p99 < HEALTHY_LAG_MS else "busy"
+
+
+def static_match(site: StallSite, findings: Sequence[StaticFinding]) -> StaticFinding | None:
+    """The checker's finding for the code that held the loop: at a line of the site's stack, or with a chain
+    through one (the innermost such line wins)."""
+    lines = [(frame.path, frame.line) for frame in reversed(site.stack)]
+    best, rank = None, len(lines)
+    for finding in findings:
+        places = [(finding.path, finding.line), *((step.get("path"), step.get("line")) for step in finding.chain)]
+        found = min((lines.index(place) for place in places if place in lines), default=None)
+        if found is not None and found < rank:
+            best, rank = finding, found
+    return best
+
+
+def held_rows(runs: Sequence[EndpointRun], findings: Sequence[StaticFinding], per_run: int | None = None) -> list:
+    """What held the loop in these runs: each stall site with its share of the run's stall time and the static
+    finding it confirms, or none (a blocker the checker missed). Runs that shared a server are shown once."""
+    rows, shown = [], set()
+    for run in runs:
+        if run.error or run.stalls is None or id(run.stalls) in shown:
+            continue
+        shown.add(id(run.stalls))
+        for site in run.stalls.top[:per_run]:
+            finding = static_match(site, findings)
+            rows.append({
+                "run": f"{run.flaw} {run_label(run)}" if run.side != "target" else run.name,
+                "site": f"{site.path}:{site.line}", "function": site.function,
+                "route": site.route or "a background task or callback",
+                "share": f"{site.stall_ms / run.stalls.total_ms:.0%}" if run.stalls.total_ms else "–",
+                "stall_ms": ms(site.stall_ms), "held_ms": site.stall_ms, "count": f"{site.count:,}",
+                "finding": f"{finding.code} at {finding.path}:{finding.line}" if finding else "",
+                "stack": [f"{frame.path}:{frame.line} {frame.function}" for frame in site.stack],
+            })
+    return rows
+
+
+def not_exercised(runs: Sequence[EndpointRun], findings: Sequence[StaticFinding]) -> list[StaticFinding]:
+    """Findings on these runs' routes that no stall of theirs confirmed (the load never made them hold the loop)."""
+    sites = [site for run in runs if run.stalls is not None for site in run.stalls.top]
+    confirmed = {id(found) for site in sites if (found := static_match(site, findings)) is not None}
+    return [finding for finding in findings if id(finding) not in confirmed]
 
 
 def run_label(run: EndpointRun) -> str:
@@ -261,7 +315,7 @@ def summary_row(group: FlawGroup, title: str) -> dict:
 
     return {
         "id": group.id, "title": title, "impact": ratio(group.impact()) if found else "–",
-        "blocked": bool(flawed and flawed.lag.blocked),
+        "blocked": bool(flawed and flawed.blocked),
         "rps": pair(lambda run: f"{run.rps:,.0f}"), "rps_ratio": ratio(found.get("rps")),
         "p50": pair(lambda run: ms(run.latency.p50)),
         "p99": pair(lambda run: ms(run.latency.p99)), "p99_ratio": ratio(found.get("p99")),
@@ -329,6 +383,9 @@ def run_page(results: BenchResults) -> dict:
             "metrics": [metrics_row(run) for run in group.runs],
             "charts": group_charts(group),
             "profiles": [view for view in map(profile_view, group.runs) if view],
+            "held": held_rows(group.runs, results.findings, per_run=3),
+            "not_exercised": [finding_view(f) for f in not_exercised(group.runs, matched[group.id])
+                              if any(run.stalls is not None for run in group.runs)],
         })
     ranked = sorted(groups, key=lambda g: -g.impact())
     return {
@@ -337,12 +394,14 @@ def run_page(results: BenchResults) -> dict:
         "summary": ([summary_row(g, titles[g.id].title if g.id in titles else g.id) for g in ranked]
                     if results.flaws else [endpoint_row(run) for run in results.runs]),
         "sections": sections,
+        "held": sorted(held_rows(results.runs, results.findings), key=lambda row: -row["held_ms"])[:HELD_ROWS],
         "provenance": provenance_rows(results),
         "errors": [{"label": f"{run.flaw} {run_label(run)}", "error": run.error} for run in results.runs
                    if run.error],
         "unmatched_findings": [finding_view(f) for f in results.findings if id(f) not in shown],
         "complete": results.complete,
         "blocked_threshold": ms(LAG_BLOCKED_P99_MS),
+        "stall_threshold": ms(STALL_THRESHOLD_MS), "blocked_share": f"{BLOCKED_SHARE:.0%}",
     }
 
 

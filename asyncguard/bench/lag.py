@@ -76,7 +76,8 @@ class StallWatch:
         self.threshold = threshold_ms / 1000
         self.loop_thread = threading.get_ident()
         self.loop_native = threading.get_native_id()
-        self.libraries = library_directories()
+        self.libraries: tuple[str, ...] = ()
+        """Set in the watchdog's own thread: resolving them reads the file system, never on the loop."""
         self._kinds: dict[str, str] = {}
         self._thread = threading.Thread(target=self._watch, name="asyncguard-stall-watch", daemon=True)
 
@@ -84,7 +85,7 @@ class StallWatch:
         self._thread.start()
 
     def _watch(self) -> None:
-        monitor = self.monitor
+        monitor, self.libraries = self.monitor, library_directories()
         while not monitor.stopped.wait(STALL_POLL_EVERY):
             due = monitor.due
             if time.monotonic() - due > self.threshold:

@@ -583,13 +583,15 @@ def test_stalls_are_weighed_by_time_and_the_machines_share_is_not_the_apps():
 
     app = [["/srv/app.py", 9, "handler", "app"], ["/usr/lib/asyncio/events.py", 80, "_run", "library"]]
     idle = [["/usr/lib/python3/selectors.py", 468, "select", "idle"]]
-    held = [{"stall": 100.5, "ms": 200.0, "stacks": [[100, 99, "GET /x", app]], "cpu_ms": 1.0, "runqueue_ms": 0.0}]
+    deeper = [["/usr/lib/python3/socket.py", 700, "recv", "library"], *app]  # the same site, another stack
+    held = [{"stall": 100.5, "ms": 200.0, "stacks": [[50, 49, "GET /x", app], [50, 50, "GET /x", deeper]],
+             "cpu_ms": 1.0, "runqueue_ms": 0.0}]
     starved = [{"stall": 100.5, "ms": 200.0, "stacks": [[60, 0, None, idle], [40, 30, "GET /x", app]],
                 "cpu_ms": 20.0, "runqueue_ms": 150.0}]
     lag = LagSummary(samples=900, expected_samples=1000, p50=0.1, p99=2.0, max=200.0)
     blocked = summarize_stalls(held, 100.0, 102.0)
     assert (blocked.count, blocked.share, blocked.longest_ms, blocked.wait_per_request_ms) == (1, 0.1, 200.0, 10.0)
-    assert blocked.attributed_ms == 200.0 and blocked.top[0].path == "/srv/app.py"
+    assert blocked.attributed_ms == 200.0 and [(site.path, site.count) for site in blocked.top] == [("/srv/app.py", 1)]
     assert loop_verdict(lag, blocked, 2.0) == "blocked"
     machine = summarize_stalls(starved, 100.0, 102.0)
     assert machine.runqueue_ms == 150.0 and machine.attributed_ms == 20.0  # 50 ms scheduled, 40% of it in code

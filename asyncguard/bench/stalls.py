@@ -72,12 +72,15 @@ def summarize_stalls(records: list[dict], start: float, end: float, base: Path |
         if samples:
             summary.attributed_ms += duration * scheduled * running / samples
             summary.held_ms += duration * scheduled * held / samples
+        seen_in_stall = set()
         for count, _, route, frames in stall["stacks"]:
             if not frames or frames[0][3] == "idle":
                 continue
             site = site_frame(frames)
             key = (relative(site[0], base), site[1], site[2], route)
-            sites[key].count += 1
+            if key not in seen_in_stall:
+                seen_in_stall.add(key)
+                sites[key].count += 1
             share = duration * scheduled * count / samples
             sites[key].stall_ms += share
             sites[key].stacks[tuple((relative(f[0], base), f[1], f[2]) for f in reversed(frames))] += share

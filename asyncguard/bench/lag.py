@@ -74,8 +74,7 @@ class StallWatch:
     def __init__(self, monitor: "LagMonitor", threshold_ms: float = STALL_THRESHOLD_MS):
         self.monitor = monitor
         self.threshold = threshold_ms / 1000
-        self.loop_thread = threading.get_ident()
-        self.loop_native = threading.get_native_id()
+        self.loop_thread = threading.get_ident()  # made on the loop's thread (`LagMonitor.start`)
         self.libraries: tuple[str, ...] = ()
         """Set in the watchdog's own thread: resolving them reads the file system, never on the loop."""
         self._kinds: dict[str, str] = {}
@@ -95,7 +94,7 @@ class StallWatch:
         """Sample until the loop wakes (the monitor sets a new `due`), then record the stall. A sample whose holder
         (the coroutine running, or the callback) is the one of the sample before counts as held: one call that
         holds the loop is seen again and again, a loop saturated by short callbacks almost never."""
-        monitor, before = self.monitor, thread_times(self.loop_native)
+        monitor, before = self.monitor, thread_times(self.monitor.loop_native)
         seen: Counter = Counter()
         held: Counter = Counter()
         previous_holder, previous_key = None, None
@@ -117,7 +116,7 @@ class StallWatch:
         if monitor.due == due:  # stopped mid-stall: its end is unknown
             return
         woke = monitor.woke
-        after = thread_times(self.loop_native)
+        after = thread_times(monitor.loop_native)
         record = {"stall": round(time.time() - (time.monotonic() - due), 4), "ms": round((woke - due) * 1000, 3),
                   "stacks": [[count, held[key], key[0], [list(f) for f in key[1]]] for key, count in seen.items()]}
         if before is not None and after is not None:

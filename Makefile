@@ -36,12 +36,15 @@ test: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/asyncguard check --python $(BIN)/python asyncguard/
 
-# The harness against wrk on a trivial endpoint (installs Debian's wrk when it is missing), and its latency under a
-# constant rate against the computed one on a loop that stalls (coordinated omission).
+# The harness against wrk on a trivial endpoint (installs Debian's wrk when it is missing), its latency under a
+# constant rate against the computed one on a loop that stalls (coordinated omission), which line held the loop on a
+# quiet and a CPU-hogged machine, and what measuring the loop costs the app.
 bench-harness: $(INSTALLED)
 	command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
 	$(BIN)/python -m asyncguard.bench.calibration --out reports/harness-bench.json --readme README.md
 	$(BIN)/python -m asyncguard.bench.omission --out reports/omission-bench.json --readme README.md
+	$(BIN)/python -m asyncguard.bench.contention --out reports/contention-bench.json --readme README.md
+	$(BIN)/python -m asyncguard.bench.overhead --out reports/overhead-bench.json --readme README.md
 
 # The harness's memory over a 10-minute run at the highest rate this machine drives (a README table).
 bench-soak: $(INSTALLED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asyncguard.bench.results import (
+    GC_PATH,
     BenchResults,
     BystanderSummary,
     EndpointRun,
@@ -46,12 +47,14 @@ def run(flaw: str, side: str, path: str, rps: float, p99: float, lag_p99: float,
 
 
 def stalled(measured: EndpointRun, text: str) -> EndpointRun:
-    """A run whose stalls were sampled: most of their time at the finding's line, some at a line no finding names."""
+    """A run whose stalls were sampled: most of their time at the finding's line, some at a line no finding names,
+    a little in the garbage collector."""
     frames = [StallFrame("app/main.py", 4, "route"), StallFrame("app/db.py", 30, f"report{text}")]
-    measured.stalls = StallSummary(count=30, total_ms=3000.0, attributed_ms=2900.0, held_ms=2800.0, share=0.75,
+    measured.stalls = StallSummary(count=30, total_ms=3000.0, attributed_ms=2800.0, held_ms=2700.0, gc_ms=100.0, share=0.75,
                                    per_second=7.5, longest_ms=300.0, wait_per_request_ms=112.5, top=[
         StallSite("app/db.py", 30, f"report{text}", f"GET /flawed/db{text}", 28, 2400.0, frames),
-        StallSite("app/slow.py", 7, "digest", None, 5, 500.0, [StallFrame("app/slow.py", 7, "digest")])])
+        StallSite("app/slow.py", 7, "digest", None, 5, 400.0, [StallFrame("app/slow.py", 7, "digest")]),
+        StallSite(GC_PATH, 0, "garbage collection", None, 2, 100.0, [StallFrame(GC_PATH, 0, "garbage collection")])])
     measured.loop_verdict = "blocked"
     return measured
 

@@ -596,3 +596,35 @@ def test_stalls_are_weighed_by_time_and_the_machines_share_is_not_the_apps():
     machine = summarize_stalls(starved, 100.0, 102.0)
     assert machine.runqueue_ms == 150.0 and machine.attributed_ms == 20.0  # 50 ms scheduled, 40% of it in code
     assert loop_verdict(lag, machine, 2.0) == "contended"
+
+
+def test_the_lag_file_keeps_what_a_crash_left_whole(tmp_path):
+    """One read gives the samples and the records; a stall line cut short by a killed server, or a line the wrapper
+    did not write, is skipped, and what came before it is kept."""
+    from asyncguard.bench.stalls import read_lag_file
+
+    stall = {"stall": 100.5, "ms": 200.0, "stacks": [[3, 2, "GET /x", [["/srv/app.py", 9, "handler", "app"]]]]}
+    lines = ["100.0100 0.400", json.dumps(stall), '{"cpu":100.75,"cpu_ms":12.5,"runqueue_ms":0.3}',
+             '{"stall":101.2,"ms":20', '{"stall": "soon", "ms": 1, "stacks": []}', "garbage", "101.0100 0.2"]
+    path = tmp_path / "lag.txt"
+    path.write_text("\n".join(lines) + "\n")
+    samples, records = read_lag_file(path)
+    assert samples == [(100.01, 0.4), (101.01, 0.2)]
+    assert records == [stall, {"cpu": 100.75, "cpu_ms": 12.5, "runqueue_ms": 0.3}]
+    assert read_lag_file(tmp_path / "missing.txt") == ([], [])
+
+
+def test_the_garbage_collectors_pass_is_a_site_of_its_own_and_holds_nothing():
+    """The collector holds the GIL, so the watchdog's only samples are the allocation that set it off: its time is the
+    runtime's, not that call's (a large heap under a busy machine stalled the sample suite's fixed endpoints so)."""
+    from asyncguard.bench.results import GC_PATH, LagSummary
+    from asyncguard.bench.stalls import loop_verdict, summarize_stalls
+
+    allocation = [["/srv/app.py", 12, "build", "app"]]
+    collected = [{"stall": 100.5, "ms": 200.0, "stacks": [[4, 3, "GET /x", allocation]], "runqueue_ms": 10.0,
+                  "gc_ms": 150.0}]
+    stalls = summarize_stalls(collected, 100.0, 110.0)
+    assert (stalls.gc_ms, stalls.runqueue_ms, stalls.attributed_ms, stalls.held_ms) == (150.0, 10.0, 40.0, 30.0)
+    assert [(site.path, site.stall_ms) for site in stalls.top] == [(GC_PATH, 150.0), ("/srv/app.py", 40.0)]
+    lag = LagSummary(samples=900, expected_samples=1000, p50=0.1, p99=30.0, max=200.0)
+    assert loop_verdict(lag, stalls, 10.0) == "busy"  # 2% of the time stalled, 0.3% held by a call

@@ -154,6 +154,8 @@ def test_the_report_in_a_browser_has_every_chart_and_table_and_no_error(tmp_path
         visible = page.evaluate("[...document.querySelectorAll('figure.chart svg')]"
                                 ".every(svg => svg.getBoundingClientRect().width > 200)")
         summary = page.evaluate("document.querySelector('#summary + table tbody').innerText")
+        held = page.evaluate("[...document.querySelectorAll('table.held')].map(t => t.tBodies[0].rows.length)")
+        held_text = page.evaluate("document.querySelector('table.held').innerText")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shot = page.screenshot(tmp_path / "report.png")
     shutil.copy(shot, SCREENSHOTS / "report.png")
@@ -162,6 +164,8 @@ def test_the_report_in_a_browser_has_every_chart_and_table_and_no_error(tmp_path
     assert tables >= 2 + 2 + 8 + 4  # summary, provenance, metrics, one per chart, profiles
     assert sections == ["time.sleep in an async handler", "Synchronous database driver"]
     assert "blocked" in summary and shot.stat().st_size > 20_000
+    assert held == [3, 3]  # the page's "What held the loop" and the sync-db section's
+    assert "app/db.py:30" in held_text and "AG106 at app/db.py:30" in held_text and "the garbage collector" in held_text
 
 
 def test_your_own_apps_summary_gives_each_endpoint_its_own_verdict():
@@ -192,8 +196,12 @@ def test_what_held_the_loop_names_the_finding_it_confirms_and_the_blocker_the_ch
     held = {row["site"]: row for row in page["held"]}
     assert held["app/db.py:30"]["finding"] == "AG106 at app/db.py:30" and held["app/db.py:30"]["share"] == "80%"
     assert held["app/slow.py:7"]["finding"] == "" and held["app/slow.py:7"]["route"] == "a background task or callback"
+    collector = held["the garbage collector"]  # the runtime's: neither a finding nor a miss of the checker
+    assert collector["collector"] and collector["share"] == "3%" and not held["app/slow.py:7"]["collector"]
     section = next(s for s in page["sections"] if s["id"] == "sync-db")
-    assert [row["site"] for row in section["held"]] == ["app/db.py:30", "app/slow.py:7"]
+    assert [row["site"] for row in section["held"]] == ["app/db.py:30", "app/slow.py:7", "the garbage collector"]
+    page_text = render_run(make_results())
+    assert page_text.count("not found statically") == 2 and "the runtime's, not a call" in page_text
     assert section["not_exercised"] == []
     from asyncguard.report.view import held_text
     flawed = next(r for r in make_results().runs if r.flaw == "sync-db" and r.side == "flawed")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from asyncguard.bench.lag import INTERVAL as LAG_INTERVAL
-from asyncguard.bench.stalls import loop_verdict, read_records, summarize_stalls
+from asyncguard.bench.stalls import loop_verdict, read_lag_file, summarize_stalls
 from asyncguard.lifetime import deferred_signals, die_with_parent
 from asyncguard.bench.manifest import Endpoint, Expectation, Manifest, answered_as_expected
 from asyncguard.bench.profiling import ProfileError, summarize_profile
@@ -34,7 +34,6 @@ from asyncguard.bench.results import (
     EndpointRun,
     Provenance,
     failure_reason,
-    read_lag_file,
     summarize,
 )
 from asyncguard.bench.server import Server, ServerError, free_port, http_request, traceback_end
@@ -296,15 +295,14 @@ class Harness:
                         settings.bystander_interval, locustfile)
         if locustfile is not None:
             runs[:] = runs_by_name(runs[0], load) or runs
-        lag = read_lag_file(lag_file) if lag_file is not None else None
+        lag, records = read_lag_file(lag_file) if lag_file is not None else (None, [])
         if lag is not None and group[0].url is not None and not any(
                 load["measure_from"] <= stamp <= load["ended"] for stamp, _ in lag):
             self.report(f"  loop lag not measured: {lag_file} had no samples during the load (is the app wrapped "
                         "with asyncguard.bench.lag.measured, and its server started with ASYNCGUARD_LAG_FILE?)")
             lag = None
-        records = read_records(lag_file) if lag is not None else []
         start, end = load["measure_from"], load["ended"]
-        stalls = summarize_stalls(records, start, end, Path.cwd()) if records else None
+        stalls = summarize_stalls(records, start, end, Path.cwd()) if records and lag is not None else None
         for run in runs:  # one server, one loop: the runs of a group share its stalls
             summarize(run, load, lag, LAG_INTERVAL)
             run.stalls = stalls

@@ -13,12 +13,15 @@ A watchdog thread (`StallWatch`) notices when the monitor's next wake-up is late
 samples the loop thread's stack every `STALL_SAMPLE_EVERY` until the loop moves again: each stall is a JSON line in
 the same file (`{"stall": ...}`: its start, duration, the stacks seen with the request each served, and the loop
 thread's CPU and run-queue time from `/proc`, which tell a loop held by code from one the machine did not run).
-Every flush also writes the loop thread's CPU and run-queue totals (`{"cpu": ...}`).
+Every flush also writes the loop thread's CPU and run-queue totals (`{"cpu": ...}`). A stall also says how long the
+garbage collector ran in it (`gc_ms`, from `gc.callbacks`): the runtime held the loop then, not a call; and the
+watchdog's own CPU time (`watch_ms`), which the loop's thread may have waited for, and which is not the machine's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import inspect
 import json
@@ -27,14 +30,20 @@ import sys
 import sysconfig
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
 INTERVAL = 0.010
 STALL_THRESHOLD_MS = 20.0
 """A wake-up this late (past its 10 ms sleep) is a stall: its stacks are sampled."""
 STALL_SAMPLE_EVERY = 0.002
-STALL_POLL_EVERY = 0.005
+COLLECTION_KEPT_FROM = 0.001
+"""A garbage collection this long (s) is kept, for the stalls it falls in."""
+COLLECTIONS_KEPT = 256
+HELD_RUN = 3
+"""Samples in a row with one holder (4 ms of it, at least) for a call to hold the loop."""
+PREEMPTED = 0.5
+"""Of the time between two samples, spent by the loop's thread waiting for a CPU: the machine's, not the code's."""
 STACK_DEPTH = 48
 """Frames kept of each sampled stack, innermost first."""
 IDLE_FUNCTIONS = frozenset({"select", "_run_once", "run_forever", "run_until_complete", "run"})
@@ -68,83 +77,15 @@ def library_directories() -> tuple[str, ...]:
     return tuple(sorted({os.path.join(os.path.realpath(path), "") for path in found}))
 
 
-class StallWatch:
-    """The watchdog: a thread that samples the loop thread's stack while the monitor's wake-up is overdue."""
+class FrameKinds:
+    """Whose code a frame runs: `app`, `library` (the standard library, site-packages, asyncguard) or `idle` (the
+    loop waiting for events). Build it off the loop: resolving the library directories reads the file system."""
 
-    def __init__(self, monitor: "LagMonitor", threshold_ms: float = STALL_THRESHOLD_MS):
-        self.monitor = monitor
-        self.threshold = threshold_ms / 1000
-        self.loop_thread = threading.get_ident()  # made on the loop's thread (`LagMonitor.start`)
-        self.libraries: tuple[str, ...] = ()
-        """Set in the watchdog's own thread: resolving them reads the file system, never on the loop."""
+    def __init__(self):
+        self.libraries = library_directories()
         self._kinds: dict[str, str] = {}
-        self._thread = threading.Thread(target=self._watch, name="asyncguard-stall-watch", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def _watch(self) -> None:
-        monitor, self.libraries = self.monitor, library_directories()
-        while not monitor.stopped.wait(STALL_POLL_EVERY):
-            due = monitor.due
-            if time.monotonic() - due > self.threshold:
-                self._follow(due)
-
-    def _follow(self, due: float) -> None:
-        """Sample until the loop wakes (the monitor sets a new `due`), then record the stall. A sample whose holder
-        (the coroutine running, or the callback) is the one of the sample before counts as held: one call that
-        holds the loop is seen again and again, a loop saturated by short callbacks almost never."""
-        monitor, before = self.monitor, thread_times(self.monitor.loop_native)
-        seen: Counter = Counter()
-        held: Counter = Counter()
-        previous_holder, previous_key = None, None
-        while monitor.due == due and not monitor.stopped.is_set():
-            frame = sys._current_frames().get(self.loop_thread)
-            if frame is not None:
-                holder, key = self._stack(frame)
-                seen[key] += 1
-                if holder == previous_holder:
-                    held[key] += 1
-                    if previous_key is not None:  # the run's first sample was held too
-                        held[previous_key] += 1
-                    previous_key = None
-                else:
-                    previous_key = key
-                previous_holder = holder
-            del frame
-            time.sleep(STALL_SAMPLE_EVERY)
-        if monitor.due == due:  # stopped mid-stall: its end is unknown
-            return
-        woke = monitor.woke
-        after = thread_times(monitor.loop_native)
-        record = {"stall": round(time.time() - (time.monotonic() - due), 4), "ms": round((woke - due) * 1000, 3),
-                  "stacks": [[count, held[key], key[0], [list(f) for f in key[1]]] for key, count in seen.items()]}
-        if before is not None and after is not None:
-            record["cpu_ms"], record["runqueue_ms"] = round(after[0] - before[0], 3), round(after[1] - before[1], 3)
-        monitor.records.append(json.dumps(record, separators=(",", ":")))
-
-    def _stack(self, frame) -> tuple[tuple, tuple[str | None, tuple]]:
-        """Who holds the loop (the innermost coroutine's frame, or the outermost frame of a plain callback, with the
-        request it serves), and the sample: the request (from the lag wrapper's frame) and the frames, innermost
-        first, as `(file, line, function, kind)` with kind `app`, `library` or `idle`."""
-        frames, route, running, outermost, request = [], None, None, None, None
-        while frame is not None:
-            code = frame.f_code
-            if code is LagMeasuredApp.__call__.__code__:
-                scope = frame.f_locals.get("scope") or {}
-                route, request = f"{scope.get('method', '')} {scope.get('path', '')}".strip() or None, id(scope)
-            else:
-                if running is None and code.co_flags & COROUTINE_FLAGS:
-                    running = (id(frame), code)
-                if len(frames) < STACK_DEPTH:
-                    frames.append((code.co_filename, frame.f_lineno, code.co_name, self._kind(code)))
-                if frames and frames[-1][3] != "idle" and outermost is None and frame.f_back is not None and \
-                        self._kind(frame.f_back.f_code) == "idle":
-                    outermost = (id(frame), code)
-            frame = frame.f_back
-        return (request, running or outermost), (route, tuple(frames))
-
-    def _kind(self, code) -> str:
+    def __call__(self, code) -> str:
         path = code.co_filename
         kind = self._kinds.get(path)
         if kind is None:
@@ -155,6 +96,107 @@ class StallWatch:
                 os.sep + "asyncio" + os.sep in path or path.endswith("selectors.py")):
             return "idle"
         return kind
+
+
+class StallWatch:
+    """The watchdog: a thread that samples the loop thread's stack while the monitor's wake-up is overdue."""
+
+    def __init__(self, monitor: "LagMonitor", threshold_ms: float = STALL_THRESHOLD_MS):
+        self.monitor = monitor
+        self.threshold = threshold_ms / 1000
+        self.loop_thread = threading.get_ident()  # made on the loop's thread (`LagMonitor.start`)
+        self._kind: FrameKinds | None = None
+        """Made in the watchdog's own thread: resolving the library directories reads the file system."""
+        self._thread = threading.Thread(target=self._watch, name="asyncguard-stall-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _watch(self) -> None:
+        """Asleep until the monitor's current wake-up, if it has not come, would be a stall: a healthy loop wakes
+        the watchdog about every 20-30 ms, not at a fixed short poll (each wake-up takes the GIL from the loop)."""
+        monitor, self._kind = self.monitor, FrameKinds()
+        while not monitor.stopped.is_set():
+            due = monitor.due
+            late = time.monotonic() - due
+            if late > self.threshold:
+                self._follow(due)
+            elif monitor.stopped.wait(self.threshold - late):
+                return
+
+    def _follow(self, due: float) -> None:
+        """Sample until the loop wakes (the monitor sets a new `due`), then record the stall. Samples in a run of
+        `HELD_RUN` or more with one holder (the coroutine running, or the callback) count as held: one call that holds
+        the loop is seen again and again, a loop saturated by short steps almost never. A run ends where the loop's
+        thread spent most of the time since the last sample waiting for a CPU: a thread the machine did not run
+        shows the frame it was preempted in, sample after sample, and holds nothing."""
+        monitor, before = self.monitor, thread_times(self.monitor.loop_native)
+        watching = thread_times(threading.get_native_id())
+        seen: Counter = Counter()
+        held: Counter = Counter()
+        run: list = []
+        """The samples of the current holder's run."""
+
+        def end_run() -> None:
+            if len(run) >= HELD_RUN:
+                held.update(run)
+            run.clear()
+
+        previous_holder, previous_times = None, (time.monotonic(), before)
+        while monitor.due == due and not monitor.stopped.is_set():
+            frame = sys._current_frames().get(self.loop_thread)
+            times = time.monotonic(), thread_times(monitor.loop_native)
+            preempted = times[1] is not None and previous_times[1] is not None and \
+                times[1][1] - previous_times[1][1] >= PREEMPTED * (times[0] - previous_times[0]) * 1000
+            previous_times = times
+            if frame is not None:
+                holder, key = self._stack(frame)
+                seen[key] += 1
+                if holder != previous_holder or preempted:
+                    end_run()
+                run.append(key)
+                previous_holder = holder
+            del frame
+            time.sleep(STALL_SAMPLE_EVERY)
+        end_run()
+        if monitor.due == due:  # stopped mid-stall: its end is unknown
+            return
+        woke = monitor.woke
+        after = thread_times(monitor.loop_native)
+        record = {"stall": round(time.time() - (time.monotonic() - due), 4), "ms": round((woke - due) * 1000, 3),
+                  "stacks": [[count, held[key], key[0], [list(f) for f in key[1]]] for key, count in seen.items()]}
+        if before is not None and after is not None:
+            record["cpu_ms"], record["runqueue_ms"] = round(after[0] - before[0], 3), round(after[1] - before[1], 3)
+            watched = thread_times(threading.get_native_id())
+            if watching is not None and watched is not None:  # the loop's thread waited for it, on one core
+                record["watch_ms"] = round(watched[0] - watching[0], 3)
+        collected = monitor.collected_between(due, woke)
+        if collected:
+            record["gc_ms"] = round(collected * 1000, 3)
+        monitor.records.append(json.dumps(record, separators=(",", ":")))
+
+    def _stack(self, frame) -> tuple[tuple, tuple[str | None, tuple]]:
+        """Who holds the loop (the innermost coroutine's frame, or the outermost frame of a plain callback, with the
+        request it serves), and the sample: the request (from the lag wrapper's frame) and the frames, innermost
+        first, as `(file, line, function, kind)` with kind `app`, `library` or `idle`."""
+        frames, route, running, outermost, request = [], None, None, None, None
+        inner_holder, inner_kind = None, "idle"
+        while frame is not None:
+            code = frame.f_code
+            kind = self._kind(code)
+            if kind == "idle" and inner_kind != "idle" and outermost is None:
+                outermost = inner_holder
+            if code is LagMeasuredApp.__call__.__code__:
+                scope = frame.f_locals.get("scope") or {}
+                route, request = f"{scope.get('method', '')} {scope.get('path', '')}".strip() or None, id(scope)
+            else:
+                if running is None and code.co_flags & COROUTINE_FLAGS:
+                    running = (id(frame), code)
+                if len(frames) < STACK_DEPTH:
+                    frames.append((code.co_filename, frame.f_lineno, code.co_name, kind))
+            inner_holder, inner_kind = (id(frame), code), kind
+            frame = frame.f_back
+        return (request, running or outermost), (route, tuple(frames))
 
 
 class LagMonitor:
@@ -169,6 +211,10 @@ class LagMonitor:
         self.task: asyncio.Task | None = None
         self.stopped = threading.Event()
         self.loop_native: int | None = None
+        self.collections: deque[tuple[float, float]] = deque(maxlen=COLLECTIONS_KEPT)
+        """The garbage collector's longer passes, `(start, end)` in `time.monotonic`: it holds the GIL, so the
+        watchdog cannot sample while it runs, and the frame it sees after is the allocation that set it off."""
+        self._collecting_since = 0.0
         self._writer = threading.Thread(target=self._write_forever, name="asyncguard-lag-writer", daemon=True)
 
     def start(self) -> None:
@@ -176,8 +222,19 @@ class LagMonitor:
             self.due = time.monotonic() + INTERVAL
             self.loop_native = threading.get_native_id()
             self.task = asyncio.get_running_loop().create_task(self._measure())
+            gc.callbacks.append(self._collecting)
             self._writer.start()
             StallWatch(self).start()
+
+    def _collecting(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._collecting_since = time.monotonic()
+        elif time.monotonic() - self._collecting_since >= COLLECTION_KEPT_FROM:
+            self.collections.append((self._collecting_since, time.monotonic()))
+
+    def collected_between(self, start: float, end: float) -> float:
+        """Seconds the garbage collector ran between two `time.monotonic` readings."""
+        return sum(max(0.0, min(end, stop) - max(start, begin)) for begin, stop in list(self.collections))
 
     async def _measure(self) -> None:
         loop = asyncio.get_running_loop()
@@ -211,6 +268,8 @@ class LagMonitor:
         """On the loop: stop measuring, and tell the writer to flush what is left and finish."""
         if self.task is not None:
             self.task.cancel()
+        if self._collecting in gc.callbacks:
+            gc.callbacks.remove(self._collecting)
         self.stopped.set()
 
     def wait_written(self, timeout: float = 2.0) -> None:

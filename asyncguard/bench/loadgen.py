@@ -139,7 +139,7 @@ def own_users(job: dict, recorder: Recorder):
     import gevent
     from locust import User, constant
 
-    users, rate = job["users"], job.get("rate")
+    rate = job.get("rate")
     if rate:
         from gevent.queue import Queue
 

@@ -16,15 +16,17 @@ from typing import Any, Sequence
 
 from asyncguard.atomic import write_atomically
 
-SCHEMA_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+SCHEMA_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 """Version 2 added a run's `bystander` and the results' `flaws` and `findings`; version 3 a run's `status`,
 `failure`, `profile_error` and `generator_saturated`, and null for a number that was not finite; version 4 a run's
-`histogram`; version 5 its `stalls` and `loop_verdict`. Older files read without them (a run with an error reads as
+`histogram`; version 5 its `stalls` and `loop_verdict`; version 6 the stalls' `gc_ms`. Older files read without them (a run with an error reads as
 failed; without `loop_verdict`, the verdict is the lag's)."""
 BYSTANDER = "bystander"
 """The load generator's name for the bystander's samples: another client's requests during the run."""
 LAG_BLOCKED_P99_MS = 100.0
+GC_PATH = "<garbage collector>"
+"""The path of the stall site that stands for the garbage collector's passes."""
 """A loop whose lag p99 passes this, or that got fewer than half its expected samples, was blocked (FIELD-NOTES)."""
 FAILURES_ALLOWED = 0.01
 """Share of a run's requests that may fail (a status not expected, an error, a timeout) before the run fails."""
@@ -129,7 +131,10 @@ class StallSummary:
     held_ms: float = 0.0
     """Of the attributed time, what one call held (seen in consecutive samples): not a loop saturated by many."""
     runqueue_ms: float = 0.0
-    """Stall time the loop thread was ready to run but not scheduled (the machine, not the app)."""
+    """Stall time the loop thread was ready to run but not scheduled: the machine, not the app (the watchdog's own
+    sampling, which it may have waited for too, is not counted)."""
+    gc_ms: float = 0.0
+    """Stall time the garbage collector ran (the runtime, not a call; a site of its own in `top`)."""
     share: float = 0.0
     """Of the measured wall time, stalled."""
     per_second: float = 0.0
@@ -484,17 +489,3 @@ def per_second(tallies, name: str, users: Sequence[list], lag_samples: Sequence[
             lag_p99=percentile(lags, 0.99) if lags else None, lag_max=round(lags[-1], 3) if lags else None,
         ))
     return series
-
-
-def read_lag_file(path: Path) -> list[tuple[float, float]]:
-    samples = []
-    try:
-        for line in path.read_text(encoding="ascii").splitlines():
-            stamp, _, ms = line.partition(" ")
-            try:
-                samples.append((float(stamp), float(ms)))
-            except ValueError:
-                continue  # a line cut short by a crash
-    except OSError:
-        pass
-    return samples

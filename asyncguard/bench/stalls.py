@@ -4,8 +4,8 @@ The server's lag wrapper (`asyncguard.bench.lag.StallWatch`) writes a JSON line 
 loop thread's stacks sampled meanwhile (each with the request it served and how many samples one call held), and
 the thread's CPU and run-queue time over the stall. Here a run's stalls become time-weighted measures, the sites
 that held the loop, and one verdict: `blocked` when one call at a time held it, `busy` when many short steps
-saturated it, `contended` when it stood still because the machine did not run its thread (or it waited in the
-selector), else `healthy`.
+saturated it (the garbage collector's passes among them: the runtime's, not a call's), `contended` when it stood still
+because the machine did not run its thread (or it waited in the selector), else `healthy`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, TypeAdapter
 
 from asyncguard.bench.lag import STALL_THRESHOLD_MS
-from asyncguard.bench.results import LAG_BLOCKED_P99_MS, LagSummary, StallFrame, StallSite, StallSummary
+from asyncguard.bench.results import GC_PATH, LAG_BLOCKED_P99_MS, LagSummary, StallFrame, StallSite, StallSummary
 
 BLOCKED_SHARE = 0.01
 """Of the wall time, held by code in stalls (1%: 10 ms a second) for the loop to be `blocked`."""
@@ -27,22 +30,50 @@ CONTENDED_RUNQUEUE = 0.25
 BUSY_LOOP_CPU = 0.90
 """Share of the wall time the loop's thread ran for a loop without long stalls to be `busy`."""
 TOP_SITES = 8
+GC_SITE = (GC_PATH, 0, "garbage collection", None)
+GC_STACK = ((GC_PATH, 0, "garbage collection"),)
 
 
-def read_records(path: Path) -> list[dict]:
-    """The JSON lines of a lag file (its stalls and CPU totals); lines cut short by a crash are skipped."""
-    records = []
+class _Stall(BaseModel):
+    stall: float
+    ms: float
+    stacks: list[tuple[int, int, Optional[str], list[tuple[str, int, str, Literal["app", "library", "idle"]]]]]
+    cpu_ms: Optional[float] = None
+    runqueue_ms: Optional[float] = None
+    gc_ms: Optional[float] = None
+    watch_ms: Optional[float] = None
+
+
+class _CpuTotals(BaseModel):
+    cpu: float
+    cpu_ms: float
+    runqueue_ms: float
+
+
+_RECORD = TypeAdapter(Union[_Stall, _CpuTotals])
+
+
+def read_lag_file(path: Path) -> tuple[list[tuple[float, float]], list[dict]]:
+    """A lag file in one read: its samples, `(unix time, lag in ms)`, and its JSON lines (stalls and CPU totals).
+    A line cut short by a crash, or not written by the wrapper, is skipped."""
+    samples: list[tuple[float, float]] = []
+    records: list[dict] = []
     try:
         lines = path.read_text(encoding="ascii", errors="replace").splitlines()
     except OSError:
-        return records
+        return samples, records
     for line in lines:
-        if line.startswith("{"):
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
-    return records
+        try:
+            if line.startswith("{"):
+                record = json.loads(line)
+                _RECORD.validate_python(record)
+                records.append(record)
+            else:
+                stamp, _, ms = line.partition(" ")
+                samples.append((float(stamp), float(ms)))
+        except ValueError:  # pydantic's ValidationError is one
+            continue
+    return samples, records
 
 
 @dataclass
@@ -60,8 +91,9 @@ def summarize_stalls(records: list[dict], start: float, end: float, base: Path |
     sites: dict[tuple, _Site] = defaultdict(_Site)
     for stall in stalls:
         duration = stall["ms"]
-        waiting = min(duration, max(0.0, stall.get("runqueue_ms", 0.0)))
-        scheduled = (duration - waiting) / duration if duration > 0 else 0.0
+        collecting = min(duration, max(0.0, stall.get("gc_ms", 0.0)))
+        waiting = min(duration - collecting, max(0.0, stall.get("runqueue_ms", 0.0) - stall.get("watch_ms", 0.0)))
+        in_code = duration - collecting - waiting  # the time the samples speak for
         samples = sum(count for count, *_ in stall["stacks"])
         running = sum(count for count, _, _, frames in stall["stacks"] if frames and frames[0][3] != "idle")
         held = sum(kept for _, kept, _, frames in stall["stacks"] if frames and frames[0][3] != "idle")
@@ -69,9 +101,14 @@ def summarize_stalls(records: list[dict], start: float, end: float, base: Path |
         summary.longest_ms = max(summary.longest_ms, duration)
         summary.wait_per_request_ms += duration * duration / 2 / window_ms
         summary.runqueue_ms += waiting
+        summary.gc_ms += collecting
         if samples:
-            summary.attributed_ms += duration * scheduled * running / samples
-            summary.held_ms += duration * scheduled * held / samples
+            summary.attributed_ms += in_code * running / samples
+            summary.held_ms += in_code * held / samples
+        if collecting:
+            sites[GC_SITE].count += 1
+            sites[GC_SITE].stall_ms += collecting
+            sites[GC_SITE].stacks[GC_STACK] += collecting
         seen_in_stall = set()
         for count, _, route, frames in stall["stacks"]:
             if not frames or frames[0][3] == "idle":
@@ -81,7 +118,7 @@ def summarize_stalls(records: list[dict], start: float, end: float, base: Path |
             if key not in seen_in_stall:
                 seen_in_stall.add(key)
                 sites[key].count += 1
-            share = duration * scheduled * count / samples
+            share = in_code * count / samples
             sites[key].stall_ms += share
             sites[key].stacks[tuple((relative(f[0], base), f[1], f[2]) for f in reversed(frames))] += share
     summary.share = summary.total_ms / window_ms
@@ -92,7 +129,7 @@ def summarize_stalls(records: list[dict], start: float, end: float, base: Path |
                   [StallFrame(*frame) for frame in max(site.stacks, key=site.stacks.get)])
         for (path, line, function, route), site in sorted(sites.items(), key=lambda item: -item[1].stall_ms)
     ][:TOP_SITES]
-    for name in ("total_ms", "attributed_ms", "held_ms", "runqueue_ms", "longest_ms", "wait_per_request_ms"):
+    for name in ("total_ms", "attributed_ms", "held_ms", "runqueue_ms", "gc_ms", "longest_ms", "wait_per_request_ms"):
         setattr(summary, name, round(getattr(summary, name), 3))
     summary.share, summary.per_second = round(summary.share, 5), round(summary.per_second, 3)
     return summary
@@ -133,7 +170,7 @@ def loop_verdict(lag: LagSummary, stalls: StallSummary | None, window_s: float) 
         return "blocked"
     if stalls.share >= STALLED_SHARE or lag.p99 > LAG_BLOCKED_P99_MS:
         contended = stalls.runqueue_ms >= CONTENDED_RUNQUEUE * stalls.total_ms or \
-            stalls.attributed_ms < 0.5 * stalls.total_ms
+            stalls.attributed_ms + stalls.gc_ms < 0.5 * stalls.total_ms
         return "contended" if contended else "busy"
     if stalls.loop_cpu is not None and stalls.loop_cpu >= BUSY_LOOP_CPU:
         return "busy"

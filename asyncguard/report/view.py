@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Sequence
 from urllib.parse import quote, urlsplit
 
-from asyncguard.bench.results import LAG_BLOCKED_P99_MS, BenchResults, EndpointRun, StallSite, StaticFinding
+from asyncguard.bench.results import GC_PATH, LAG_BLOCKED_P99_MS, BenchResults, EndpointRun, StallSite, StaticFinding
 from asyncguard.bench.lag import STALL_THRESHOLD_MS
 from asyncguard.bench.stalls import BLOCKED_SHARE
 from asyncguard.report import charts
@@ -144,11 +144,13 @@ def held_rows(runs: Sequence[EndpointRun], findings: Sequence[StaticFinding], pe
             continue
         shown.add(id(run.stalls))
         for site in run.stalls.top[:per_run]:
-            finding = static_match(site, findings)
+            collector = site.path == GC_PATH
+            finding = None if collector else static_match(site, findings)
             rows.append({
                 "run": f"{run.flaw} {run_label(run)}" if run.side != "target" else run.name,
-                "site": f"{site.path}:{site.line}", "function": site.function,
-                "route": site.route or "a background task or callback",
+                "site": "the garbage collector" if collector else f"{site.path}:{site.line}",
+                "function": "" if collector else site.function, "collector": collector,
+                "route": "–" if collector else site.route or "a background task or callback",
                 "share": f"{site.stall_ms / run.stalls.total_ms:.0%}" if run.stalls.total_ms else "–",
                 "stall_ms": ms(site.stall_ms), "held_ms": site.stall_ms, "count": f"{site.count:,}",
                 "finding": f"{finding.code} at {finding.path}:{finding.line}" if finding else "",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import signal
 import sys
 import warnings
@@ -19,6 +20,7 @@ from asyncguard import __version__
 from asyncguard.lifetime import handle_signals
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+OUTPUT_FORMATS = ["full", "concise", "text", "json", "json-lines", "sarif", "github", "gitlab", "junit", "html"]
 
 
 class UsageError(Exception):
@@ -36,13 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
                                             "1 findings, 2 usage, configuration or internal error, 130 "
                                             "interrupted (143 on SIGTERM, 129 on SIGHUP).")
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or directories (default: .)")
-    check.add_argument("--format", choices=["text", "json", "sarif", "github", "html"], default="text",
-                       help="output format (default: text; html: a page of the findings with their code)")
+    check.add_argument("--output-format", "--format", dest="output_format", choices=OUTPUT_FORMATS, default=None,
+                       help="full: each finding with its code and chain (the default on a terminal); concise: a line "
+                            "each (the default otherwise; text is its older name); json, json-lines, sarif, github, "
+                            "gitlab, junit; html: a page of the findings with their code")
+    check.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                       help="colour the full and concise formats (auto: on a terminal, unless NO_COLOR is set)")
     check.add_argument("--select", help="comma-separated rule codes or prefixes to enable (default: all)")
     check.add_argument("--extend-select", help="rule codes or prefixes to enable in addition")
     check.add_argument("--ignore", help="rule codes or prefixes to disable")
     check.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
-                       help="glob of files or directories to skip (repeatable)")
+                       help="glob of files or directories to skip, instead of the configured and default ones "
+                            "(repeatable)")
+    check.add_argument("--extend-exclude", action="append", default=[], metavar="PATTERN",
+                       help="glob of files or directories to skip, besides the configured ones (repeatable)")
     check.add_argument("--config", metavar="FILE", help="pyproject.toml to read instead of the nearest one")
     check.add_argument("--output-file", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     check.add_argument("--statistics", action="store_true", help="print the number of findings per rule")
@@ -59,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "(await asyncio.to_thread(f, ...)), which not every object allows")
     check.add_argument("--write-baseline", metavar="FILE", help="record the current findings in FILE and exit 0")
     check.add_argument("--baseline", metavar="FILE", help="report only findings that FILE does not record")
+    check.add_argument("--exit-zero", action="store_true",
+                       help="exit 0 even with findings (errors still exit 2): for a step that uploads the report")
+    check.add_argument("--exit-non-zero-on-fix", action="store_true",
+                       help="with --fix: exit 1 when anything was fixed, even if nothing remains")
     check.add_argument("-q", "--quiet", action="store_true", help="print findings only, no summary")
 
     bench = commands.add_parser("bench", help="load-test and profile an app or the sample suite",
@@ -100,6 +113,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         if args.command == "check":
             return run_check(args)
+        if args.command in EXTRA_MODULES:
+            require_bench_extra(args.command)
         if args.command == "bench":
             from asyncguard.bench.cli import run_bench
 
@@ -118,6 +133,20 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"asyncguard: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_ERROR
+
+
+EXTRA_MODULES = {
+    "bench": ("uvicorn", "locust", "httpx", "pyinstrument", "hdrh", "pydantic", "jinja2", "matplotlib"),
+    "report": ("jinja2", "matplotlib", "pydantic"),
+}
+"""What each command needs of the `bench` extra: the plain install is the checker alone."""
+
+
+def require_bench_extra(command: str) -> None:
+    missing = [name for name in EXTRA_MODULES[command] if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"`asyncguard {command}` needs the bench extra (missing: {', '.join(missing)}): "
+                         "pip install 'asyncguard[bench]'")
 
 
 def run_rule(code: str) -> int:
@@ -190,7 +219,7 @@ def run_check(args: argparse.Namespace) -> int:
             raise UsageError(error)
     if args.unsafe_fixes and not (args.fix or args.diff):
         raise UsageError("--unsafe-fixes goes with --fix or --diff")
-    if args.format == "html" and importlib.util.find_spec("jinja2") is None:
+    if args.output_format == "html" and importlib.util.find_spec("jinja2") is None:
         raise UsageError("--format html needs Jinja2: pip install 'asyncguard[bench]'")
     try:
         settings = load_settings(args.paths, args.config)
@@ -200,7 +229,8 @@ def run_check(args: argparse.Namespace) -> int:
         settings.ignore += parse_codes(args.ignore, "--ignore")
     except ConfigError as error:
         raise UsageError(str(error)) from None
-    excludes = [*(settings.exclude or DEFAULT_EXCLUDES), *settings.extend_exclude, *args.exclude]
+    excludes = [*(args.exclude or settings.exclude or DEFAULT_EXCLUDES), *settings.extend_exclude,
+                *args.extend_exclude]
     files = list(discover(args.paths, settings.project_root, excludes))
     learn_from_environment(settings, files, args.python, quiet=args.quiet)
     if args.write_baseline:  # refused before the run, not after it
@@ -210,6 +240,9 @@ def run_check(args: argparse.Namespace) -> int:
             refuse_over_source(Path(args.write_baseline), [source.path for source in files])
         except BaselineError as error:
             raise UsageError(str(error)) from None
+    if args.exit_non_zero_on_fix and not args.fix:
+        raise UsageError("--exit-non-zero-on-fix goes with --fix")
+    fixed = 0
     with progress_bar(len(files), enabled=not args.quiet and sys.stderr.isatty()) as advance:
         result = run(files, settings, use_cache=not args.no_cache, progress=advance)
     if args.fix or args.diff:
@@ -222,10 +255,11 @@ def run_check(args: argparse.Namespace) -> int:
                 print(skipped.message(), file=sys.stderr)
             return EXIT_FINDINGS if fixes or not_fixed else EXIT_CLEAN
         fixes, not_written = write_fixes(fixes)
+        fixed = sum(fix.fixed for fix in fixes)
         for skipped in not_fixed + not_written:
             print(skipped.message(), file=sys.stderr)
         if not args.quiet:
-            count = sum(fix.fixed for fix in fixes)
+            count = fixed
             print(f"Fixed {count} finding{'s' * (count != 1)} in {len(fixes)} file{'s' * (len(fixes) != 1)}.",
                   file=sys.stderr)
         if fixes:
@@ -249,17 +283,31 @@ def run_check(args: argparse.Namespace) -> int:
         if known and not args.quiet:
             print(f"{known} finding{'s' * (known != 1)} recorded in {args.baseline} not shown.", file=sys.stderr)
 
+    result.findings = [f for f in result.findings if not settings.ignored_in_file(Path(f.path), f.code)]
+    terminal = not args.output_file and sys.stdout.isatty()
+    chosen = args.output_format or ("full" if terminal else "concise")
+    color = args.color == "always" or (args.color == "auto" and terminal and not os.environ.get("NO_COLOR"))
     if args.statistics:
-        report = format_statistics(result.findings)
+        report = format_statistics(result.findings, as_json=chosen == "json")
     else:
-        report = FORMATTERS[args.format](result.findings, result.files_checked, quiet=args.quiet)
+        report = FORMATTERS[chosen](result.findings, result.files_checked, quiet=args.quiet, color=color,
+                                    root=settings.project_root)
     if args.output_file:
         try:
             Path(args.output_file).write_text(report, encoding="utf-8")
         except OSError as error:
             raise UsageError(f"cannot write {args.output_file}: {error.strerror}") from None
     else:
-        sys.stdout.write(report)
+        write_stdout(report)
     if any(f.code == "AG002" for f in result.findings):
         return EXIT_ERROR
-    return EXIT_FINDINGS if result.findings else EXIT_CLEAN
+    if args.exit_non_zero_on_fix and fixed:
+        return EXIT_FINDINGS
+    return EXIT_FINDINGS if result.findings and not args.exit_zero else EXIT_CLEAN
+
+
+def write_stdout(text: str) -> None:
+    """Whatever the terminal's encoding: a character it cannot show (the chain's →, a path's) is escaped."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
+    sys.stdout.write(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ else:  # pragma: no cover
 
 CODE_KEYS = ("select", "extend-select", "ignore")
 LIST_KEYS = (*CODE_KEYS, "exclude", "extend-exclude", "allowed-calls")
-KNOWN_KEYS = {*LIST_KEYS, "extra-blocking-calls", "python"}
+KNOWN_KEYS = {*LIST_KEYS, "extra-blocking-calls", "per-file-ignores", "python"}
 EXTRA_CALL_KEYS = ("message", "suggestion")
 """What asyncguard.lint.knowledge.base.build_knowledge reads of an extra-blocking-calls entry."""
 
@@ -38,6 +39,8 @@ class Settings:
     exclude: list[str] = field(default_factory=list)
     extend_exclude: list[str] = field(default_factory=list)
     extra_blocking_calls: dict[str, dict[str, str]] = field(default_factory=dict)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    """Glob (of the path from the project root, or the file's name) → rule codes or prefixes not reported there."""
     allowed_calls: list[str] = field(default_factory=list)
     python: str | None = None
     """The project's interpreter (or venv), whose installed libraries are learned; "" for none at all."""
@@ -55,9 +58,22 @@ class Settings:
         chosen -= {c for c in codes if any(c.startswith(p) for p in self.ignore)}
         return frozenset(chosen | {"AG001", "AG002"})
 
+    def ignored_in_file(self, path: Path, code: str) -> bool:
+        """`per-file-ignores` says not to report `code` in the file at `path`."""
+        if not self.per_file_ignores:
+            return False
+        try:
+            relative = path.resolve().relative_to(self.project_root.resolve()).as_posix()
+        except ValueError:
+            relative = path.as_posix()
+        return any(code.startswith(tuple(codes)) and (fnmatch.fnmatchcase(relative, glob) or
+                                                      fnmatch.fnmatchcase(path.name, glob))
+                   for glob, codes in self.per_file_ignores.items())
+
     def fingerprint(self) -> str:
         """Changes whenever a setting that affects findings changes: part of the cache key."""
-        relevant = {k: v for k, v in asdict(self).items() if k not in {"project_root", "config_file"}}
+        relevant = {k: v for k, v in asdict(self).items()
+                    if k not in {"project_root", "config_file", "per_file_ignores"}}  # applied to what is found
         return hashlib.blake2b(json.dumps(relevant, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
@@ -109,6 +125,12 @@ def validated(key: str, value: object) -> object:
     run: the right types, codes that select a rule, patterns that compile."""
     if key == "extra-blocking-calls":
         return extra_blocking_calls(value)
+    if key == "per-file-ignores":
+        if not isinstance(value, dict) or not all(isinstance(codes, list) and all(isinstance(c, str) for c in codes)
+                                                  for codes in value.values()):
+            raise ConfigError('per-file-ignores must be a table of globs to lists of codes ({"tests/*" = ["AG1"]})')
+        return {glob: [rule_selector(code, f"per-file-ignores {glob!r}") for code in codes]
+                for glob, codes in value.items()}
     if key == "python":
         if not isinstance(value, str):
             raise ConfigError("python must be a string: the interpreter or venv, \"\" for none")

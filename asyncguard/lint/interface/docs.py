@@ -61,7 +61,8 @@ def rules_listing() -> str:
 def readme_table() -> str:
     rows = ["| Code | Name | What it finds |", "|---|---|---|"]
     for rule in all_rules():
-        rows.append(f"| {rule.code} | `{rule.name}` | {rule.summary().replace('|', '&#124;')} |")
+        rows.append(f"| <a id=\"{rule.code.lower()}\"></a>{rule.code} | `{rule.name}` | "
+                    f"{rule.summary().replace('|', '&#124;')} |")
     return "\n".join([TABLE_START, *rows, TABLE_END])
 
 

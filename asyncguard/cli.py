@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(repeatable)")
     check.add_argument("--extend-exclude", action="append", default=[], metavar="PATTERN",
                        help="glob of files or directories to skip, besides the configured ones (repeatable)")
+    check.add_argument("--stdin-filename", metavar="PATH",
+                       help="check the source on standard input as the file PATH (an editor's buffer; the "
+                            "project's other files are read from disk); give - or no path")
     check.add_argument("--config", metavar="FILE", help="pyproject.toml to read instead of the nearest one")
     check.add_argument("--output-file", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     check.add_argument("--statistics", action="store_true", help="print the number of findings per rule")
@@ -91,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_arguments(report)
 
+    commands.add_parser("server", help="the checker as a language server over stdio (diagnostics, fixes)",
+                        description="A language server over stdio: diagnostics on open and save from the "
+                                    "whole-program pass over the workspace, the safe fixes as code actions.")
     commands.add_parser("rules", help="list every rule")
     rule = commands.add_parser("rule", help="explain one rule: what it does, why it is bad, example, use instead")
     rule.add_argument("code", help="a rule code (AG101) or name (blocking-sleep-in-async-function)")
@@ -123,6 +129,10 @@ def run_command(args: argparse.Namespace) -> int:
             from asyncguard.report.cli import run_report
 
             return run_report(args)
+        if args.command == "server":
+            from asyncguard.lint.interface.server import serve
+
+            return serve()
         if args.command == "rules":
             from asyncguard.lint.interface.docs import rules_listing
             sys.stdout.write(rules_listing())
@@ -213,7 +223,17 @@ def run_check(args: argparse.Namespace) -> int:
     from asyncguard.lint.interface.output import FORMATTERS, format_statistics
     from asyncguard.lint.interface.runner import run
 
-    for path in args.paths:
+    buffers = None
+    if args.stdin_filename is not None:
+        if args.paths not in (["."], ["-"]):
+            raise UsageError("with --stdin-filename, the source is read from standard input: give - or no path")
+        if args.fix or args.diff or args.write_baseline:
+            raise UsageError("--stdin-filename goes without --fix, --diff and --write-baseline")
+        args.paths = [args.stdin_filename]
+        buffers = {Path(os.path.abspath(args.stdin_filename)): sys.stdin.buffer.read()}
+    elif "-" in args.paths:
+        raise UsageError("- (standard input) goes with --stdin-filename PATH, the file it stands for")
+    for path in args.paths if buffers is None else ():
         error = path_error(path)
         if error is not None:
             raise UsageError(error)
@@ -244,7 +264,7 @@ def run_check(args: argparse.Namespace) -> int:
         raise UsageError("--exit-non-zero-on-fix goes with --fix")
     fixed = 0
     with progress_bar(len(files), enabled=not args.quiet and sys.stderr.isatty()) as advance:
-        result = run(files, settings, use_cache=not args.no_cache, progress=advance)
+        result = run(files, settings, use_cache=not args.no_cache, progress=advance, buffers=buffers)
     if args.fix or args.diff:
         from asyncguard.lint.interface.fixes import fix_files, write_fixes
 

@@ -241,7 +241,7 @@ def test_unknown_flag_exits_2(project):
 
 def test_rules_and_rule_commands(capsys):
     code, out, _ = run_cli(capsys, "rules")
-    assert code == 0 and out.splitlines()[3].startswith("AG101  blocking-sleep-in-async-function")
+    assert code == 0 and out.splitlines()[4].startswith("AG101  blocking-sleep-in-async-function")
     code, out, _ = run_cli(capsys, "rule", "blocking-sleep-in-async-function")
     assert code == 0
     for section in ("What it does", "Why is this bad?", "Example", "Use instead"):

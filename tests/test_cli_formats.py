@@ -171,3 +171,19 @@ def test_a_command_of_the_bench_extra_says_so_on_the_plain_install(command, miss
     assert main(command) == 2
     assert capsys.readouterr().err == (f"asyncguard: error: `asyncguard {command[0]}` needs the bench extra (missing: "
                                        f"{missing}): pip install 'asyncguard[bench]'\n")
+
+
+def test_an_editors_buffer_on_stdin_is_checked_as_its_file(project, capsys, monkeypatch):
+    """The buffer replaces the file on disk for this run only; the rest of the project is read from disk."""
+    import io
+
+    main_py = project / "app" / "main.py"
+    main_py.write_text(ROUTE.replace("time.sleep(1)", "pass"))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(ROUTE.encode())))
+    code = main(["check", "--stdin-filename", "app/main.py", "-", "-q"])
+    assert code == 1 and [line.split()[:2] for line in capsys.readouterr().out.splitlines()] == [
+        ["app/main.py:10:5:", "AG101"], ["app/main.py:11:12:", "AG800"]]
+    assert check(capsys, "-q")[1].split()[1] == "AG800"  # the file on disk, its cache untouched by the buffer
+    assert "time.sleep" not in main_py.read_text()
+    assert main(["check", "-"]) == 2 and "goes with --stdin-filename" in capsys.readouterr().err
+    assert main(["check", "--stdin-filename", "app/main.py", "--fix"]) == 2

@@ -23,6 +23,7 @@ from asyncguard.lint.rule import rules_by_category
 from asyncguard.lint.engine.syntax import definition_lines, dotted_name, parse
 
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
+UNUSED_NOQA = "AG003"
 IGNORE_COMMENT = re.compile(r"#\s*asyncguard:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
 
 
@@ -139,11 +140,52 @@ def analyse_source(text: str, path: str = "<string>", module: str = "module",
                           suggestion=raw.api.use)
         if not is_suppressed(finding, lines):
             findings.append(finding)
+    if (enabled is None or UNUSED_NOQA in enabled) and ("noqa" in text or "asyncguard:" in text):
+        findings += unused_suppressions(path, text, result, enabled)
     loop_calls = [[call.callee, *span, result.facts.describe(call.frame).removeprefix("in "),
                    written_call(call.node), call.arguments]
                   for call, span in result.loop_calls if not line_suppresses(lines, span[0], INDIRECT)]
     return FileAnalysis(sorted(findings, key=lambda f: f.sort_key), summarize(result, module, tree, lines),
                         loop_calls)
+
+
+def unused_suppressions(path: str, text: str, result: AnalysisResult, enabled: frozenset[str] | None) -> list[Finding]:
+    """AG003 for each asyncguard code in a suppression comment that nothing on its line would be reported for:
+    a call on the loop, a blocking call in a helper (a suppression there clears the chains through it), a lock."""
+    by_category = rules_by_category()
+    reported: dict[int, set[str]] = {}
+    for raw, span in [*result.findings, *result.lock_uses,
+                      *(located for _, blocking in result.summaries.values() for located in blocking)]:
+        for line in {span[0], span[2]}:
+            reported.setdefault(line, set()).add(by_category[raw.api.category].code)
+    for _, span in result.loop_calls:
+        reported.setdefault(span[0], set()).add(INDIRECT)
+    for calls in result.held_calls.values():
+        for call, line in calls:
+            reported.setdefault(line, set()).add(by_category[call.raw.api.category].code if call.raw else INDIRECT)
+    unused = []
+    for line, column, codes in suppression_comments(text):
+        for code in sorted(code for code in codes if code.startswith("AG") and (enabled is None or code in enabled)
+                           and code not in reported.get(line, ())):
+            unused.append(Finding(path=path, line=line, column=column, end_line=line, end_column=column + 1,
+                                  code=UNUSED_NOQA, message=f"unused suppression: `{code}` (nothing on this line is "
+                                                            f"reported for it)", category="suppression",
+                                  call=code))
+    return unused
+
+
+def suppression_comments(text: str) -> list[tuple[int, int, set[str]]]:
+    """`(line, column, codes)` of every comment that suppresses named codes (real comments: not in strings)."""
+    found = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.COMMENT:
+                codes = suppressed_codes(token.string)
+                if codes and "*" not in codes:
+                    found.append((token.start[0], token.start[1] + 1, codes))
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return found
 
 
 def written_call(node: ast.Call | ast.Attribute) -> str:

@@ -43,7 +43,7 @@ from asyncguard.lint.engine.syntax import Span, parse
 
 SAFE = {"AG101": "time.sleep"}
 """Rule code → the call its safe fix rewrites."""
-NOT_OFFLOADED = frozenset({"AG001", "AG002", "AG111"})
+NOT_OFFLOADED = frozenset({"AG001", "AG002", "AG003", "AG111"})
 """Nothing to rewrite, or a rewrite that is never right (an event loop started in a thread is still wrong)."""
 NEEDS_PARENTHESES = (cst.Attribute, cst.Subscript, cst.Call, cst.BinaryOperation, cst.UnaryOperation,
                      cst.BooleanOperation, cst.Comparison)
@@ -250,16 +250,11 @@ def fix_files(findings: Sequence[Finding], files: Sequence[SourceFile], settings
               unsafe: bool) -> tuple[list[FileFix], list[NotFixed]]:
     """The fixes of every file with a fixable finding, resolved against the same project as the check; and the
     files with one that could not be fixed, with why."""
-    from asyncguard.lint.knowledge.base import build_knowledge
-    from asyncguard.lint.engine.names import layout
-
     wanted: dict[str, list[Finding]] = {}
     for finding in findings:
         if fixable(finding, unsafe):
             wanted.setdefault(finding.path, []).append(finding)
-    knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls)
-    modules, roots = layout(files)
-    project = Project(modules, knowledge, search_roots=roots)
+    knowledge, project = fixing_context(files, settings)
     fixes, not_fixed = [], []
     for source in files:
         if source.display not in wanted:
@@ -283,6 +278,16 @@ def fix_files(findings: Sequence[Finding], files: Sequence[SourceFile], settings
             if count:
                 fixes.append(FileFix(source.path, source.display, before, after, count, original, replacement))
     return fixes, not_fixed
+
+
+def fixing_context(files: Sequence[SourceFile], settings: Settings) -> tuple[Knowledge, Project]:
+    """The knowledge and the project a fix resolves its calls against: the check's own."""
+    from asyncguard.lint.knowledge.base import build_knowledge
+    from asyncguard.lint.engine.names import layout
+
+    knowledge = build_knowledge(settings.extra_blocking_calls, settings.allowed_calls)
+    modules, roots = layout(files)
+    return knowledge, Project(modules, knowledge, search_roots=roots)
 
 
 def write_fixes(fixes: Sequence[FileFix]) -> tuple[list[FileFix], list[NotFixed]]:

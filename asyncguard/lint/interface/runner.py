@@ -163,9 +163,10 @@ def _check_in_worker(source: SourceFile, data: bytes | None) -> Analysed:
 
 
 def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
-        progress: Callable[[int], None] | None = None) -> RunResult:
+        progress: Callable[[int], None] | None = None, buffers: dict[Path, bytes] | None = None) -> RunResult:
     """Check every file, reusing cached analyses, analysing the rest in parallel when there are many; then the
-    whole-program pass over what they call."""
+    whole-program pass over what they call. `buffers`: files' texts as an editor holds them (`--stdin-filename`),
+    checked instead of what is on disk, and never cached."""
     files = list(files)
     enabled = settings.enabled_codes()
     cache = FindingsCache(settings.project_root, settings.fingerprint(), enabled=use_cache)
@@ -177,6 +178,9 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
         result.files_checked += 1
         if source.problem is not None:
             result.findings.append(not_checked(source.display, source.problem))
+            continue
+        if buffers and source.path in buffers:
+            pending.append((source, None, buffers[source.path]))
             continue
         key = str(source.path)
         try:
@@ -214,7 +218,7 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
     analysed_records: list[ModuleRecord] = []
     try:
         for (source, stat, _), (content_digest, findings, dependencies, summary, loop_calls) in zip(pending, analysed):
-            if content_digest is not None and not any(f["code"] == "AG002" for f in findings):
+            if content_digest is not None and stat is not None and not any(f["code"] == "AG002" for f in findings):
                 cache.store(str(source.path), stat, content_digest, [{**f, "path": ""} for f in findings],
                             dependencies, summary, loop_calls, source.module)
             result.findings.extend(Finding.from_json({**f, "path": source.display}) for f in findings)
@@ -232,7 +236,7 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
             found = whole_program(records + analysed_records, files, settings, enabled, cache, project_layout)
             result.findings.extend(found)
             dead = unreached_coroutines(result.findings, files, settings, enabled, project_layout)
-            if not any(f.code == "AG002" for f in found):
+            if not buffers and not any(f.code == "AG002" for f in found):
                 cache.store_program(key, [f.to_json() for f in found], sorted(map(list, dead)))
         result.findings = [f for f in result.findings if (f.path, f.context) not in dead]
     finally:  # interrupted too: the workers stopped, then what was analysed kept in the cache

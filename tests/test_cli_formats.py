@@ -187,3 +187,12 @@ def test_an_editors_buffer_on_stdin_is_checked_as_its_file(project, capsys, monk
     assert "time.sleep" not in main_py.read_text()
     assert main(["check", "-"]) == 2 and "goes with --stdin-filename" in capsys.readouterr().err
     assert main(["check", "--stdin-filename", "app/main.py", "--fix"]) == 2
+
+
+def test_colour_on_a_terminal_unless_no_color(project, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert "\x1b[" in check(capsys, "-q")[1]  # a terminal: full and coloured
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = check(capsys, "-q")[1]
+    assert "\x1b[" not in out and "^^^^^^^^^^^^^ AG101" in out
+    assert "\x1b[" in check(capsys, "-q", "--color", "always")[1]

@@ -16,6 +16,7 @@ from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 
 from asyncguard import __version__
+from asyncguard.cli import UsageError, learn_from_environment
 from asyncguard.lint.findings import Finding
 from asyncguard.lint.interface.config import ConfigError, Settings, load_settings
 from asyncguard.lint.interface.files import DEFAULT_EXCLUDES, SourceFile, discover
@@ -39,10 +40,12 @@ server = CheckServer()
 
 
 def check_workspace(root: Path) -> tuple[dict[str, list[Finding]], list[SourceFile], Settings]:
-    """Every finding of the project at `root`, by file URI, as `asyncguard check ROOT` finds them."""
+    """Every finding of the project at `root`, by file URI, as `asyncguard check ROOT` finds them (learning from the
+    project's environment as it does)."""
     settings = load_settings([str(root)])
     excludes = [*(settings.exclude or DEFAULT_EXCLUDES), *settings.extend_exclude]
     files = list(discover([str(root)], settings.project_root, excludes))
+    learn_from_environment(settings, files, None, quiet=True)  # the same knowledge, and cache, as `check`
     result = run(files, settings)
     by_uri: dict[str, list[Finding]] = {}
     for finding in result.findings:
@@ -73,7 +76,7 @@ async def refresh(ls: CheckServer) -> None:
     async with ls.checking:
         try:
             found, files, settings = await asyncio.to_thread(check_workspace, Path(root))
-        except ConfigError as error:
+        except (ConfigError, UsageError) as error:
             ls.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Error, message=f"asyncguard: {error}"))
             return
         for uri in set(ls.findings) | set(found):

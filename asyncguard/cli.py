@@ -265,6 +265,7 @@ def run_check(args: argparse.Namespace) -> int:
     fixed = 0
     with progress_bar(len(files), enabled=not args.quiet and sys.stderr.isatty()) as advance:
         result = run(files, settings, use_cache=not args.no_cache, progress=advance, buffers=buffers)
+    drop_ignored_in_files(result, settings)
     if args.fix or args.diff:
         from asyncguard.lint.interface.fixes import fix_files, write_fixes
 
@@ -273,7 +274,7 @@ def run_check(args: argparse.Namespace) -> int:
             sys.stdout.write("".join(fix.diff() for fix in fixes))
             for skipped in not_fixed:
                 print(skipped.message(), file=sys.stderr)
-            return EXIT_FINDINGS if fixes or not_fixed else EXIT_CLEAN
+            return EXIT_FINDINGS if (fixes or not_fixed) and not args.exit_zero else EXIT_CLEAN
         fixes, not_written = write_fixes(fixes)
         fixed = sum(fix.fixed for fix in fixes)
         for skipped in not_fixed + not_written:
@@ -284,6 +285,7 @@ def run_check(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         if fixes:
             result = run(files, settings, use_cache=not args.no_cache)
+            drop_ignored_in_files(result, settings)
     if args.write_baseline:
         from asyncguard.lint.interface.baseline import write_baseline
 
@@ -303,7 +305,6 @@ def run_check(args: argparse.Namespace) -> int:
         if known and not args.quiet:
             print(f"{known} finding{'s' * (known != 1)} recorded in {args.baseline} not shown.", file=sys.stderr)
 
-    result.findings = [f for f in result.findings if not settings.ignored_in_file(Path(f.path), f.code)]
     terminal = not args.output_file and sys.stdout.isatty()
     chosen = args.output_format or ("full" if terminal else "concise")
     color = args.color == "always" or (args.color == "auto" and terminal and not os.environ.get("NO_COLOR"))
@@ -321,9 +322,14 @@ def run_check(args: argparse.Namespace) -> int:
         write_stdout(report)
     if any(f.code == "AG002" for f in result.findings):
         return EXIT_ERROR
-    if args.exit_non_zero_on_fix and fixed:
-        return EXIT_FINDINGS
-    return EXIT_FINDINGS if result.findings and not args.exit_zero else EXIT_CLEAN
+    if args.exit_zero:
+        return EXIT_CLEAN
+    return EXIT_FINDINGS if result.findings or (args.exit_non_zero_on_fix and fixed) else EXIT_CLEAN
+
+
+def drop_ignored_in_files(result, settings) -> None:
+    """`per-file-ignores`, before anything uses the findings: the report, the fixes, the baseline."""
+    result.findings = [f for f in result.findings if not settings.ignored_in_file(Path(f.path), f.code)]
 
 
 def write_stdout(text: str) -> None:

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from asyncguard.bench.lag import FrameKinds
-
 OPTION, INI = "--asyncguard-max-stall-ms", "asyncguard_max_stall_ms"
 MARKER = "asyncguard_allow_stall"
 STACK_DEPTH = 64
@@ -84,8 +82,12 @@ class LoopGuard:
         self.samples: dict[tuple[int, float], Counter] = {}
         self.during: dict[tuple[int, float], Frame | None] = {}
         self.stalls: list[Stall] = []
+        self.stalls_lock = threading.Lock()
+        """Loop threads (a portal's) append while the test's thread takes the list."""
         self.test_thread = threading.get_ident()
         self.test_file: str | None = None
+        from asyncguard.bench.lag import FrameKinds  # only with a limit: nothing of asyncguard loads otherwise
+
         self.kinds = FrameKinds()
         self._original = asyncio.events.Handle._run
         self._stopped = threading.Event()
@@ -121,18 +123,26 @@ class LoopGuard:
 
     def _watch(self) -> None:
         while not self._stopped.wait(self.poll):
-            now, frames = time.perf_counter(), None
-            for thread, starts in list(self.running.items()):
-                innermost = starts[-1:]
-                if not innermost or now - innermost[0] < self.poll:
-                    continue
-                frames = frames or sys._current_frames()
-                frame, key = frames.get(thread), (thread, innermost[0])
-                if frame is not None:
-                    self.samples.setdefault(key, Counter())[self.stack(frame)] += 1
-                if thread != self.test_thread and key not in self.during:
-                    self.during[key] = self.test_frame(frames.get(self.test_thread))
-            del frames
+            self._sample_long_callbacks()
+
+    def _sample_long_callbacks(self) -> None:
+        """One round of samples, in a function of its own so that no frame outlives it (a frame kept alive keeps
+        a test's objects alive into the next test)."""
+        now, frames = time.perf_counter(), None
+        for thread, starts in list(self.running.items()):
+            innermost = starts[-1:]
+            if not innermost or now - innermost[0] < self.poll:
+                continue
+            frames = frames or sys._current_frames()
+            frame, key = frames.get(thread), (thread, innermost[0])
+            sample = self.stack(frame) if frame is not None else None
+            during = self.test_frame(frames.get(self.test_thread)) if thread != self.test_thread else None
+            if starts[-1:] != innermost:  # the callback ended meanwhile: its key would never be removed
+                continue
+            if sample is not None:
+                self.samples.setdefault(key, Counter())[sample] += 1
+            if during is not None:
+                self.during.setdefault(key, during)
 
     def stack(self, frame) -> tuple[Frame, ...]:
         frames = []
@@ -155,27 +165,40 @@ class LoopGuard:
         """On the loop's thread, once a callback held it past the limit."""
         stall = Stall(took * 1000, threading.current_thread().name, self.samples.pop(key, Counter()),
                       self.during.pop(key, None), stepped_coroutine(handle))
-        self.stalls.append(stall)
+        with self.stalls_lock:
+            self.stalls.append(stall)
+
+    @pytest.hookimpl
+    def pytest_collection_modifyitems(self, items: list) -> None:
+        """A marker's allowance is checked before any test runs: a bad one is a usage error, not a lost session."""
+        for item in items:
+            allowed_ms(item, self.limit_ms)
 
     @pytest.hookimpl
     def pytest_runtest_logstart(self, nodeid: str, location: tuple) -> None:
-        self.stalls = []
+        with self.stalls_lock:
+            self.stalls = []
         self.test_file = os.path.join(self.rootdir, location[0])
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
-        report = yield
-        stalls, self.stalls = self.stalls, []
+        """The call's report fails for the stalls of its setup (an async fixture's) and its own; the teardown's
+        for its own. Setup itself never fails for one: the test still runs, and says what held the loop."""
+        outcome = yield
+        report = outcome.get_result()
+        if call.when == "setup" and report.passed:
+            return
+        with self.stalls_lock:
+            stalls, self.stalls = self.stalls, []
         allowed = allowed_ms(item, self.limit_ms)
         over = [stall for stall in stalls if allowed is not None and stall.ms > allowed]
         if not over or report.skipped:
-            return report
+            return
         text = "\n\n".join(self.describe(stall, allowed) for stall in sorted(over, key=lambda s: -s.ms))
         if report.passed:
             report.outcome, report.longrepr = "failed", text
         else:
             report.sections.append(("asyncguard: the event loop was held", text))
-        return report
 
     def describe(self, stall: Stall, allowed: float) -> str:
         stack = max(stall.samples, key=stall.samples.get) if stall.samples else ()

@@ -600,17 +600,21 @@ def test_stalls_are_weighed_by_time_and_the_machines_share_is_not_the_apps():
 
 def test_the_lag_file_keeps_what_a_crash_left_whole(tmp_path):
     """One read gives the samples and the records; a stall line cut short by a killed server, or a line the wrapper
-    did not write, is skipped, and what came before it is kept."""
-    from asyncguard.bench.stalls import read_lag_file
+    did not write (a number as a string, an empty sample count), is skipped, and what came before it is kept."""
+    from asyncguard.bench.stalls import read_lag_file, summarize_stalls
 
     stall = {"stall": 100.5, "ms": 200.0, "stacks": [[3, 2, "GET /x", [["/srv/app.py", 9, "handler", "app"]]]]}
     lines = ["100.0100 0.400", json.dumps(stall), '{"cpu":100.75,"cpu_ms":12.5,"runqueue_ms":0.3}',
-             '{"stall":101.2,"ms":20', '{"stall": "soon", "ms": 1, "stacks": []}', "garbage", "101.0100 0.2"]
+             '{"stall":101.2,"ms":20', '{"stall": "soon", "ms": 1, "stacks": []}', '{"stall": 1, "ms": "30", '
+             '"stacks": []}', '{"stall": 101.5, "ms": 25, "stacks": [[0, 0, null, []]]}', "garbage",
+             '{"stall": 101.7, "ms": 21, "stacks": [], "runqueue_ms": null}', "101.0100 0.2"]
     path = tmp_path / "lag.txt"
     path.write_text("\n".join(lines) + "\n")
     samples, records = read_lag_file(path)
     assert samples == [(100.01, 0.4), (101.01, 0.2)]
-    assert records == [stall, {"cpu": 100.75, "cpu_ms": 12.5, "runqueue_ms": 0.3}]
+    assert json.loads(json.dumps(records)) == [stall, {"cpu": 100.75, "cpu_ms": 12.5, "runqueue_ms": 0.3},
+                                               {"stall": 101.7, "ms": 21.0, "stacks": []}]
+    assert summarize_stalls(records, 100.0, 102.0).count == 2  # what was kept is summed without an error
     assert read_lag_file(tmp_path / "missing.txt") == ([], [])
 
 

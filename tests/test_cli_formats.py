@@ -89,6 +89,7 @@ def test_exit_non_zero_on_fix_says_something_was_fixed(project, capsys):
 def test_per_file_ignores_and_extend_exclude(project, capsys):
     (project / "pyproject.toml").write_text('[tool.asyncguard.per-file-ignores]\n"app/main.py" = ["AG101"]\n')
     assert [line.split()[1] for line in check(capsys, "-q")[1].splitlines()] == ["AG800"]
+    assert check(capsys, "--diff")[0] == 0  # nothing ignored is fixed either
     (project / "pyproject.toml").write_text('[tool.asyncguard]\nper-file-ignores = { "*.py" = ["AG9"] }\n')
     assert main(["check", "-q"]) == 2 and "AG9" in capsys.readouterr().err
     (project / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
@@ -196,3 +197,21 @@ def test_colour_on_a_terminal_unless_no_color(project, capsys, monkeypatch):
     out = check(capsys, "-q")[1]
     assert "\x1b[" not in out and "^^^^^^^^^^^^^ AG101" in out
     assert "\x1b[" in check(capsys, "-q", "--color", "always")[1]
+
+
+def test_sarif_paths_are_the_repositorys_and_twin_lines_stay_two_alerts(tmp_path, monkeypatch, capsys):
+    """A service in a monorepo: code scanning resolves paths against the checkout, not the service's pyproject."""
+    (tmp_path / ".git").mkdir()
+    service = tmp_path / "services" / "api"
+    service.mkdir(parents=True)
+    (service / "pyproject.toml").write_text("[project]\nname = 'api'\n")
+    (service / "app.py").write_text("import time\n\n\nasync def handler():\n    time.sleep(1)\n    time.sleep(1)\n")
+    monkeypatch.chdir(tmp_path)
+    run = sarif(capsys, "services/api")["runs"][0]
+    assert run["originalUriBaseIds"]["PROJECTROOT"]["uri"] == tmp_path.resolve().as_uri() + "/"
+    locations = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]]
+    assert locations == ["services/api/app.py"] * 2
+    marks = [r["partialFingerprints"]["asyncguard/v1"] for r in run["results"]]
+    assert len(set(marks)) == 2 and marks[1] == marks[0] + ":1"
+    gitlab = json.loads(check(capsys, "services/api", "--output-format", "gitlab")[1])
+    assert [issue["location"]["path"] for issue in gitlab] == ["services/api/app.py"] * 2

@@ -109,5 +109,5 @@ def test_the_action_stops_on_an_error_and_documents_its_inputs(tmp_path):
         steps["Check"].stdout
     assert all(spec.get("description") and "default" in spec for spec in ACTION["inputs"].values())
     uses = {step["uses"].split("@")[0]: step.get("with", {}) for step in ACTION["runs"]["steps"] if "uses" in step}
-    assert uses["actions/cache"]["path"] == ".asyncguard_cache" and "hashFiles(" in uses["actions/cache"]["key"]
+    assert uses["actions/cache"]["path"] == "**/.asyncguard_cache" and "hashFiles(" in uses["actions/cache"]["key"]
     assert uses["github/codeql-action/upload-sarif"]["sarif_file"] == "${{ inputs.sarif-file }}"

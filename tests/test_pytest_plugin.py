@@ -128,3 +128,70 @@ def test_the_limit_can_come_from_the_ini_file_and_a_bad_one_is_a_usage_error(gua
     result = guarded.runpytest_subprocess("--asyncguard-max-stall-ms", "-5")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--asyncguard-max-stall-ms -5: expected a positive number of milliseconds" in result.stderr.str()
+
+
+LIFETIMES = '''import asyncio
+import gc
+import time
+import weakref
+
+import pytest
+import pytest_asyncio
+
+held = []
+
+
+class Thing:
+    pass
+
+
+@pytest.mark.asyncguard_allow_stall
+@pytest.mark.asyncio
+async def test_a_known_stall_keeps_nothing_alive():
+    thing = Thing()
+    held.append(weakref.ref(thing))
+    time.sleep(0.05)
+
+
+def test_the_next_test_sees_it_collected():
+    gc.collect()
+    assert held[0]() is None
+
+
+@pytest_asyncio.fixture
+async def slow_start():
+    time.sleep(0.3)  # held: fixture
+    yield
+
+
+@pytest.mark.asyncio
+async def test_a_fixtures_stall_fails_the_test_not_its_setup(slow_start):
+    await asyncio.sleep(0)
+'''
+
+
+def test_the_guard_keeps_no_frame_alive_and_blames_a_fixtures_stall_on_its_test(pytester):
+    pytester.makeini(INI)
+    pytester.makepyfile(test_lifetimes=LIFETIMES)
+    result = pytester.runpytest_subprocess("--asyncguard-max-stall-ms", "20")
+    result.assert_outcomes(passed=2, failed=1, errors=0)
+    line = next(number for number, text in enumerate(LIFETIMES.splitlines(), 1) if "# held: fixture" in text)
+    assert f"by test_lifetimes.py:{line} in slow_start" in result.stdout.str()
+
+
+def test_a_bad_allowance_is_a_usage_error_before_any_test_runs(pytester):
+    pytester.makeini(INI)
+    pytester.makepyfile(test_marked='''import pytest
+
+
+def test_first():
+    pass
+
+
+@pytest.mark.asyncguard_allow_stall(ms="lots")
+def test_marked():
+    pass
+''')
+    result = pytester.runpytest_subprocess("--asyncguard-max-stall-ms", "100")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "expected milliseconds" in result.stderr.str()
+    assert "test_first PASSED" not in result.stdout.str() and "1 passed" not in result.stdout.str()

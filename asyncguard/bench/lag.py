@@ -105,6 +105,9 @@ class StallWatch:
         self.monitor = monitor
         self.threshold = threshold_ms / 1000
         self.loop_thread = threading.get_ident()  # made on the loop's thread (`LagMonitor.start`)
+        self.one_core = False
+        """The server runs on one core (the harness pins it): the loop's thread then waits in the run queue while
+        the watchdog samples, which is not the machine's doing. Elsewhere the two run side by side."""
         self._kind: FrameKinds | None = None
         """Made in the watchdog's own thread: resolving the library directories reads the file system."""
         self._thread = threading.Thread(target=self._watch, name="asyncguard-stall-watch", daemon=True)
@@ -116,6 +119,7 @@ class StallWatch:
         """Asleep until the monitor's current wake-up, if it has not come, would be a stall: a healthy loop wakes
         the watchdog about every 20-30 ms, not at a fixed short poll (each wake-up takes the GIL from the loop)."""
         monitor, self._kind = self.monitor, FrameKinds()
+        self.one_core = hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) == 1
         while not monitor.stopped.is_set():
             due = monitor.due
             late = time.monotonic() - due
@@ -128,8 +132,8 @@ class StallWatch:
         """Sample until the loop wakes (the monitor sets a new `due`), then record the stall. Samples in a run of
         `HELD_RUN` or more with one holder (the coroutine running, or the callback) count as held: one call that holds
         the loop is seen again and again, a loop saturated by short steps almost never. A run ends where the loop's
-        thread spent most of the time since the last sample waiting for a CPU: a thread the machine did not run
-        shows the frame it was preempted in, sample after sample, and holds nothing."""
+        thread spent most of the time since the last sample waiting for a CPU, and its samples are not held: a thread
+        the machine did not run shows the frame it was preempted in, sample after sample, and holds nothing."""
         monitor, before = self.monitor, thread_times(self.monitor.loop_native)
         watching = thread_times(threading.get_native_id())
         seen: Counter = Counter()
@@ -152,7 +156,9 @@ class StallWatch:
             if frame is not None:
                 holder, key = self._stack(frame)
                 seen[key] += 1
-                if holder != previous_holder or preempted:
+                if preempted:  # the samples before it may show where the thread was stopped: none is held
+                    run.clear()
+                elif holder != previous_holder:
                     end_run()
                 run.append(key)
                 previous_holder = holder
@@ -168,7 +174,7 @@ class StallWatch:
         if before is not None and after is not None:
             record["cpu_ms"], record["runqueue_ms"] = round(after[0] - before[0], 3), round(after[1] - before[1], 3)
             watched = thread_times(threading.get_native_id())
-            if watching is not None and watched is not None:  # the loop's thread waited for it, on one core
+            if self.one_core and watching is not None and watched is not None:  # the loop's thread waited for it
                 record["watch_ms"] = round(watched[0] - watching[0], 3)
         collected = monitor.collected_between(due, woke)
         if collected:

@@ -14,9 +14,9 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from asyncguard.bench.lag import STALL_THRESHOLD_MS
 from asyncguard.bench.results import GC_PATH, LAG_BLOCKED_P99_MS, LagSummary, StallFrame, StallSite, StallSummary
@@ -34,20 +34,28 @@ GC_SITE = (GC_PATH, 0, "garbage collection", None)
 GC_STACK = ((GC_PATH, 0, "garbage collection"),)
 
 
+Count = Annotated[int, Field(strict=True, ge=0)]
+Milliseconds = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+Stamp = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
 class _Stall(BaseModel):
-    stall: float
-    ms: float
-    stacks: list[tuple[int, int, Optional[str], list[tuple[str, int, str, Literal["app", "library", "idle"]]]]]
-    cpu_ms: Optional[float] = None
-    runqueue_ms: Optional[float] = None
-    gc_ms: Optional[float] = None
-    watch_ms: Optional[float] = None
+    """A stall line as the wrapper writes it: numbers that are numbers (a string is not coerced), none negative."""
+
+    stall: Stamp
+    ms: Milliseconds
+    stacks: list[tuple[Annotated[int, Field(strict=True, ge=1)], Count, Optional[str],
+                       list[tuple[str, int, str, Literal["app", "library", "idle"]]]]]
+    cpu_ms: Optional[Milliseconds] = None
+    runqueue_ms: Optional[Milliseconds] = None
+    gc_ms: Optional[Milliseconds] = None
+    watch_ms: Optional[Milliseconds] = None
 
 
 class _CpuTotals(BaseModel):
-    cpu: float
-    cpu_ms: float
-    runqueue_ms: float
+    cpu: Stamp
+    cpu_ms: Milliseconds
+    runqueue_ms: Milliseconds
 
 
 _RECORD = TypeAdapter(Union[_Stall, _CpuTotals])
@@ -65,9 +73,7 @@ def read_lag_file(path: Path) -> tuple[list[tuple[float, float]], list[dict]]:
     for line in lines:
         try:
             if line.startswith("{"):
-                record = json.loads(line)
-                _RECORD.validate_python(record)
-                records.append(record)
+                records.append(_RECORD.validate_python(json.loads(line)).model_dump(exclude_none=True))
             else:
                 stamp, _, ms = line.partition(" ")
                 samples.append((float(stamp), float(ms)))

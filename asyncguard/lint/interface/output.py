@@ -119,12 +119,19 @@ def format_json_lines(findings: Sequence[Finding], files_checked: int, **_) -> s
     return "".join(json.dumps(f.to_json()) + "\n" for f in findings)
 
 
-def format_gitlab(findings: Sequence[Finding], files_checked: int, **_) -> str:
-    """GitLab's Code Quality report: its fingerprint is the baseline's, stable when lines shift."""
+def format_gitlab(findings: Sequence[Finding], files_checked: int, root: Path | None = None, **_) -> str:
+    """GitLab's Code Quality report: paths from the repository's root, the baseline's fingerprint (stable when
+    lines shift)."""
+    base = repository_root(root or Path.cwd())
+
+    def path(shown: str) -> str:
+        absolute = Path(shown).resolve()
+        return absolute.relative_to(base).as_posix() if absolute.is_relative_to(base) else shown
+
     return json.dumps([
         {"description": f"{f.code} {text_message(f)}", "check_name": f.code, "fingerprint": mark,
-         "severity": "major", "location": {"path": f.path, "lines": {"begin": f.line, "end": f.end_line}}}
-        for f, mark in zip(findings, fingerprints(findings))
+         "severity": "major", "location": {"path": path(f.path), "lines": {"begin": f.line, "end": f.end_line}}}
+        for f, mark in zip(findings, distinct_fingerprints(findings))
     ], indent=2) + "\n"
 
 
@@ -148,13 +155,14 @@ def format_junit(findings: Sequence[Finding], files_checked: int, **_) -> str:
 
 
 def format_sarif(findings: Sequence[Finding], files_checked: int, root: Path | None = None, **_) -> str:
-    """SARIF 2.1.0 for code scanning: paths relative to the project root (`uriBaseId`), so the report does not
-    depend on where the command ran, and the baseline's fingerprint, so an alert survives a line inserted above it."""
+    """SARIF 2.1.0 for code scanning: paths relative to the repository's root (`uriBaseId`; the project's where it
+    is in none), so the report does not depend on where the command ran and code scanning finds each file, and the
+    baseline's fingerprint, so an alert survives a line inserted above it."""
     from asyncguard.lint.interface.docs import rule_doc
 
     rules = all_rules()
     index = {rule.code: i for i, rule in enumerate(rules)}
-    root = (root or Path.cwd()).resolve()
+    root = repository_root(root or Path.cwd())
     driver = {
         "name": "asyncguard",
         "version": __version__,
@@ -180,7 +188,7 @@ def format_sarif(findings: Sequence[Finding], files_checked: int, root: Path | N
         return {"uri": absolute.as_uri()}
 
     results = []
-    for finding, mark in zip(findings, fingerprints(findings)):
+    for finding, mark in zip(findings, distinct_fingerprints(findings)):
         result = {
             "ruleId": finding.code,
             "ruleIndex": index[finding.code],
@@ -212,6 +220,23 @@ def format_sarif(findings: Sequence[Finding], files_checked: int, root: Path | N
     run = {"tool": {"driver": driver}, "originalUriBaseIds": {ROOT_BASE: {"uri": root.as_uri() + "/"}},
            "results": results}
     return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2) + "\n"
+
+
+def distinct_fingerprints(findings: Sequence[Finding]) -> list[str]:
+    """The baseline's fingerprints, the second and later of identical ones (the same line twice in a function)
+    numbered, so that no two alerts merge; still stable when lines move."""
+    seen: Counter = Counter()
+    marks = []
+    for mark in fingerprints(findings):
+        marks.append(f"{mark}:{seen[mark]}" if seen[mark] else mark)
+        seen[mark] += 1
+    return marks
+
+
+def repository_root(start: Path) -> Path:
+    """The checkout the project is in (code scanning resolves SARIF paths against it), else the project itself."""
+    start = start.resolve()
+    return next((directory for directory in (start, *start.parents) if (directory / ".git").exists()), start)
 
 
 def rule_url(code: str) -> str:

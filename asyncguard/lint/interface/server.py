@@ -10,6 +10,7 @@ in the editor.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from lsprotocol import types as lsp
@@ -34,6 +35,8 @@ class CheckServer(LanguageServer):
         """By the file's URI."""
         self.checked: tuple[list[SourceFile], Settings] | None = None
         self.checking = asyncio.Lock()
+        self.queued = False
+        """A run waits for the one in progress: more saves meanwhile need no run of their own."""
 
 
 server = CheckServer()
@@ -50,15 +53,20 @@ def check_workspace(root: Path) -> tuple[dict[str, list[Finding]], list[SourceFi
     by_uri: dict[str, list[Finding]] = {}
     for finding in result.findings:
         if not settings.ignored_in_file(Path(finding.path), finding.code):
-            by_uri.setdefault(Path(finding.path).resolve().as_uri(), []).append(finding)
+            by_uri.setdefault(uri_of(finding.path), []).append(finding)
     return by_uri, files, settings
+
+
+def uri_of(path: str) -> str:
+    """As the editor names the file: absolute, symbolic links kept (a workspace opened through one stays so)."""
+    return Path(os.path.abspath(path)).as_uri()
 
 
 def diagnostic(finding: Finding) -> lsp.Diagnostic:
     start = lsp.Position(line=finding.line - 1, character=max(finding.column - 1, 0))
     end = lsp.Position(line=finding.end_line - 1, character=max(finding.end_column - 1, 0))
     related = [lsp.DiagnosticRelatedInformation(
-        location=lsp.Location(uri=Path(step["path"]).resolve().as_uri(),
+        location=lsp.Location(uri=uri_of(step["path"]),
                               range=lsp.Range(start=lsp.Position(line=max(step["line"], 1) - 1, character=0),
                                               end=lsp.Position(line=max(step["line"], 1) - 1, character=0))),
         message=f"→ {step['name']}") for step in finding.chain]
@@ -71,9 +79,11 @@ def diagnostic(finding: Finding) -> lsp.Diagnostic:
 async def refresh(ls: CheckServer) -> None:
     """Check the workspace again and publish what changed (a file whose findings are gone gets an empty list)."""
     root = ls.workspace.root_path
-    if root is None:
+    if root is None or ls.queued:  # a run is already waiting to start: it will see this change too
         return
+    ls.queued = True
     async with ls.checking:
+        ls.queued = False
         try:
             found, files, settings = await asyncio.to_thread(check_workspace, Path(root))
         except (ConfigError, UsageError) as error:
@@ -109,7 +119,7 @@ def code_actions(ls: CheckServer, params: lsp.CodeActionParams) -> list[lsp.Code
     if not findings or ls.checked is None:
         return []
     files, settings = ls.checked
-    source = next((s for s in files if s.path.resolve().as_uri() == uri), None)
+    source = next((s for s in files if uri_of(str(s.path)) == uri), None)
     if source is None:
         return []
     document = ls.workspace.get_text_document(uri)

@@ -5,6 +5,8 @@ class UnusedNoqa(Rule):
     """Reports a `# noqa: AG...` or `# asyncguard: ignore[AG...]` comment whose codes suppress nothing on its line:
     no call there is one the rule would report. Only asyncguard's own codes are read (`# noqa: E731` belongs to
     another tool, and a bare `# noqa` may too), and only codes the run selects.
+
+    Only files with `async` code are analysed, so a suppression in a module of sync helpers alone is not judged.
     """
 
     code = "AG003"

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -86,9 +87,9 @@ class LoopGuard:
         """Loop threads (a portal's) append while the test's thread takes the list."""
         self.test_thread = threading.get_ident()
         self.test_file: str | None = None
-        from asyncguard.bench.lag import FrameKinds  # only with a limit: nothing of asyncguard loads otherwise
+        from asyncguard.bench.lag import FrameKinds, relative  # only with a limit: nothing of asyncguard otherwise
 
-        self.kinds = FrameKinds()
+        self.kinds, self.relative = FrameKinds(), relative
         self._original = asyncio.events.Handle._run
         self._stopped = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="asyncguard-loop-guard", daemon=True)
@@ -222,10 +223,7 @@ class LoopGuard:
         return "\n".join(lines)
 
     def place(self, frame: Frame) -> str:
-        path = frame[0]
-        if path.startswith(os.path.join(self.rootdir, "")):
-            path = os.path.relpath(path, self.rootdir)
-        return f"{path}:{frame[1]} in {frame[2]}"
+        return f"{self.relative(frame[0], Path(self.rootdir))}:{frame[1]} in {frame[2]}"
 
 
 def allowed_ms(item: pytest.Item, limit_ms: float) -> float | None:

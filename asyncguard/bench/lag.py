@@ -40,10 +40,9 @@ STALL_SAMPLE_EVERY = 0.002
 COLLECTION_KEPT_FROM = 0.001
 """A garbage collection this long (s) is kept, for the stalls it falls in."""
 COLLECTIONS_KEPT = 256
-HELD_RUN = 3
-"""Samples in a row with one holder (4 ms of it, at least) for a call to hold the loop."""
-PREEMPTED = 0.5
-"""Of the time between two samples, spent by the loop's thread waiting for a CPU: the machine's, not the code's."""
+HELD_MS = 5.0
+"""How long one holder must be seen, in the loop thread's own time (not waiting for a CPU), to hold the loop: three
+samples in a row on a quiet machine."""
 STACK_DEPTH = 48
 """Frames kept of each sampled stack, innermost first."""
 IDLE_FUNCTIONS = frozenset({"select", "_run_once", "run_forever", "run_until_complete", "run"})
@@ -75,6 +74,16 @@ def library_directories() -> tuple[str, ...]:
     found = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
     found.add(str(Path(__file__).resolve().parent.parent))
     return tuple(sorted({os.path.join(os.path.realpath(path), "") for path in found}))
+
+
+def relative(path: str, base: Path | None) -> str:
+    """A path as `asyncguard check` run from `base` prints it: relative when under it."""
+    if base is None:
+        return path
+    try:
+        return Path(path).resolve().relative_to(base.resolve()).as_posix()
+    except (ValueError, OSError):
+        return path
 
 
 class FrameKinds:
@@ -129,42 +138,42 @@ class StallWatch:
                 return
 
     def _follow(self, due: float) -> None:
-        """Sample until the loop wakes (the monitor sets a new `due`), then record the stall. Samples in a run of
-        `HELD_RUN` or more with one holder (the coroutine running, or the callback) count as held: one call that holds
-        the loop is seen again and again, a loop saturated by short steps almost never. A run ends where the loop's
-        thread spent most of the time since the last sample waiting for a CPU, and its samples are not held: a thread
-        the machine did not run shows the frame it was preempted in, sample after sample, and holds nothing."""
+        """Sample until the loop wakes (the monitor sets a new `due`), then record the stall. The samples of a run
+        with one holder (the coroutine running, or the callback) count as held when the run lasted `HELD_MS` of the
+        loop thread's own time: its wall time less what the thread spent waiting for a CPU. One call that holds the
+        loop is seen again and again, a loop saturated by short steps almost never; and a short step the machine
+        preempted, whose frame shows sample after sample while the thread waits, holds nothing."""
         monitor, before = self.monitor, thread_times(self.monitor.loop_native)
         watching = thread_times(threading.get_native_id())
         seen: Counter = Counter()
         held: Counter = Counter()
         run: list = []
-        """The samples of the current holder's run."""
+        """The samples of the current holder's run, and (below) when it began."""
+        run_began: tuple = (time.monotonic(), before)
 
-        def end_run() -> None:
-            if len(run) >= HELD_RUN:
+        def end_run(now: tuple) -> None:
+            """`now`: the time and the thread's totals at the sample that ended the run (the thread ran by then, so
+            its run-queue total counts every wait within the run)."""
+            waited = now[1][1] - run_began[1][1] if now[1] is not None and run_began[1] is not None else 0.0
+            if run and (now[0] - run_began[0]) * 1000 - waited >= HELD_MS:
                 held.update(run)
             run.clear()
 
-        previous_holder, previous_times = None, (time.monotonic(), before)
+        previous_holder = None
         while monitor.due == due and not monitor.stopped.is_set():
             frame = sys._current_frames().get(self.loop_thread)
             times = time.monotonic(), thread_times(monitor.loop_native)
-            preempted = times[1] is not None and previous_times[1] is not None and \
-                times[1][1] - previous_times[1][1] >= PREEMPTED * (times[0] - previous_times[0]) * 1000
-            previous_times = times
             if frame is not None:
                 holder, key = self._stack(frame)
                 seen[key] += 1
-                if preempted:  # the samples before it may show where the thread was stopped: none is held
-                    run.clear()
-                elif holder != previous_holder:
-                    end_run()
+                if holder != previous_holder:
+                    end_run(times)
+                    run_began = times
                 run.append(key)
                 previous_holder = holder
             del frame
             time.sleep(STALL_SAMPLE_EVERY)
-        end_run()
+        end_run((time.monotonic(), thread_times(monitor.loop_native)))
         if monitor.due == due:  # stopped mid-stall: its end is unknown
             return
         woke = monitor.woke

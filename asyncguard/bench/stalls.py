@@ -18,7 +18,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from asyncguard.bench.lag import STALL_THRESHOLD_MS
+from asyncguard.bench.lag import STALL_THRESHOLD_MS, relative
 from asyncguard.bench.results import GC_PATH, LAG_BLOCKED_P99_MS, LagSummary, StallFrame, StallSite, StallSummary
 
 BLOCKED_SHARE = 0.01
@@ -144,16 +144,6 @@ def summarize_stalls(records: list[dict], start: float, end: float, base: Path |
 def site_frame(frames: list) -> list:
     """The deepest frame of the app's own code in a stack (innermost first), else its innermost frame."""
     return next((frame for frame in frames if frame[3] == "app"), frames[0])
-
-
-def relative(path: str, base: Path | None) -> str:
-    """A path as `asyncguard check` run from `base` prints it: relative when under it."""
-    if base is None:
-        return path
-    try:
-        return Path(path).resolve().relative_to(base.resolve()).as_posix()
-    except (ValueError, OSError):
-        return path
 
 
 def loop_cpu_share(records: list[dict], start: float, end: float) -> float | None:

@@ -124,13 +124,9 @@ def format_gitlab(findings: Sequence[Finding], files_checked: int, root: Path | 
     lines shift)."""
     base = repository_root(root or Path.cwd())
 
-    def path(shown: str) -> str:
-        absolute = Path(shown).resolve()
-        return absolute.relative_to(base).as_posix() if absolute.is_relative_to(base) else shown
-
     return json.dumps([
-        {"description": f"{f.code} {text_message(f)}", "check_name": f.code, "fingerprint": mark,
-         "severity": "major", "location": {"path": path(f.path), "lines": {"begin": f.line, "end": f.end_line}}}
+        {"description": f"{f.code} {text_message(f)}", "check_name": f.code, "fingerprint": mark, "severity": "major",
+         "location": {"path": from_root(f.path, base) or f.path, "lines": {"begin": f.line, "end": f.end_line}}}
         for f, mark in zip(findings, distinct_fingerprints(findings))
     ], indent=2) + "\n"
 
@@ -182,10 +178,8 @@ def format_sarif(findings: Sequence[Finding], files_checked: int, root: Path | N
     }
 
     def artifact(path: str) -> dict:
-        absolute = Path(path).resolve()
-        if absolute.is_relative_to(root):
-            return {"uri": absolute.relative_to(root).as_posix(), "uriBaseId": ROOT_BASE}
-        return {"uri": absolute.as_uri()}
+        shown = from_root(path, root)
+        return {"uri": shown, "uriBaseId": ROOT_BASE} if shown else {"uri": Path(path).resolve().as_uri()}
 
     results = []
     for finding, mark in zip(findings, distinct_fingerprints(findings)):
@@ -231,6 +225,12 @@ def distinct_fingerprints(findings: Sequence[Finding]) -> list[str]:
         marks.append(f"{mark}:{seen[mark]}" if seen[mark] else mark)
         seen[mark] += 1
     return marks
+
+
+def from_root(path: str, root: Path) -> str | None:
+    """`path` relative to `root` (resolved), None when it is not under it."""
+    absolute = Path(path).resolve()
+    return absolute.relative_to(root).as_posix() if absolute.is_relative_to(root) else None
 
 
 def repository_root(start: Path) -> Path:

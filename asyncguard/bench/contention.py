@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = measure(args.app_dir, args.duration, args.out.with_suffix(""))
+    except subprocess.CalledProcessError as error:  # bench has said why, in its own line
+        print(f"asyncguard: error: the sample suite did not run (exit {error.returncode})", file=sys.stderr)
+        return 1
     except (subprocess.SubprocessError, OSError) as error:
         print(f"asyncguard: error: {error}", file=sys.stderr)
         return 1

@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("reports/overhead-bench.json"))
     parser.add_argument("--readme", type=Path)
     args = parser.parse_args(argv)
+    if not (args.app_dir / "trivial.py").is_file():
+        print(f"asyncguard: error: no trivial.py in {args.app_dir} (--app-dir: the sample apps)", file=sys.stderr)
+        return 2
     try:
         result = measure(args.app_dir, args.users, args.duration, args.rounds, args.blocks, args.block)
     except (ServerError, RuntimeError) as error:

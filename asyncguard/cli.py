@@ -219,7 +219,7 @@ def learn_installed(settings, files: list, chosen: str | None, quiet: bool) -> N
 
 def run_check(args: argparse.Namespace) -> int:
     from asyncguard.lint.interface.config import ConfigError, load_settings, parse_codes
-    from asyncguard.lint.interface.files import DEFAULT_EXCLUDES, discover, path_error
+    from asyncguard.lint.interface.files import discover, path_error
     from asyncguard.lint.interface.output import FORMATTERS, format_statistics
     from asyncguard.lint.interface.runner import run
 
@@ -249,8 +249,7 @@ def run_check(args: argparse.Namespace) -> int:
         settings.ignore += parse_codes(args.ignore, "--ignore")
     except ConfigError as error:
         raise UsageError(str(error)) from None
-    excludes = [*(args.exclude or settings.exclude or DEFAULT_EXCLUDES), *settings.extend_exclude,
-                *args.extend_exclude]
+    excludes = settings.walk_excludes(args.exclude, args.extend_exclude)
     files = list(discover(args.paths, settings.project_root, excludes))
     learn_from_environment(settings, files, args.python, quiet=args.quiet)
     if args.write_baseline:  # refused before the run, not after it

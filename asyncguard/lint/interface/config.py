@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from asyncguard.lint.interface.files import DEFAULT_EXCLUDES
 from asyncguard.lint.knowledge.base import glob_to_regex
 from asyncguard.lint.rule import all_rules
 
@@ -57,6 +58,11 @@ class Settings:
         chosen = {c for c in codes if any(c.startswith(p) for p in [*self.select, *self.extend_select])}
         chosen -= {c for c in codes if any(c.startswith(p) for p in self.ignore)}
         return frozenset(chosen | {"AG001", "AG002"})
+
+    def walk_excludes(self, instead: Iterable[str] = (), extra: Iterable[str] = ()) -> list[str]:
+        """What a walk leaves out: `exclude` (else the defaults), or `instead` of it when given, then
+        `extend-exclude` and `extra` (the command line's `--exclude` and `--extend-exclude`)."""
+        return [*(list(instead) or self.exclude or DEFAULT_EXCLUDES), *self.extend_exclude, *extra]
 
     def ignored_in_file(self, path: Path, code: str) -> bool:
         """`per-file-ignores` says not to report `code` in the file at `path`."""

@@ -13,7 +13,7 @@ from asyncguard.lint.findings import Finding, source_lines
 from asyncguard.lint.interface.baseline import fingerprints
 from asyncguard.lint.rule import all_rules, rules_by_code
 
-BOLD, RED, CYAN, BLUE, RESET = "\x1b[1m", "\x1b[31m", "\x1b[36m", "\x1b[34m", "\x1b[0m"
+BOLD, RED, BLUE, RESET = "\x1b[1m", "\x1b[31m", "\x1b[34m", "\x1b[0m"
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 README_URL = "https://github.com/asyncguard/asyncguard"
@@ -36,7 +36,7 @@ def summary(findings: Sequence[Finding], files_checked: int) -> dict:
 def format_concise(findings: Sequence[Finding], files_checked: int, quiet: bool = False, color: bool = False,
                    **_) -> str:
     """`path:line:col: CODE message`, a finding a line (ruff's `concise`)."""
-    lines = [f"{location(f, color)} {paint(f.code, BOLD + RED, color)} {text_message(f)}" for f in findings]
+    lines = [header(f, color) for f in findings]
     return "\n".join(lines + totals(findings, files_checked, quiet)) + ("\n" if lines or not quiet else "")
 
 
@@ -46,7 +46,7 @@ def format_full(findings: Sequence[Finding], files_checked: int, quiet: bool = F
     blocks, files = [], {}
     for finding in findings:
         lines = files.setdefault(finding.path, source_lines(finding.path))
-        block = [f"{location(finding, color)} {paint(finding.code, BOLD + RED, color)} {text_message(finding)}"]
+        block = [header(finding, color)]
         if 0 < finding.line <= len(lines):
             block += excerpt(finding, lines, color)
         if finding.chain:
@@ -73,8 +73,10 @@ def excerpt(finding: Finding, lines: list[str], color: bool) -> list[str]:
     return shown + [gutter()]
 
 
-def location(finding: Finding, color: bool) -> str:
-    return f"{paint(finding.path, BOLD, color)}:{finding.line}:{finding.column}:"
+def header(finding: Finding, color: bool) -> str:
+    """`path:line:col: CODE message`."""
+    return (f"{paint(finding.path, BOLD, color)}:{finding.line}:{finding.column}: "
+            f"{paint(finding.code, BOLD + RED, color)} {text_message(finding)}")
 
 
 def paint(text: str, style: str, color: bool) -> str:

@@ -20,7 +20,7 @@ from asyncguard import __version__
 from asyncguard.cli import UsageError, learn_from_environment
 from asyncguard.lint.findings import Finding
 from asyncguard.lint.interface.config import ConfigError, Settings, load_settings
-from asyncguard.lint.interface.files import DEFAULT_EXCLUDES, SourceFile, discover
+from asyncguard.lint.interface.files import SourceFile, discover
 from asyncguard.lint.interface.fixes import fixable, fix_source, fixing_context
 from asyncguard.lint.interface.output import rule_url, text_message
 from asyncguard.lint.interface.runner import run
@@ -46,8 +46,7 @@ def check_workspace(root: Path) -> tuple[dict[str, list[Finding]], list[SourceFi
     """Every finding of the project at `root`, by file URI, as `asyncguard check ROOT` finds them (learning from the
     project's environment as it does)."""
     settings = load_settings([str(root)])
-    excludes = [*(settings.exclude or DEFAULT_EXCLUDES), *settings.extend_exclude]
-    files = list(discover([str(root)], settings.project_root, excludes))
+    files = list(discover([str(root)], settings.project_root, settings.walk_excludes()))
     learn_from_environment(settings, files, None, quiet=True)  # the same knowledge, and cache, as `check`
     result = run(files, settings)
     by_uri: dict[str, list[Finding]] = {}

@@ -221,7 +221,7 @@ def run_check(args: argparse.Namespace) -> int:
     from asyncguard.lint.interface.config import ConfigError, load_settings, parse_codes
     from asyncguard.lint.interface.files import discover, path_error
     from asyncguard.lint.interface.output import FORMATTERS, format_statistics
-    from asyncguard.lint.interface.runner import run
+    from asyncguard.lint.interface.runner import display_path, run
 
     buffers = None
     if args.stdin_filename is not None:
@@ -311,7 +311,9 @@ def run_check(args: argparse.Namespace) -> int:
         report = format_statistics(result.findings, as_json=chosen == "json")
     else:
         report = FORMATTERS[chosen](result.findings, result.files_checked, quiet=args.quiet, color=color,
-                                    root=settings.project_root)
+                                    root=settings.project_root,
+                                    buffers={display_path(path): text.decode("utf-8", "replace")
+                                             for path, text in (buffers or {}).items()})
     if args.output_file:
         try:
             Path(args.output_file).write_text(report, encoding="utf-8")

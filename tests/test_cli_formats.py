@@ -186,6 +186,9 @@ def test_an_editors_buffer_on_stdin_is_checked_as_its_file(project, capsys, monk
         ["app/main.py:10:5:", "AG101"], ["app/main.py:11:12:", "AG800"]]
     assert check(capsys, "-q")[1].split()[1] == "AG800"  # the file on disk, its cache untouched by the buffer
     assert "time.sleep" not in main_py.read_text()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(ROUTE.encode())))
+    assert main(["check", "--stdin-filename", "app/main.py", "--output-format", "full", "-q"]) == 1
+    assert "time.sleep(1)" in capsys.readouterr().out  # the excerpt is the buffer's line, not the file's
     assert main(["check", "-"]) == 2 and "goes with --stdin-filename" in capsys.readouterr().err
     assert main(["check", "--stdin-filename", "app/main.py", "--fix"]) == 2
 

@@ -41,9 +41,10 @@ def format_concise(findings: Sequence[Finding], files_checked: int, quiet: bool 
 
 
 def format_full(findings: Sequence[Finding], files_checked: int, quiet: bool = False, color: bool = False,
-                **_) -> str:
-    """Each finding with its code, the call marked, and the chain that reaches it (ruff's `full`)."""
-    blocks, files = [], {}
+                buffers: dict[str, str] | None = None, **_) -> str:
+    """Each finding with its code, the call marked, and the chain that reaches it (ruff's `full`). `buffers`:
+    texts checked in place of their files (`--stdin-filename`), by shown path, so the excerpt is what was checked."""
+    blocks, files = [], {path: text.splitlines() for path, text in (buffers or {}).items()}
     for finding in findings:
         lines = files.setdefault(finding.path, source_lines(finding.path))
         block = [header(finding, color)]

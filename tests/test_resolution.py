@@ -143,6 +143,34 @@ def test_a_call_on_self_runs_the_override_of_the_class_it_is_made_on(tmp_path):
         "app.jobs.base.Job.run", "app.jobs.prices.PriceJob.fetch", "requests.get"]
 
 
+def test_an_inherited_constructor_runs_the_override_of_the_class_being_built(tmp_path):
+    """A base `__init__` calls `self.create_client()`, which the subclass overrides: building the subclass runs
+    the override, directly from a route or from a sync helper the route calls."""
+    reported, expected, findings = check(tmp_path, {
+        "app/clients/base.py": ("class BaseClient:\n    def __init__(self, url):\n"
+                                "        self.client = self.create_client(url)\n\n"
+                                "    def create_client(self, url):\n        return None\n"),
+        "app/clients/vault.py": ("import requests\nfrom app.clients.base import BaseClient\n\n\n"
+                                 "class VaultClient(BaseClient):\n    def create_client(self, url):\n"
+                                 "        session = requests.Session()\n"
+                                 "        session.post(url + '/v1/auth/approle/login')\n        return session\n\n\n"
+                                 "class NullClient(BaseClient):\n    pass\n\n\n"
+                                 "def vault_client():\n    return VaultClient('https://vault')\n"),
+        "app/routes.py": ("import time\nfrom app.clients.vault import NullClient, VaultClient, vault_client\n\n\n"
+                          "class SlowClient(NullClient):\n    def create_client(self, url):\n"
+                          "        time.sleep(1)\n\n\n"
+                          "async def secrets():\n    return VaultClient('https://vault')  # AG800\n\n\n"
+                          "async def from_helper():\n    return vault_client()  # AG800\n\n\n"
+                          "async def slow():\n    return SlowClient('x')  # AG800\n\n\n"
+                          "async def null():\n    return NullClient('x')\n"),
+    })
+    assert reported == expected
+    assert {tuple(step["name"] for step in finding.chain[:2]) for finding in findings} == {
+        ("app.clients.base.BaseClient.__init__", "app.clients.vault.VaultClient.create_client"),
+        ("app.clients.vault.vault_client", "app.clients.base.BaseClient.__init__"),
+        ("app.clients.base.BaseClient.__init__", "app.routes.SlowClient.create_client")}
+
+
 def test_star_imports_more_than_one_level_deep(tmp_path):
     reported, expected, _ = check(tmp_path, {
         "app/services/__init__.py": "from .all import *\n",

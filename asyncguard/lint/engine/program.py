@@ -238,7 +238,7 @@ class Program:
         summary = self.functions[function][1]
         found = {}
         for callee, line in summary["calls"].items():
-            found.setdefault(self.resolve(callee), line)
+            found.setdefault(self.node(callee), line)
         receiver = receiver or function.rpartition(".")[0]
         for method, line in summary.get("self_calls", {}).items():
             found.setdefault(self.reached(self.resolve(f"{receiver}.{method}"), receiver), line)
@@ -353,7 +353,7 @@ class Program:
         calls = []
         for record in records:
             with contained(failures, [record.path]):
-                calls += [(record, call, self.reached(self.resolve(call[0]), self._receiver(call[0])))
+                calls += [(record, call, self.node(call[0]))
                           for call in record.loop_calls]
         chains: dict[str, list[Step]] = {}
         with contained(failures, sorted({record.path for record, _, _ in calls})):
@@ -366,10 +366,13 @@ class Program:
                     found.append(finding)
         return found
 
-    def _receiver(self, callee: str) -> str | None:
-        """The class a method call is made on (`PriceJob` of `PriceJob().run()`), if the pass knows it."""
-        owner = callee.rpartition(".")[0]
-        return owner if owner in self.classes else None
+    def node(self, callee: str) -> str | None:
+        """The node of the call graph a call of `callee` reaches, with the class it is made on where the pass knows
+        it: `PriceJob().run()` runs `Job.run` on a `PriceJob`, and `RealClient()` an inherited `__init__` whose
+        `self.create_client()` is `RealClient`'s."""
+        function = self.resolve(callee)
+        owner = callee if callee in self.classes else callee.rpartition(".")[0]
+        return self.reached(function, owner if owner in self.classes else None)
 
     def _finding(self, record: ModuleRecord, call: list, target: str | None, chains: dict[str, list[Step]]
                  ) -> Finding | None:

@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from asyncguard.cli import main
-from asyncguard.lint.interface.cache import CACHE_DIR, read_checksummed
+from asyncguard.lifetime import Interrupted, handle_signals
+from asyncguard.lint.interface.cache import CACHE_DIR, FindingsCache, read_checksummed, write_checksummed
 
 HANDLERS = "".join(f"async def handler_{n}():\n    time.sleep(1)\n    return requests.get('http://127.0.0.1:9')\n\n"
                    for n in range(4))
@@ -47,14 +48,18 @@ def session_processes(session: int) -> list[psutil.Process]:
     return found
 
 
-def wait_for_workers(process: subprocess.Popen, busy: float = 0.5, timeout: float = 60) -> None:
-    """Until the check runs its two worker processes (the parallel phase), and they have been busy for a while."""
+def wait_for_workers(process: subprocess.Popen, busy: float = 0.2, timeout: float = 60) -> None:
+    """Until the check runs its two worker processes (the parallel phase), and they have used `busy` seconds of CPU
+    between them: a share of the work that does not depend on how fast the machine is (the whole phase takes about
+    two seconds of CPU)."""
     parent = psutil.Process(process.pid)
     deadline = time.monotonic() + timeout
-    while len(parent.children()) < 2:
+    while len(workers := parent.children()) < 2:
         assert process.poll() is None and time.monotonic() < deadline, "the parallel phase never started"
         time.sleep(0.05)
-    time.sleep(busy)
+    while sum(sum(worker.cpu_times()[:2]) for worker in workers) < busy:
+        assert process.poll() is None and time.monotonic() < deadline, "the workers never got busy"
+        time.sleep(0.02)
 
 
 def leftover(session: int, timeout: float = 2) -> list[psutil.Process]:
@@ -118,13 +123,33 @@ def test_workers_die_with_a_killed_parent(large_tree, start_check):
 @with_workers
 def test_an_interrupted_run_keeps_what_it_analysed_in_the_cache(large_tree, start_check):
     process = start_check(large_tree)
-    wait_for_workers(process, busy=1.5)  # long enough for the first results to come back
+    wait_for_workers(process, busy=0.5)  # long enough for the first results to come back
     os.killpg(process.pid, signal.SIGINT)
     process.communicate(timeout=10)
     assert process.returncode == 130
     [cache_file] = (large_tree / CACHE_DIR).glob("findings-*.json")
     assert 0 < len(read_checksummed(cache_file)[0]) < PACKAGES * MODULES
     assert [p.name for p in (large_tree / CACHE_DIR).iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_a_signal_while_the_cache_is_saved_waits_until_it_is_written_whole(tmp_path, monkeypatch):
+    cache = FindingsCache(tmp_path, "fingerprint")
+    module = tmp_path / "m.py"
+    module.write_text("x = 1\n")
+    cache.store(str(module), module.stat(), "digest", [])
+    written = []
+
+    def interrupted_while_writing(path, value):
+        if not written:
+            os.kill(os.getpid(), signal.SIGINT)
+        write_checksummed(path, value)
+        written.append(path.name)
+
+    monkeypatch.setattr("asyncguard.lint.interface.cache.write_checksummed", interrupted_while_writing)
+    with handle_signals(), pytest.raises(Interrupted):
+        cache.save()
+    assert written == [cache.file.name, cache.analysis_file.name]
+    assert str(module) in read_checksummed(cache.file)[0]
 
 
 def test_help_names_the_exit_status_of_an_interrupted_run(capsys):

@@ -41,25 +41,32 @@ def test_a_concrete_assignment_wins_over_a_protocol_annotation(tmp_path):
     assert reported == expected
 
 
-def test_a_protocol_method_resolves_through_its_one_implementation(tmp_path):
+def test_a_protocol_method_resolves_through_its_implementations(tmp_path):
+    """One implementation: its method runs. Several: the call blocks if every one of them does (whichever runs)."""
     reported, expected, findings = check(tmp_path, {
         "app/ports.py": ("from typing import Protocol\n\n\nclass UserRepository(Protocol):\n"
                          "    def get(self, user_id: int) -> dict: ...\n\n\n"
-                         "class Clock(Protocol):\n    def now(self) -> float: ...\n"),
+                         "class Clock(Protocol):\n    def now(self) -> float: ...\n\n\n"
+                         "class Store(Protocol):\n    def load(self) -> bytes: ...\n"),
         "app/sql.py": ("import sqlite3\nfrom app.ports import UserRepository\n\n\n"
                        "class SqliteUserRepository(UserRepository):\n    def get(self, user_id):\n"
                        "        return sqlite3.connect('app.db').execute('select 1').fetchone()\n"),
         "app/clocks.py": ("import time\n\n\nclass SleepyClock:\n    def now(self):\n        time.sleep(1)\n"
                           "        return time.time()\n\n\nclass WallClock:\n    def now(self):\n"
-                          "        time.sleep(1)\n        return time.time()\n"),
-        "app/routes.py": ("from app.ports import Clock, UserRepository\n\n\n"
+                          "        return time.time()\n"),
+        "app/stores.py": ("from pathlib import Path\n\n\nclass DiskStore:\n    def load(self):\n"
+                          "        return Path('blob').read_bytes()\n\n\nclass CopyStore:\n    def load(self):\n"
+                          "        return Path('copy').read_bytes()\n"),
+        "app/routes.py": ("from app.ports import Clock, Store, UserRepository\n\n\n"
                           "async def profile(repo: UserRepository, user_id: int):\n"
                           "    return repo.get(user_id)  # AG800\n\n\n"
-                          "async def now(clock: Clock):\n    return clock.now()  # two implementations: unknown\n"),
+                          "async def now(clock: Clock):\n    return clock.now()  # one of two blocks: unknown\n\n\n"
+                          "async def blob(store: Store):\n    return store.load()  # AG800\n"),
     })
     assert reported == expected
-    (finding,) = findings
-    assert [step["name"] for step in finding.chain] == ["app.sql.SqliteUserRepository.get", "sqlite3.connect"]
+    by_line = {finding.line: finding for finding in findings}
+    assert [step["name"] for step in by_line[5].chain] == ["app.sql.SqliteUserRepository.get", "sqlite3.connect"]
+    assert [step["name"] for step in by_line[13].chain][0] == "app.ports.Store.load"
 
 
 def test_a_subscripted_generic_base_keeps_its_methods(tmp_path):
@@ -450,16 +457,21 @@ def test_a_private_coroutine_nothing_names_holds_no_loop(tmp_path):
 
 
 def test_tests_are_left_out_of_a_walk_unless_named(tmp_path):
+    """A module named like a test is one only if it holds a test: `routers/test_batteries.py` is a router."""
     (tmp_path / "app").mkdir()
     (tmp_path / "tests").mkdir()
     blocking = "import time\n\n\nasync def f():\n    time.sleep(1)\n"
-    for name in ("app/routes.py", "app/test_routes.py", "app/conftest.py", "tests/test_api.py"):
+    for name in ("app/routes.py", "app/test_batteries.py", "app/conftest.py", "tests/test_api.py"):
         (tmp_path / name).write_text(blocking)
+    for name, test in (("app/test_routes.py", "\n\nasync def test_f():\n    await f()\n"),
+                       ("app/routes_test.py", "\n\nclass TestRoutes:\n    pass\n"),
+                       ("app/test_client.py", "import pytest\n")):
+        (tmp_path / name).write_text(blocking + test)
     walked = {Path(f.path).name for f in run(list(discover([str(tmp_path)], tmp_path, DEFAULT_EXCLUDES)),
                                              Settings(project_root=tmp_path), use_cache=False).findings}
     named = run(list(discover([str(tmp_path / "tests" / "test_api.py")], tmp_path, DEFAULT_EXCLUDES)),
                 Settings(project_root=tmp_path), use_cache=False).findings
-    assert walked == {"routes.py"} and [Path(f.path).name for f in named] == ["test_api.py"]
+    assert walked == {"routes.py", "test_batteries.py"} and [Path(f.path).name for f in named] == ["test_api.py"]
 
 
 def test_getattr_on_a_session_by_a_verb_known_only_at_run_time_is_its_request(tmp_path):

@@ -33,6 +33,7 @@ from asyncguard.lint.engine.syntax import (
     is_generator,
     keyword,
     own_nodes,
+    own_statements,
     parameters,
     positional,
     string_value,
@@ -374,7 +375,8 @@ class Resolver:
         if isinstance(node, ast.BinOp) and type(node.op) in OPERATOR_METHODS:
             return self.operation_result(node, scope)
         if isinstance(node, (ast.IfExp, ast.BoolOp)):  # `Path(p) if p else DEFAULT`, `store or VectorStore()`
-            branches = [node.body, node.orelse] if isinstance(node, ast.IfExp) else node.values
+            branches = ([node.body, node.orelse] if isinstance(node, ast.IfExp) else node.values[::-1]
+                        if isinstance(node.op, ast.And) else node.values)  # `lock and socket.socket()`: the socket
             return next((found for branch in branches if (found := self.infer(branch, scope)) is not None), None)
         if isinstance(node, ast.NamedExpr):
             return self.infer(node.value, scope)
@@ -414,7 +416,32 @@ class Resolver:
             return None
         if self.knowledge.returned(self.knowledge.invoked(value.path, value.instance)) == QUERIED_ENTITY:
             return self.queried_entity(call, scope)
-        return self.result_of(value)
+        return self.result_of(value) or self.passed_through(value, call, scope)
+
+    def passed_to(self, path: str, name: str, position: int, parameter: str) -> Value | None:
+        """The instance the project's first call of the module-level function `path` that passes a known one gives
+        its parameter (by `position` or by name): in this module, else in the modules whose source calls `name`."""
+        found = self.home.passed_to(path, position, parameter)
+        if found is None and self.project is not None:
+            for module in self.project.modules_mentioning(f"{name}("):
+                index = self.project.index_of(module)
+                found = index.passed_to(path, position, parameter) if index not in (None, self.home) else None
+                if found is not None:
+                    break
+        return found
+
+    def passed_through(self, value: Value, call: ast.Call, scope: Scope) -> Value | None:
+        """What a project function returns that returns what it is given, or something made from it: `q =
+        narrow(q, user)` with `def narrow(query, user): return query.filter(...)` is still the caller's `Query`."""
+        if value.instance or not self.in_project(value.path):
+            return None
+        given = tuple(found if found is not None and found.instance else None
+                      for found in (self.infer(arg, scope) for arg in call.args if not isinstance(arg, ast.Starred)))
+        if not any(given):
+            return None
+        if value.path.startswith(self.home.prefix):
+            return self.home.result_given(value.path, given) if value.path in self.home.functions else None
+        return self.project.result_given(value.path, given) if self.project is not None else None
 
     def queried_entity(self, call: ast.Call, scope: Scope) -> Value | None:
         """An instance of the mapped class an ORM query names (`db.query(User).filter(...).first()`,
@@ -581,6 +608,7 @@ class ModuleIndex:
     def __init__(self, module: ast.Module, module_name: str, knowledge: Knowledge, facts: FastApiFacts,
                  project: "Project | None" = None):
         self.module_name = module_name
+        self.module = module
         self.package = project.package_of(module_name) if project is not None else module_name.rpartition(".")[0]
         """What the module's relative imports are relative to: itself for a package's `__init__`."""
         self.prefix = f"{module_name}."
@@ -590,6 +618,8 @@ class ModuleIndex:
         self.star_imports: list[str] = []
         """Modules `from module import *` brings names from, looked up when a name is bound nowhere else."""
         self._results: dict[str, Value | None] = {}
+        self._results_given: dict[tuple[str, tuple[Value | None, ...]], Value | None] = {}
+        self._callers_read: set[str] = set()
         self.classes: dict[str, tuple[ast.ClassDef, Scope]] = {}
         self.class_attrs: dict[str, dict[str, Value]] = {}
         self._state: dict[str, Value] | None = None
@@ -644,6 +674,45 @@ class ModuleIndex:
                                         owner if owner in self.classes else None)
             self._results[path] = result
         return self._results[path]
+
+    def passed_to(self, path: str, position: int, parameter: str) -> Value | None:
+        """What this module's first call of `path` that passes an instance gives the parameter (`Resolver.passed_to`):
+        calls at its top level and in its module-level functions, their simple assignments followed."""
+        if path in self._callers_read:  # a call of the factory inside itself, or a cycle: nothing
+            return None
+        self._callers_read.add(path)
+        try:
+            bodies = [(self.module.body, None)] + [(statement.body, statement) for statement in self.module.body
+                                                   if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))]
+            for body, function in bodies:
+                scope = self.scope
+                if function is not None:
+                    scope = Scope(self.scope, "function")
+                    bind_parameters(function, scope, self.resolver, None)
+                for current in own_nodes(body):
+                    if function is not None and isinstance(current, SIMPLE_BINDINGS):
+                        for name, value in bindings_of(current, scope, self.resolver, self.package):
+                            scope.bind(name, value)
+                    elif isinstance(current, ast.Call) and self.resolver.infer(current.func, scope) == Value(path):
+                        given = positional(current, position) or keyword(current, parameter)
+                        found = self.resolver.infer(given, scope) if given is not None else None
+                        if found is not None and found.instance:
+                            return found
+            return None
+        finally:
+            self._callers_read.discard(path)
+
+    def result_given(self, path: str, given: tuple[Value | None, ...]) -> Value | None:
+        """What a function returns when its unannotated positional parameters are given instances of these types
+        (`Resolver.passed_through`)."""
+        key = (path, given)
+        if key not in self._results_given:
+            self._results_given[key] = None  # recursion guard
+            owner = path.rpartition(".")[0]
+            self._results_given[key] = returned_value(self.functions[path], Scope(self.scope, "function"),
+                                                      self.resolver, self.package,
+                                                      owner if owner in self.classes else None, given)
+        return self._results_given[key]
 
     def _index_block(self, body: Sequence[ast.stmt], scope: Scope, prefix: str) -> None:
         for statement in body:
@@ -743,10 +812,11 @@ class ModuleIndex:
 
 
 def returned_value(node: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope, resolver: Resolver, package: str,
-                   class_path: str | None = None) -> Value | None:
+                   class_path: str | None = None, given: tuple[Value | None, ...] = ()) -> Value | None:
     """The first inferable `return x` / `yield x` of a function (or method of `class_path`) body, its simple
-    assignments followed: an instance, or a library's own object (a module, `client[db][collection]`)."""
-    bind_parameters(node, scope, resolver, class_path)
+    assignments followed: an instance, or a library's own object (a module, `client[db][collection]`). `given`:
+    what a call passes by position, for the parameters that say nothing of their type."""
+    bind_parameters(node, scope, resolver, class_path, given)
     for current in own_nodes(node.body):
         if isinstance(current, SIMPLE_BINDINGS):
             for name, value in bindings_of(current, scope, resolver, package):
@@ -794,6 +864,8 @@ BLOCK_STATEMENTS = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.Asyn
                     *([ast.TryStar] if hasattr(ast, "TryStar") else []))
 TYPE_ALIASES = (ast.TypeAlias,) if hasattr(ast, "TypeAlias") else ()
 """`type X = ...` (Python 3.12 and later)."""
+BLOCK_ENDS = (ast.Raise, ast.Return, ast.Break, ast.Continue)
+"""Statements after which nothing more of their block runs."""
 SIMPLE_BINDINGS = (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign, *TYPE_ALIASES)
 """The statements `bindings_of` reads."""
 
@@ -881,7 +953,7 @@ def self_assignments(body: list[ast.stmt], scope: Scope, resolver: Resolver, pac
     inside nested functions; the method's own imports and assignments are bound in `scope` on the way (`import
     boto3` inside `__init__`)."""
     assigned = assigned or self_attribute
-    for node in own_nodes(body):  # in source order: `self.b = self.a.f()` after `self.a = ...`
+    for node in own_statements(body):  # in source order: `self.b = self.a.f()` after `self.a = ...`
         if not isinstance(node, SIMPLE_BINDINGS):
             continue
         for name, value in bindings_of(node, scope, resolver, package):
@@ -915,17 +987,21 @@ def self_attribute(node: ast.expr) -> str | None:
 
 
 def bind_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, scope: Scope, resolver: Resolver,
-                    class_path: str | None) -> None:
+                    class_path: str | None, given: tuple[Value | None, ...] = ()) -> None:
     """Bind a function's parameters in its scope: what a dependency injects (it wins over an annotation that says
     otherwise: `db: Session = Depends(get_db)` where `get_db` yields an AsyncSession), else the annotation, else a
-    method's `self` or `cls`."""
+    method's `self` or `cls`, else what the call gives by position (`given`)."""
     scope.class_path = class_path
+    bound_self = class_path is not None and not is_staticmethod(node)
     for index, (param, default) in enumerate(parameters(node.args)):
         value = resolver.injected(param, default, scope)
         if value is None:
             value = resolver.annotation(param.annotation, scope)
-        if value is None and index == 0 and class_path is not None and not is_staticmethod(node):
+        if value is None and index == 0 and bound_self:
             value = Value(class_path, instance=param.arg != "cls")
+        passed = index - bound_self
+        if value is None and 0 <= passed < len(given) and param in node.args.args + node.args.posonlyargs:
+            value = given[passed]
         scope.bind(param.arg, value)
     for star in (node.args.vararg, node.args.kwarg):
         if star is not None:
@@ -1086,6 +1162,8 @@ class BlockingCallWalker:
                 self.cached.add(frame.owner)
         scope = Scope(self.scope, "function")
         bind_parameters(node, scope, self.resolver, enclosing_class)
+        if enclosing_class is None and self.scope.kind == "module" and defines_coroutines(node):
+            self._bind_from_callers(node, scope)
         self.frames.append(frame)
         self.scopes.append(scope)
         for statement in node.body:  # a closure may call a helper defined after it
@@ -1096,6 +1174,16 @@ class BlockingCallWalker:
         self.scopes.pop()
         self.frames.pop()
 
+    def _bind_from_callers(self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope) -> None:
+        """A router factory's parameters that say nothing of their type (`def build_router(service)`, its routes
+        calling `service.render(...)`) are what the project's calls of it pass (`build_router(app.state.service)`)."""
+        path = f"{self.index.prefix}{node.name}"
+        for position, (param, _) in enumerate(parameters(node.args)):
+            if scope.names.get(param.arg) is None and param.annotation is None:
+                passed = self.resolver.passed_to(path, node.name, position, param.arg)
+                if passed is not None:
+                    scope.bind(param.arg, passed)
+
     def _own_nested_owner(self, node: ast.FunctionDef | ast.AsyncFunctionDef, parent: FunctionFrame) -> str | None:
         """A sync function nested in another that does not call it (an app factory's helper, called by the routes
         defined beside it) is summarised under its own name: `module.create_app._top`."""
@@ -1105,13 +1193,13 @@ class BlockingCallWalker:
         return f"{self.index.module_name}.{parent.qualname}.{node.name}"
 
     def _is_cached(self, node: ast.FunctionDef) -> bool:
-        """`@lru_cache`, `@lru_cache(maxsize=None)`, `@functools.cache`."""
+        """`@lru_cache`, `@lru_cache(maxsize=None)`, `@functools.cache`; or a lazy global (`memoizes_global`)."""
         for decorator in node.decorator_list:
             expr = decorator.func if isinstance(decorator, ast.Call) else decorator
             value = self.resolver.infer(expr, self.scope)
             if value is not None and value.path in CACHING_DECORATORS:
                 return True
-        return False
+        return memoizes_global(node)
 
     def walk_lambda(self, node: ast.Lambda) -> None:
         parent = self.frame
@@ -1182,7 +1270,8 @@ class BlockingCallWalker:
         del self.held[len(self.held) - len(held):]
 
     def walk_block(self, statements: list[ast.stmt]) -> None:
-        """`lock.acquire()` holds the lock for the rest of its block, or up to `lock.release()`."""
+        """`lock.acquire()` holds the lock for the rest of its block, or up to `lock.release()`. What follows a
+        `raise`, `return`, `break` or `continue` in the block never runs: it is not walked."""
         depth = len(self.held)
         for statement in statements:
             self.walk(statement)
@@ -1192,6 +1281,8 @@ class BlockingCallWalker:
                     del self.held[len(self.held) - 1 - self.held[::-1].index(lock)]
             self.acquired.clear()
             self.released.clear()
+            if isinstance(statement, BLOCK_ENDS):
+                break
         del self.held[depth:]
 
     def walk_for(self, node: ast.For | ast.AsyncFor) -> None:
@@ -1411,8 +1502,19 @@ class BlockingCallWalker:
             held = HeldCall(node, frame, callee=callee)
         else:
             return
+        released = self._released_while_waiting(node, callee)
         for lock in dict.fromkeys(self.held):
-            self.held_calls.setdefault(lock, []).append(held)
+            if lock != released:
+                self.held_calls.setdefault(lock, []).append(held)
+
+    def _released_while_waiting(self, node: ast.Call, callee: str) -> str | None:
+        """The lock a `condition.wait()` (or `wait_for`) lets go of while it waits: its own, not held then."""
+        if callee.rpartition(".")[2] not in ("wait", "wait_for") or not isinstance(node.func, ast.Attribute):
+            return None
+        receiver = self.resolver.infer(node.func.value, self.scope)
+        if receiver is None or receiver.path != "threading.Condition":
+            return None
+        return self.lock_identity(node.func.value)
 
     def _blocking(self, raw: RawFinding) -> None:
         """On the loop a finding; in a sync function, part of its summary."""
@@ -1420,6 +1522,31 @@ class BlockingCallWalker:
             self.findings.append(raw)
         else:
             self._summary(raw.frame).blocking.append(raw)
+
+
+def defines_coroutines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether a function defines `async def`s at the top of its body (a router factory's routes)."""
+    return any(isinstance(statement, ast.AsyncFunctionDef) for statement in node.body)
+
+
+def memoizes_global(node: ast.FunctionDef) -> bool:
+    """A lazy global, made on the first call only: `global _config` then `if _config is None: _config = Config()`
+    (or `if not _config:`) at the top level of the body."""
+    rebound = declared_globals(node)
+    for statement in node.body:
+        if not isinstance(statement, ast.If):
+            continue
+        test = statement.test
+        name = (test.left.id if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+                and len(test.ops) == 1 and isinstance(test.ops[0], ast.Is)
+                and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None
+                else test.operand.id if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+                and isinstance(test.operand, ast.Name) else None)
+        if name in rebound and any(isinstance(target, ast.Name) and target.id == name
+                                   for assigned in statement.body if isinstance(assigned, ast.Assign)
+                                   for target in assigned.targets):
+            return True
+    return False
 
 
 def runs_in(frame: FunctionFrame, entries: set[str]) -> bool:

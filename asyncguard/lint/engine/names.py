@@ -11,12 +11,13 @@ import ast
 import os
 import re
 import sys
+from collections import deque
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from asyncguard.lint.engine.context import HTTP_METHODS
-from asyncguard.lint.engine.syntax import all_nodes, declared_globals, is_generator, parse
+from asyncguard.lint.engine.syntax import NESTED_SCOPES, child_fields, child_nodes, parse
 from asyncguard.lint.interface.files import absolute_module
 
 if TYPE_CHECKING:
@@ -188,10 +189,11 @@ def outline(tree: ast.Module, package: str) -> Outline:
                 else:
                     result.imported[alias.asname or alias.name] = f"{base}.{alias.name}" if base else alias.name
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            rebound = declared_globals(node)  # `model = None`, then `global model; model = load()`: not a constant
+            scan = BodyScan(node)
+            rebound = scan.globals(node)  # `model = None`, then `global model; model = load()`: not a constant
             result.assigned.update(rebound)
             not_constant.update(rebound)
-            if _produces(node):
+            if scan.produces(node):
                 result.producers.add(node.name)
             if node.returns is not None:
                 result.returns[node.name] = annotation_name(node.returns)
@@ -199,19 +201,20 @@ def outline(tree: ast.Module, package: str) -> Outline:
                 result.decorated.add(node.name)
             if isinstance(node, ast.FunctionDef):
                 result.sync_functions.add(node.name)
-                if is_generator(node):
+                if scan.yields(node):
                     result.generators.add(node.name)
         elif isinstance(node, ast.ClassDef):
             result.sync_methods[node.name] = {m.name for m in node.body if isinstance(m, ast.FunctionDef)}
             result.methods[node.name] = {m.name for m in node.body
                                          if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            scan = BodyScan(node)
             for method in node.body:
                 if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    rebound = declared_globals(method)
+                    rebound = scan.globals(method)
                     result.assigned.update(rebound)
                     not_constant.update(rebound)
             result.generators.update(f"{node.name}.{m.name}" for m in node.body
-                                     if isinstance(m, ast.FunctionDef) and is_generator(m))
+                                     if isinstance(m, ast.FunctionDef) and scan.yields(m))
             if node.bases:
                 result.derived.add(node.name)
                 result.bases[node.name] = [name for base in node.bases
@@ -220,17 +223,12 @@ def outline(tree: ast.Module, package: str) -> Outline:
             if properties:
                 result.properties[node.name] = properties
             attributes = result.class_attributes.setdefault(node.name, set())
-            attributes.update(properties)
-            for member in all_nodes(node):
-                if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)) and _produces(member):
+            attributes.update(properties, scan.stored)
+            for member in scan.functions:
+                if scan.produces(member):
                     result.producers.add(f"{node.name}.{member.name}")
                     if member.returns is not None:
                         result.returns[f"{node.name}.{member.name}"] = annotation_name(member.returns)
-                elif isinstance(member, ast.Attribute) and isinstance(member.ctx, ast.Store):
-                    attributes.add(member.attr)
-                elif isinstance(member, (ast.AnnAssign, ast.Assign)):
-                    targets = member.targets if isinstance(member, ast.Assign) else [member.target]
-                    attributes.update(t.id for t in targets if isinstance(t, ast.Name))
     result.constants = result.assigned - not_constant
     for holder, span in registered:
         if holder in routers:
@@ -287,10 +285,60 @@ def _is_property(function: ast.FunctionDef) -> bool:
                in PROPERTY_DECORATORS for d in function.decorator_list)
 
 
-def _produces(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    if function.returns is not None:
-        return True
-    return any(isinstance(n, (ast.Return, ast.Yield)) and n.value is not None for n in all_nodes(function))
+class BodyScan:
+    """What `outline` asks of a module-level function or class and of every function inside it, from one walk of
+    its tree (not one walk per question and per nested function)."""
+
+    def __init__(self, root: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        self.functions: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+        """Every function under the root (the root too, if it is one), breadth first."""
+        self.stored: set[str] = set()
+        """Attribute names assigned (`self.x = ...`) and plain names assigned anywhere in the tree."""
+        self._producing: set[int] = set()
+        self._yielding: set[int] = set()
+        self._globals: dict[int, set[str]] = {}
+        Function = (ast.FunctionDef, ast.AsyncFunctionDef)
+        # each node with the functions it is inside and the function whose own body runs it (None inside a
+        # lambda, a class, or a function's decorators and defaults: what `own_nodes` of that body leaves out)
+        pending: deque[tuple[ast.AST, tuple[ast.AST, ...], ast.AST | None]] = deque([(root, (), None)])
+        while pending:
+            node, enclosing, body_of = pending.popleft()
+            if isinstance(node, Function):
+                self.functions.append(node)
+                inside = (*enclosing, node)
+                for name in child_fields(node):
+                    value = getattr(node, name, None)
+                    owner = node if name == "body" else None
+                    for child in value if isinstance(value, list) else [value]:
+                        if isinstance(child, ast.AST):
+                            pending.append((child, inside, owner))
+                continue
+            if isinstance(node, (ast.Return, ast.Yield)) and node.value is not None:
+                self._producing.update(map(id, enclosing))
+            if body_of is not None:
+                if isinstance(node, (ast.Yield, ast.YieldFrom)):
+                    self._yielding.add(id(body_of))
+                elif isinstance(node, ast.Global):
+                    self._globals.setdefault(id(body_of), set()).update(node.names)
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                self.stored.add(node.attr)
+            elif isinstance(node, (ast.AnnAssign, ast.Assign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                self.stored.update(t.id for t in targets if isinstance(t, ast.Name))
+            owner = None if isinstance(node, NESTED_SCOPES) else body_of
+            pending.extend((child, enclosing, owner) for child in child_nodes(node))
+
+    def produces(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        """A return annotation, or a `return`/`yield` of a value anywhere inside (nested functions too)."""
+        return function.returns is not None or id(function) in self._producing
+
+    def yields(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        """Whether the function's own body yields (`syntax.is_generator`)."""
+        return id(function) in self._yielding
+
+    def globals(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+        """The names its own body declares `global` (`syntax.declared_globals`)."""
+        return self._globals.get(id(function), set())
 
 
 class Project:
@@ -523,6 +571,14 @@ class Project:
         index = self._load(module)
         return index.function_result(path) if index is not None and path in index.functions else None
 
+    def result_given(self, path: str, given: tuple) -> Value | None:
+        """`ModuleIndex.result_given` of a function of another project module."""
+        module, rest = self._split(path)
+        if module is None or ".".join(rest) not in self.outline_of(module).producers:
+            return None
+        index = self._load(module)
+        return index.result_given(path, given) if index is not None and path in index.functions else None
+
     def _declared_return(self, module: str, local: str) -> str | None:
         """The class a return annotation names, resolved in its module's namespace (re-exports followed); "" for
         an annotation that names none; None where the module must be parsed to know (no annotation, a bare
@@ -684,6 +740,12 @@ class Project:
         self._recent[file] = (text, tree)
         self._recent_size += len(text)
         return text, tree
+
+    def index_of(self, name: str) -> "ModuleIndex | None":
+        """The index of another project module whose bindings the current file's analysis uses."""
+        if name in self.modules:
+            self.consulted.add(self.modules[name])
+        return self._load(name)
 
     def _load(self, name: str) -> "ModuleIndex | None":
         from asyncguard.lint.engine.analysis import ModuleIndex

@@ -103,6 +103,8 @@ class Program:
         self.loaded: set[str] = set()
         self._contention: dict[str, tuple[list[Step], str] | None] = {}
         self._interfaces_followed: set[str] = set()
+        self._weighing_implementations = False
+        """Whether the implementations of a call on an interface are being weighed (`_implementation`)."""
 
     def add(self, record: ModuleRecord) -> None:
         self.records[record.module] = record
@@ -156,15 +158,33 @@ class Program:
         return None
 
     def _implementation(self, interface: str, attribute: str) -> str | None:
-        """`repo.get()` with `repo: UserRepository`, a Protocol: the method of its one implementation, if one."""
+        """`repo.get()` with `repo: UserRepository`, a Protocol or ABC: the method of its one implementation; of
+        several (`model.load()` with ten models), a node for the call that runs one of them, if every one of them
+        blocks (whichever runs, the loop waits; the chain names one)."""
         if not self.derived[interface][1].get("abstract") or interface in self._interfaces_followed:
             return None
         found = [name for name in self.implementations(interface) if name != interface]
         self._interfaces_followed.add(interface)  # an implementation that inherits the method leads back here
         try:
-            return self._method(found[0], attribute) if len(found) == 1 else None
+            methods = [self._method(name, attribute) for name in found]
         finally:
             self._interfaces_followed.discard(interface)
+        if len(methods) < 2 or None in methods:  # one implementation, or one of several that does not block
+            return methods[0] if len(methods) == 1 else None
+        if self._weighing_implementations:  # an interface met while weighing another's: not followed (bounded)
+            return None
+        methods = list(dict.fromkeys(methods))
+        self._weighing_implementations = True
+        try:
+            if not set(methods) <= self.chains(set(methods)).keys():
+                return None
+        finally:
+            self._weighing_implementations = False
+        record, facts = self.derived[interface]
+        dispatch = f"{interface}.{attribute}"
+        self.functions[dispatch] = (record, {"line": facts["line"], "blocking": [],
+                                             "calls": {method: facts["line"] for method in methods}})
+        return dispatch
 
     def _inherited_method(self, class_name: str, attribute: str, blocking: list) -> str:
         """A project class's method that is a blocking one of a third-party base, as a function of the class that

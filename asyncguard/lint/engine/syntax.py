@@ -225,9 +225,31 @@ def own_nodes(body: list[ast.stmt] | ast.expr) -> Iterator[ast.AST]:
         stack.extend(reversed(child_nodes(node)))
 
 
+_BLOCK_ITEMS = (ast.stmt, ast.excepthandler, ast.match_case)
+"""What a compound statement's blocks hold: statements, and the `except` and `case` clauses that hold more."""
+
+
+def own_statements(body: list[ast.stmt]) -> Iterator[ast.AST]:
+    """The statements of a function's body in the order of `own_nodes`, without walking into expressions (where no
+    statement can be): a fraction of the nodes, for a search of assignments or `global`."""
+    stack: list[ast.AST] = list(reversed(body))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, NESTED_SCOPES):
+            continue
+        yield node
+        blocks: list[ast.AST] = []
+        for name in child_fields(node):
+            value = getattr(node, name, None)
+            if isinstance(value, list) and value and isinstance(value[0], _BLOCK_ITEMS):
+                blocks.extend(value)
+        stack.extend(reversed(blocks))
+
+
 def declared_globals(node: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     """The module names a function rebinds through `global` (`global model` in a start-up hook that loads it)."""
-    return {name for current in own_nodes(node.body) if isinstance(current, ast.Global) for name in current.names}
+    return {name for current in own_statements(node.body) if isinstance(current, ast.Global)
+            for name in current.names}
 
 
 def is_generator(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:

@@ -16,6 +16,7 @@ from typing import Callable
 
 from asyncguard import __version__
 from asyncguard.atomic import write_atomically
+from asyncguard.lifetime import deferred_signals
 
 CACHE_DIR = ".asyncguard_cache"
 CACHE_FORMAT = 18
@@ -268,9 +269,14 @@ class FindingsCache:
             self.dirty = True
 
     def save(self) -> None:
-        """Atomic writes; a cache that cannot be written (read-only checkout) is skipped silently."""
+        """Atomic writes, whole before a signal ends the run (one arriving meanwhile is raised after them: what was
+        analysed is kept); a cache that cannot be written (read-only checkout) is skipped silently."""
         if not (self.enabled and (self.dirty or self.program_dirty)):
             return
+        with deferred_signals():
+            self._write()
+
+    def _write(self) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             gitignore = self.directory / ".gitignore"

@@ -21,6 +21,11 @@ DEFAULT_EXCLUDES = (
 )
 """What a walk leaves out unless `exclude` says otherwise: tools' and environments' directories, and the tests
 (an async test that blocks holds its own loop, not the service's). A path named on the command line is checked."""
+TEST_FILE_NAMES = ("test_*.py", "*_test.py")
+"""Names that leave a file out only if it reads as a test module (`TEST_CODE`): `routers/test_batteries.py` of a
+lab service is a router."""
+TEST_CODE = re.compile(rb"^(?:async\s+def|def)\s+test|^class\s+Test|^\s*(?:import|from)\s+(?:pytest|unittest)\b", re.M)
+"""What pytest or unittest would collect or run: a top-level `test_` function, a `Test` class, their imports."""
 
 
 class SourceFile:
@@ -111,14 +116,36 @@ def read_gitignore(directory: str) -> list[IgnoreRule]:
     return rules
 
 
-def is_ignored(path: str, is_dir: bool, rules: Iterable[IgnoreRule]) -> bool:
-    ignored = False
-    for rule in rules:
-        if (rule.dir_only and not is_dir) or not path.startswith(rule.base):
-            continue
-        if rule.regex.fullmatch(path[len(rule.base):]):
-            ignored = not rule.negate
-    return ignored
+class IgnoreRules:
+    """The `.gitignore` rules that apply in a directory, in order (the last that matches decides). Most paths match
+    none: one regular expression of them all answers that at once, and only a path it matches is tried rule by
+    rule."""
+
+    def __init__(self, rules: list[IgnoreRule]):
+        self.rules = rules
+        self._any_dir = self._union(rules)
+        self._any_file = self._union([rule for rule in rules if not rule.dir_only])
+
+    @staticmethod
+    def _union(rules: list[IgnoreRule]) -> Callable[[str], object]:
+        if not rules:
+            return lambda _: None
+        return re.compile("|".join(f"(?:{re.escape(rule.base)}(?:{rule.regex.pattern}))" for rule in rules)).fullmatch
+
+    def extended(self, directory: str) -> "IgnoreRules":
+        """With the rules of the `.gitignore` in `directory` after these."""
+        return IgnoreRules(self.rules + read_gitignore(directory))
+
+    def ignores(self, path: str, is_dir: bool) -> bool:
+        if not (self._any_dir if is_dir else self._any_file)(path):
+            return False
+        ignored = False
+        for rule in self.rules:
+            if (rule.dir_only and not is_dir) or not path.startswith(rule.base):
+                continue
+            if rule.regex.fullmatch(path[len(rule.base):]):
+                ignored = not rule.negate
+        return ignored
 
 
 def matches_exclude(path: str, name: str, root: str, patterns: tuple[str, ...]) -> bool:
@@ -172,7 +199,8 @@ def discover(paths: Iterable[str], project_root: Path, excludes: Iterable[str]) 
     excludes = tuple(p.rstrip("/") for p in excludes)
     seen: set[str] = set()
     root_prefix = os.path.join(str(project_root.resolve()), "")
-    inherited = [rule for directory in repository_dirs(project_root.resolve()) for rule in read_gitignore(directory)]
+    inherited = IgnoreRules([rule for directory in repository_dirs(project_root.resolve())
+                             for rule in read_gitignore(directory)])
     for given in paths:
         absolute = os.path.abspath(given)
         unlisted: list[OSError] = []
@@ -234,26 +262,39 @@ def repository_dirs(project_root: Path) -> list[str]:
     return [str(directory) for directory in reversed(chain)]
 
 
-def _walk(root: str, project_root: str, excludes: tuple[str, ...], inherited: list[IgnoreRule],
+def _walk(root: str, project_root: str, excludes: tuple[str, ...], inherited: IgnoreRules,
           on_unlisted: Callable[[OSError], None]) -> Iterator[str]:
     """The files to check under `root`; each directory that cannot be listed is handed to `on_unlisted`."""
-    rules_by_dir: dict[str, list[IgnoreRule]] = {}
+    rules_by_dir: dict[str, IgnoreRules] = {}
     for directory, dirnames, filenames in os.walk(root, followlinks=False, onerror=on_unlisted):
         parent_rules = rules_by_dir.get(os.path.dirname(directory), inherited)
-        rules = parent_rules + read_gitignore(directory) if ".gitignore" in filenames else parent_rules
+        rules = parent_rules.extended(directory) if ".gitignore" in filenames else parent_rules
         rules_by_dir[directory] = rules
         prefix = os.path.join(directory, "")
         dirnames[:] = sorted(
             d for d in dirnames
-            if not matches_exclude(prefix + d, d, project_root, excludes) and not is_ignored(prefix + d, True, rules)
+            if not matches_exclude(prefix + d, d, project_root, excludes) and not rules.ignores(prefix + d, True)
         )
         for filename in sorted(filenames):
             if not filename.endswith(".py"):
                 continue
             file = prefix + filename
-            if matches_exclude(file, filename, project_root, excludes) or (rules and is_ignored(file, False, rules)):
+            if matches_exclude(file, filename, project_root, excludes) and not _only_named_like_a_test(
+                    file, filename, project_root, excludes) or rules.ignores(file, False):
                 continue
             yield file
+
+
+def _only_named_like_a_test(file: str, name: str, project_root: str, excludes: tuple[str, ...]) -> bool:
+    """Whether an excluded file is excluded only by a test-file name (`TEST_FILE_NAMES`) and holds no test."""
+    others = tuple(pattern for pattern in excludes if pattern not in TEST_FILE_NAMES)
+    if len(others) == len(excludes) or matches_exclude(file, name, project_root, others):
+        return False
+    try:
+        with open(file, "rb") as handle:
+            return TEST_CODE.search(handle.read()) is None
+    except OSError:
+        return True  # checked, so that it is reported as not readable
 
 
 def absolute_module(package: str, level: int, module: str) -> str:

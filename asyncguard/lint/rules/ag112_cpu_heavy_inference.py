@@ -5,7 +5,8 @@ class CpuHeavyInference(Rule):
     """Finds model inference and heavy text or image processing on the event loop: PyTorch modules called (a
     forward pass), Hugging Face `pipeline(...)` and `model.generate`, `sentence_transformers` `encode`, fastembed
     embeddings, scikit-learn `fit`/`predict`/`transform`, spaCy `nlp(...)`, langdetect, pyvi, `tiktoken` encoding,
-    `llama_cpp` completions, ONNX Runtime `run`, Pillow transforms, and models and tokenizers loaded from disk.
+    `llama_cpp` completions, ONNX Runtime `run`, Ultralytics YOLO, Pillow transforms, and models and tokenizers
+    loaded from disk.
 
     These are C extensions, so nothing in Python source shows that they block: this knowledge is curated.
     """
@@ -58,6 +59,21 @@ classifier = LogisticRegression()
 
 async def predict(features):
     return classifier.predict([features])  # AG112
+""",
+        """\
+import io
+
+from fastapi import FastAPI, UploadFile
+from PIL import Image
+from ultralytics import YOLO
+
+app = FastAPI()
+detector = YOLO("yolov8n.pt")
+
+@app.post("/detect")
+async def detect(image: UploadFile):
+    picture = Image.open(io.BytesIO(await image.read()))
+    return detector.predict(picture)[0].tojson()  # AG112
 """,
     ]
     accepted = [

@@ -105,6 +105,8 @@ class Program:
         self._interfaces_followed: set[str] = set()
         self._weighing_implementations = False
         """Whether the implementations of a call on an interface are being weighed (`_implementation`)."""
+        self._weighed: dict[str, str | None] = {}
+        """`Interface.method` weighed: its dispatch node where every implementation blocks, else None."""
 
     def add(self, record: ModuleRecord) -> None:
         self.records[record.module] = record
@@ -171,20 +173,23 @@ class Program:
             self._interfaces_followed.discard(interface)
         if len(methods) < 2 or None in methods:  # one implementation, or one of several that does not block
             return methods[0] if len(methods) == 1 else None
+        dispatch = f"{interface}.{attribute}"
+        if dispatch in self._weighed:
+            return self._weighed[dispatch]
         if self._weighing_implementations:  # an interface met while weighing another's: not followed (bounded)
             return None
         methods = list(dict.fromkeys(methods))
         self._weighing_implementations = True
         try:
-            if not set(methods) <= self.chains(set(methods)).keys():
-                return None
+            every_one_blocks = set(methods) <= self.chains(set(methods)).keys()
         finally:
             self._weighing_implementations = False
-        record, facts = self.derived[interface]
-        dispatch = f"{interface}.{attribute}"
-        self.functions[dispatch] = (record, {"line": facts["line"], "blocking": [],
-                                             "calls": {method: facts["line"] for method in methods}})
-        return dispatch
+        if every_one_blocks:
+            record, facts = self.derived[interface]
+            self.functions[dispatch] = (record, {"line": facts["line"], "blocking": [],
+                                                 "calls": {method: facts["line"] for method in methods}})
+        self._weighed[dispatch] = dispatch if every_one_blocks else None
+        return self._weighed[dispatch]
 
     def _inherited_method(self, class_name: str, attribute: str, blocking: list) -> str:
         """A project class's method that is a blocking one of a third-party base, as a function of the class that

@@ -418,15 +418,18 @@ class Resolver:
             return self.queried_entity(call, scope)
         return self.result_of(value) or self.passed_through(value, call, scope)
 
-    def passed_to(self, path: str, name: str, position: int, parameter: str) -> Value | None:
-        """The instance the project's first call of the module-level function `path` that passes a known one gives
-        its parameter (by `position` or by name): in this module, else in the modules whose source calls `name`."""
-        found = self.home.passed_to(path, position, parameter)
-        if found is None and self.project is not None:
+    def passed_to(self, path: str, name: str, wanted: dict[str, int]) -> dict[str, Value]:
+        """The instances the project's calls of the module-level function `path` pass its `wanted` parameters (name
+        → position; by position or by name), each from the first call that passes a known one: in this module,
+        else in the modules whose source calls `name`."""
+        found = self.home.passed_to(path, wanted)
+        if len(found) < len(wanted) and self.project is not None:
             for module in self.project.modules_mentioning(f"{name}("):
                 index = self.project.index_of(module)
-                found = index.passed_to(path, position, parameter) if index not in (None, self.home) else None
-                if found is not None:
+                if index not in (None, self.home):
+                    missing = {parameter: position for parameter, position in wanted.items() if parameter not in found}
+                    found.update(index.passed_to(path, missing))
+                if len(found) == len(wanted):
                     break
         return found
 
@@ -675,11 +678,13 @@ class ModuleIndex:
             self._results[path] = result
         return self._results[path]
 
-    def passed_to(self, path: str, position: int, parameter: str) -> Value | None:
-        """What this module's first call of `path` that passes an instance gives the parameter (`Resolver.passed_to`):
-        calls at its top level and in its module-level functions, their simple assignments followed."""
+    def passed_to(self, path: str, wanted: dict[str, int]) -> dict[str, Value]:
+        """What this module's calls of `path` pass the `wanted` parameters (name → position), each from the first
+        call that passes an instance (`Resolver.passed_to`): calls at its top level and in its module-level
+        functions, their simple assignments followed."""
+        found: dict[str, Value] = {}
         if path in self._callers_read:  # a call of the factory inside itself, or a cycle: nothing
-            return None
+            return found
         self._callers_read.add(path)
         try:
             bodies = [(self.module.body, None)] + [(statement.body, statement) for statement in self.module.body
@@ -694,11 +699,15 @@ class ModuleIndex:
                         for name, value in bindings_of(current, scope, self.resolver, self.package):
                             scope.bind(name, value)
                     elif isinstance(current, ast.Call) and self.resolver.infer(current.func, scope) == Value(path):
-                        given = positional(current, position) or keyword(current, parameter)
-                        found = self.resolver.infer(given, scope) if given is not None else None
-                        if found is not None and found.instance:
+                        for parameter, position in wanted.items():
+                            given = None if parameter in found else positional(current, position) or keyword(
+                                current, parameter)
+                            value = self.resolver.infer(given, scope) if given is not None else None
+                            if value is not None and value.instance:
+                                found[parameter] = value
+                        if len(found) == len(wanted):
                             return found
-            return None
+            return found
         finally:
             self._callers_read.discard(path)
 
@@ -993,6 +1002,7 @@ def bind_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, s
     method's `self` or `cls`, else what the call gives by position (`given`)."""
     scope.class_path = class_path
     bound_self = class_path is not None and not is_staticmethod(node)
+    positional_count = len(node.args.posonlyargs) + len(node.args.args)  # `parameters` gives these first
     for index, (param, default) in enumerate(parameters(node.args)):
         value = resolver.injected(param, default, scope)
         if value is None:
@@ -1000,7 +1010,7 @@ def bind_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, s
         if value is None and index == 0 and bound_self:
             value = Value(class_path, instance=param.arg != "cls")
         passed = index - bound_self
-        if value is None and 0 <= passed < len(given) and param in node.args.args + node.args.posonlyargs:
+        if value is None and 0 <= passed < len(given) and index < positional_count:
             value = given[passed]
         scope.bind(param.arg, value)
     for star in (node.args.vararg, node.args.kwarg):
@@ -1177,12 +1187,12 @@ class BlockingCallWalker:
     def _bind_from_callers(self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope) -> None:
         """A router factory's parameters that say nothing of their type (`def build_router(service)`, its routes
         calling `service.render(...)`) are what the project's calls of it pass (`build_router(app.state.service)`)."""
-        path = f"{self.index.prefix}{node.name}"
-        for position, (param, _) in enumerate(parameters(node.args)):
-            if scope.names.get(param.arg) is None and param.annotation is None:
-                passed = self.resolver.passed_to(path, node.name, position, param.arg)
-                if passed is not None:
-                    scope.bind(param.arg, passed)
+        wanted = {param.arg: position for position, (param, _) in enumerate(parameters(node.args))
+                  if scope.names.get(param.arg) is None and param.annotation is None}
+        if wanted:
+            for parameter, passed in self.resolver.passed_to(f"{self.index.prefix}{node.name}", node.name,
+                                                             wanted).items():
+                scope.bind(parameter, passed)
 
     def _own_nested_owner(self, node: ast.FunctionDef | ast.AsyncFunctionDef, parent: FunctionFrame) -> str | None:
         """A sync function nested in another that does not call it (an app factory's helper, called by the routes

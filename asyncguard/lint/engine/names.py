@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from asyncguard.lint.engine.context import HTTP_METHODS
-from asyncguard.lint.engine.syntax import NESTED_SCOPES, child_fields, child_nodes, parse
+from asyncguard.lint.engine.syntax import FUNCTIONS, NESTED_SCOPES, child_fields, child_nodes, parse
 from asyncguard.lint.interface.files import absolute_module
 
 if TYPE_CHECKING:
@@ -297,13 +297,12 @@ class BodyScan:
         self._producing: set[int] = set()
         self._yielding: set[int] = set()
         self._globals: dict[int, set[str]] = {}
-        Function = (ast.FunctionDef, ast.AsyncFunctionDef)
         # each node with the functions it is inside and the function whose own body runs it (None inside a
         # lambda, a class, or a function's decorators and defaults: what `own_nodes` of that body leaves out)
         pending: deque[tuple[ast.AST, tuple[ast.AST, ...], ast.AST | None]] = deque([(root, (), None)])
         while pending:
             node, enclosing, body_of = pending.popleft()
-            if isinstance(node, Function):
+            if isinstance(node, FUNCTIONS):
                 self.functions.append(node)
                 inside = (*enclosing, node)
                 for name in child_fields(node):

@@ -637,3 +637,72 @@ def test_routes_of_a_router_nothing_mounts_are_not_reported(tmp_path):
                                      + route.format(r=router, f=f"{module}_route", mark=mark))
     reported, expected, _ = check(tmp_path, files)
     assert reported == expected
+
+
+def test_iterating_or_counting_a_lazy_peewee_query_runs_it(tmp_path):
+    """A `for` loop, a comprehension, `list()`, `len()` and `enumerate()` over a `select()` run its SQL (peewee's
+    `ModelSelect.__iter__`/`__len__`); so does a class method that returns `list(cls.select())`. What the loop and
+    `.first()` give are the project's models, so their `save()` and `delete_instance()` are followed."""
+    reported, expected, findings = check(tmp_path, {
+        "app/models.py": ("from peewee import CharField, Model, SqliteDatabase\n\ndb = SqliteDatabase('app.db')\n\n\n"
+                          "class Team(Model):\n    name = CharField()\n\n    class Meta:\n        database = db\n\n"
+                          "    @classmethod\n    def named(cls, name):\n"
+                          "        return list(cls.select().where(cls.name == name))\n"),
+        "app/routes.py": ("from app.models import Team\n\n\nasync def teams():\n"
+                          "    query = Team.select().where(Team.name != '')\n"
+                          "    names = [team.name for team in query]  # AG106\n"
+                          "    total = len(query)  # AG106\n"
+                          "    for team in Team.select():  # AG106\n        team.save()  # AG800\n"
+                          "    for index, team in enumerate(query):  # AG106\n        print(index, team)\n"
+                          "    first = Team.select().where(Team.name == 'a').first()  # AG106\n"
+                          "    first.delete_instance()  # AG800\n"
+                          "    return names, total, list(query), Team.named('a')  # AG106  # AG800\n\n\n"
+                          "async def built_only():\n    query = Team.select()\n    return query.sql()\n"),
+    })
+    assert reported == expected
+    assert "`iter(peewee.ModelSelect)`" in next(f.message for f in findings if f.line == 6)
+    assert "`len(peewee.ModelSelect)`" in next(f.message for f in findings if f.line == 7)
+
+
+def test_a_connection_passed_to_untyped_helpers_is_followed_to_its_cursor(tmp_path):
+    """A psycopg2 connection given to `def get_user(conn, ...)`: the cursor it opens (`with conn.cursor() as cur`,
+    `cur = conn.cursor()`) runs the query; so do helpers it is passed on to, and an adapter class that keeps it
+    (`self.conn = conn`), typed by what the project constructs it with."""
+    reported, expected, findings = check(tmp_path, {
+        "app/db.py": ("import psycopg2\n\n\ndef connect():\n    return psycopg2.connect('dbname=app')\n"),
+        "app/queries.py": ("def get_user(conn, user_id):\n    with conn.cursor() as cur:\n"
+                           "        cur.execute('select 1', (user_id,))\n        return cur.fetchone()\n\n\n"
+                           "def log_event(conn, name):\n    return record(conn, name=name)\n\n\n"
+                           "def record(conn, *, name):\n    cur = conn.cursor()\n    cur.execute('insert', (name,))\n\n\n"
+                           "def describe(conn):\n    cur = conn.cursor()\n    cur = 'no longer a cursor'\n"
+                           "    return cur.upper()\n\n\n"
+                           "class UserAdapter:\n    def __init__(self, conn):\n        self.conn = conn\n\n"
+                           "    def fetch(self, user_id):\n        with self.conn.cursor() as cur:\n"
+                           "            cur.execute('select 1')\n            return cur.fetchall()\n"),
+        "app/routes.py": ("from app.db import connect\nfrom app.queries import UserAdapter, describe, get_user, "
+                          "log_event\n\n\nasync def user(user_id: int):\n"
+                          "    conn = connect()  # AG800\n    get_user(conn, user_id)  # AG800\n"
+                          "    log_event(conn, 'seen')  # AG800\n    describe(conn)\n"
+                          "    return UserAdapter(conn).fetch(user_id)  # AG800\n"),
+    })
+    assert reported == expected
+    logged = next(f for f in findings if f.line == 8)
+    assert [step["name"] for step in logged.chain] == ["app.queries.log_event", "app.queries.record",
+                                                        "psycopg2.cursor.execute"]
+
+
+def test_router_modules_an_app_loads_by_name_are_mounted_and_the_others_are_not(tmp_path):
+    """`import_module(name)` over a list of dotted module names: the routers named there serve requests; a router
+    module named nowhere else (left behind) does not, and one the app imports is mounted as before."""
+    route = "import time\nfrom fastapi import APIRouter\n\nrouter = APIRouter()\n\n\n@router.get('/x')\nasync def x():\n"
+    reported, expected, _ = check(tmp_path, {
+        "app/main.py": ("import importlib\nfrom fastapi import FastAPI\nfrom app.routers import imported\n\n"
+                        "ROUTERS = ('app.routers.listed',)\napp = FastAPI()\nfor name in ROUTERS:\n"
+                        "    app.include_router(importlib.import_module(name).router)\n"
+                        "app.include_router(imported.router)\n"),
+        "app/routers/__init__.py": "",
+        "app/routers/listed.py": route + "    time.sleep(1)  # AG101\n",
+        "app/routers/imported.py": route + "    time.sleep(1)  # AG101\n",
+        "app/routers/left_behind.py": route + "    time.sleep(1)  # never loaded\n",
+    })
+    assert reported == expected

@@ -83,8 +83,20 @@ def source_lines(path: str) -> list[str]:
         return []
 
 
+IMPLICIT_CALLS = {"__iter__": "iter", "__len__": "len"}
+"""Methods Python calls for a `for` loop, `list(...)` or `len(...)`: shown as the builtin (`iter(peewee.ModelSelect)`)."""
+
+
 def shown_call(call: str) -> str:
-    """`requests.get`, `open`, `conn.execute`, `pymongo.MongoClient[...].users.find_one`: a qualified name as a
-    reader writes it."""
+    """`requests.get`, `open`, `conn.execute`, `pymongo.MongoClient[...].users.find_one`, `iter(peewee.ModelSelect)`:
+    a qualified name as a reader writes it."""
+    owner, _, method = call.rpartition(".")
+    if method in IMPLICIT_CALLS:
+        return f"{IMPLICIT_CALLS[method]}({shown_call(owner)})"
     shown = call.replace("builtins.", "").replace(".__call__", "").replace(".__getitem__", "[...]")
     return shown[len("<unknown>."):] if shown.startswith("<unknown>.") else shown
+
+
+def is_implicit(call: str) -> bool:
+    """A call Python makes for the code (`for row in query`), not one written with parentheses."""
+    return call.rpartition(".")[2] in IMPLICIT_CALLS

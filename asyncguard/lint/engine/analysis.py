@@ -57,6 +57,14 @@ CACHING_DECORATORS = frozenset({"functools.cache", "functools.lru_cache"})
 """Decorators that run a function once per argument tuple: its later calls do no I/O."""
 PASS_THROUGH_ITERABLES = frozenset({"sorted", "list", "reversed", "tuple"})
 """Builtins whose result iterates over the items of their first argument (`for p in sorted(root.glob("*"))`)."""
+CONSUMING_BUILTINS = {
+    **dict.fromkeys(("list", "tuple", "set", "frozenset", "sorted", "dict", "sum", "min", "max", "any", "all"),
+                    "__iter__"),
+    "len": "__len__",
+}
+"""Builtins that iterate (or count) their first argument at once: `list(query)` runs a lazy ORM query."""
+LAZY_ITERATORS = frozenset({"enumerate", "reversed", "zip", "iter", "filter", "map"})
+"""Builtins that iterate their argument only as they are iterated themselves: `for i, row in enumerate(query)`."""
 EVENT_LOOP_RUNNERS = frozenset({"asyncio.run", "anyio.run", "trio.run", "uvloop.run"})
 """Calls that run a coroutine on an event loop of their own (and `loop.run_until_complete(...)`, by its name)."""
 MAX_BASE_DEPTH = 8
@@ -129,6 +137,9 @@ class FunctionSummary:
     parameter_calls: list[tuple[str, tuple[tuple[str, bool], ...], ast.Call]] = field(default_factory=list)
     """Calls on a parameter of unknown type (`db.query(User).first()` with `def get_user(db, ...)`): the parameter
     and the attribute steps from it, each marked whether it is called; a caller that passes a known type decides."""
+    forwards: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
+    """Project calls that pass on a parameter of unknown type (`record_event(conn, ...)` in `def log(conn)`): the
+    callee, which of its arguments (position or name) get which parameter, and the line."""
     cached: bool = False
     """Decorated with `functools.cache` or `lru_cache` (`CACHING_DECORATORS`)."""
 
@@ -450,29 +461,40 @@ class Resolver:
         """An instance of the mapped class an ORM query names (`db.query(User).filter(...).first()`,
         `session.get(User, key)`, `session.scalars(select(User)).one()`), so its own methods are followed."""
         for step in query_calls(call):
-            if step.args and isinstance(step.func, (ast.Attribute, ast.Name)) and \
-                    (step.func.attr if isinstance(step.func, ast.Attribute) else step.func.id) in ENTITY_NAMING:
-                named = self.infer(step.args[0], scope)
-                if named is not None and not named.instance and self.is_derived(named.path):
-                    return Value(named.path, instance=True)
+            if not isinstance(step.func, (ast.Attribute, ast.Name)) or \
+                    (step.func.attr if isinstance(step.func, ast.Attribute) else step.func.id) not in ENTITY_NAMING:
+                continue
+            named = [step.args[0]] if step.args else []
+            if isinstance(step.func, ast.Attribute):  # `Team.select()`: a peewee model's own query
+                named.append(step.func.value)
+            for name in named:
+                found = self.infer(name, scope)
+                if found is not None and not found.instance and self.is_derived(found.path):
+                    return Value(found.path, instance=True)
         return None
 
     def inherited_result(self, path: str) -> Value | None:
         """What `Model.get(...)` returns where a project class inherits `get` from a library class the knowledge
         base knows: its declared result, `"Self"` an instance of the project class (peewee's `Model.get`)."""
+        for inherited in self.library_methods(path):
+            returned = self.knowledge.returned(inherited)
+            if returned is not None:
+                return Value(path.rpartition(".")[0] if returned == "Self" else returned, instance=True)
+        return None
+
+    def library_methods(self, path: str) -> Iterator[str]:
+        """The library methods a project class's `path` may inherit (`Team.select` → `peewee.Model.select`), in
+        method resolution order; none where the project defines it."""
         class_path, _, method = path.rpartition(".")
         bases = self.class_bases(class_path) if class_path and self.in_project(class_path) else []
         if not bases:  # not a project class that derives from anything (a module, a plain class)
-            return None
+            return
         for owner in self.method_resolution_order(class_path):
             if self.in_project(owner):
                 if self._defines(owner, method):
-                    return None  # the project's own method: its result is its body's
+                    return  # the project's own method: its result is its body's
                 continue
-            returned = self.knowledge.returned(f"{owner}.{method}")
-            if returned is not None:
-                return Value(class_path if returned == "Self" else returned, instance=True)
-        return None
+            yield f"{owner}.{method}"
 
     def _defines(self, class_path: str, method: str) -> bool:
         if class_path.startswith(self.home.prefix):
@@ -559,6 +581,8 @@ class Resolver:
             return None
         callee = self.callee(node, scope)
         item = self.knowledge.item_type(callee) if callee is not None else None
+        if item is None and callee is not None:  # `Team.select()`: the library method the model inherits
+            item = next(filter(None, map(self.knowledge.item_type, self.library_methods(callee))), None)
         if item == QUERIED_ENTITY:
             return self.queried_entity(node, scope)
         return Value(self.knowledge.canonical(item), instance=True) if item is not None else None
@@ -812,12 +836,27 @@ class ModuleIndex:
             elif isinstance(statement, FUNCTIONS):
                 method_scope = Scope(outer, "function")
                 bind_parameters(statement, method_scope, self.resolver, path)
+                if statement.name == "__init__":
+                    self._bind_from_constructions(statement, method_scope, path)
                 for target, value_node, annotation in self_assignments(statement.body, method_scope, self.resolver,
                                                                        self.package):
                     value = assigned_type(value_node, annotation, method_scope, self.resolver)
                     if value is not None and (target not in attrs or target in declared):
                         attrs[target] = value
                         declared.discard(target)
+
+
+    def _bind_from_constructions(self, init: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope, path: str) -> None:
+        """`self.conn = conn` of an `__init__` whose `conn` says nothing of its type: what the project's calls of
+        the class pass it (`PsycopgAdapter(psycopg2.connect(...))`), so `self.conn.cursor()` is understood."""
+        stored = {value.id for _, value, _ in self_assignments(init.body, Scope(scope, "function"), self.resolver,
+                                                                 self.package) if isinstance(value, ast.Name)}
+        wanted = {param.arg: position - 1 for position, (param, _) in enumerate(parameters(init.args))
+                  if position > 0 and param.arg in stored and param.annotation is None
+                  and scope.names.get(param.arg) is None}
+        if wanted:
+            for parameter, passed in self.resolver.passed_to(path, path.rpartition(".")[2], wanted).items():
+                scope.bind(parameter, passed)
 
 
 def returned_value(node: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope, resolver: Resolver, package: str,
@@ -1257,6 +1296,8 @@ class BlockingCallWalker:
         if self.frames and self.scope.kind == "function":
             for name, value in bindings_of(node, self.scope, self.resolver, self.index.package):
                 self.scope.bind(name, value)
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                self._bind_from_parameter(node.targets[0], node.value)
 
     def walk_annotated_assignment(self, node: ast.AnnAssign) -> None:
         """A local variable's annotation is never evaluated (PEP 526): `x: time.sleep(1) = 1` calls nothing."""
@@ -1273,6 +1314,7 @@ class BlockingCallWalker:
                 if isinstance(item.optional_vars, ast.Name):
                     value = self.resolver.infer(item.context_expr, self.scope)
                     self.scope.bind(item.optional_vars.id, value if value and value.instance else None)
+                    self._bind_from_parameter(item.optional_vars, item.context_expr)  # `__enter__` gives itself
         self.walk_all([part for item in node.items for part in (item.context_expr, item.optional_vars)])
         held = [lock for lock in locks if lock is not None]
         self.held.extend(held)  # the body is the critical section
@@ -1297,6 +1339,8 @@ class BlockingCallWalker:
 
     def walk_for(self, node: ast.For | ast.AsyncFor) -> None:
         self.walk(node.iter)
+        if isinstance(node, ast.For):
+            self._check_consumed(node.iter, node.iter, "__iter__")
         self._bind_loop_target(node.target, node.iter)
         self.walk(node.target)
         self.walk_block(node.body)
@@ -1306,6 +1350,8 @@ class BlockingCallWalker:
         """The `for` parts first: they bind the names the element uses."""
         for generator in node.generators:
             self.walk(generator.iter)
+            if not generator.is_async:
+                self._check_consumed(generator.iter, generator.iter, "__iter__")
             self._bind_loop_target(generator.target, generator.iter)
             self.walk_all(generator.ifs)
         self.walk_all([node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt])
@@ -1328,6 +1374,9 @@ class BlockingCallWalker:
 
     def walk_call(self, node: ast.Call) -> None:
         self._check_call(node)
+        consumed = builtin_argument(node, CONSUMING_BUILTINS.keys(), self.scope)
+        if consumed is not None:
+            self._check_consumed(node, consumed, CONSUMING_BUILTINS[node.func.id])
         self.called.add(id(node.func))
         self.walk_children(node)
 
@@ -1376,8 +1425,25 @@ class BlockingCallWalker:
                 self._summary(frame).self_calls.setdefault(node.func.attr, node)
             else:
                 self._summary(frame).calls.setdefault(callee, node)
+                self._note_forward(node, callee, frame)
         elif api is None and self.whole_program and not frame.on_loop and callee.startswith(f"{UNKNOWN}."):
             self._note_parameter_call(node, frame)
+
+    def _check_consumed(self, node: ast.expr, iterable: ast.expr, method: str) -> None:
+        """Iterating or counting a library object whose `__iter__`/`__len__` blocks (`for row in query`: the query
+        runs), through lazy wrappers (`enumerate(query)`)."""
+        frame = self.frame
+        if frame is None or not (frame.on_loop or frame.owner is not None):
+            return
+        while (inner := builtin_argument(iterable, LAZY_ITERATORS, self.scope)) is not None:
+            iterable = inner
+        value = self.resolver.infer(iterable, self.scope)
+        if value is None or not value.instance or self.resolver.in_project(value.path):
+            return
+        name = self.knowledge.canonical(f"{value.path}.{method}")
+        api = self.knowledge.blocking_api(name)
+        if api is not None:
+            self._blocking(RawFinding(node=node, api=api, call=name, frame=frame))
 
     def _follows(self, callee: str) -> bool:
         """Whether a call of `callee` is one for the whole-program pass: a project function's, not allowed."""
@@ -1428,14 +1494,49 @@ class BlockingCallWalker:
         return types
 
     def _note_parameter_call(self, node: ast.Call, frame: FunctionFrame) -> None:
-        """`db.query(User).first()` on an unannotated parameter of the summarised function itself."""
-        steps = attribute_steps(node)
-        if steps is None or frame.parent is not None and frame.parent.owner == frame.owner:
-            return  # not on a name, or in a nested function (its parameters are not the summary's)
-        root, path = steps
+        """`db.query(User).first()` on an unannotated parameter of the summarised function itself, or on a local
+        made from one (`cur.execute(...)` after `cur = conn.cursor()`)."""
+        steps = self._parameter_steps(node, frame)
+        if steps is not None:
+            self._summary(frame).parameter_calls.append((*steps, node))
+
+    def _note_forward(self, node: ast.Call, callee: str, frame: FunctionFrame) -> None:
+        """`record_event(conn, ...)` passing on an untyped parameter: its callers' types reach the callee."""
+        if frame.parent is not None and frame.parent.owner == frame.owner:
+            return
         summary = self._summary(frame)
-        if root in summary.parameters and self.scope.lookup(root) is None:
-            summary.parameter_calls.append((root, path, node))
+        given = [arg for arg in node.args if not isinstance(arg, ast.Starred)]
+        keys = [(str(position), arg) for position, arg in enumerate(given)]
+        keys += [(named.arg, named.value) for named in node.keywords if named.arg is not None]
+        forwarded = {key: arg.id for key, arg in keys if isinstance(arg, ast.Name) and arg.id in summary.parameters
+                     and self.scope.lookup(arg.id) is None}
+        if forwarded:
+            summary.forwards.append((callee, forwarded, node.lineno))
+
+    def _parameter_steps(self, node: ast.expr, frame: FunctionFrame
+                         ) -> tuple[str, tuple[tuple[str, bool], ...]] | None:
+        """The untyped parameter a call is made on and the steps from it, through locals made from it."""
+        steps = attribute_steps(node) if isinstance(node, ast.Call) else None
+        if steps is None or frame.owner is None or frame.parent is not None and frame.parent.owner == frame.owner:
+            return None  # not on a name, or in a nested function (its parameters are not the summary's)
+        root, path = steps
+        if self.scope.lookup(root) is not None:
+            return None
+        if root in frame.from_parameters:
+            made_from, before = frame.from_parameters[root]
+            return made_from, before + path
+        return (root, path) if root in self._summary(frame).parameters else None
+
+    def _bind_from_parameter(self, name: ast.expr, value: ast.expr) -> None:
+        """`cur = conn.cursor()` or `with conn.cursor() as cur` on an untyped parameter: what `cur` is made from."""
+        frame = self.frame
+        if frame is None or not isinstance(name, ast.Name) or frame.on_loop or not self.whole_program:
+            return
+        steps = self._parameter_steps(value, frame) if self.scope.lookup(name.id) is None else None
+        if steps is not None:
+            frame.from_parameters[name.id] = steps
+        else:
+            frame.from_parameters.pop(name.id, None)
 
     def _summary(self, frame: FunctionFrame) -> FunctionSummary:
         """The summary of the function a frame's calls go into, its parameters noted when it is first made."""

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from asyncguard.lint.engine.analysis import AnalysisResult, analyze
 from asyncguard.lint.interface.files import SourceFile
-from asyncguard.lint.findings import Finding, internal_error, not_checked, shown_call
+from asyncguard.lint.findings import Finding, internal_error, is_implicit, not_checked, shown_call
 from asyncguard.lint.knowledge.base import Knowledge, build_knowledge
 from asyncguard.lint.engine.program import INDIRECT, LibraryCalls, ModuleRecord, Program
 from asyncguard.lint.engine.names import ABSTRACT_BASES, Project
@@ -128,7 +128,7 @@ def analyse_source(text: str, path: str = "<string>", module: str = "module",
         shown = shown_call(raw.call)
         context = result.facts.describe(raw.frame)
         message = rule.message.format(call=shown, context=context)
-        if raw.api.read:  # a property read, not a call
+        if raw.api.read or is_implicit(raw.call):  # a property read or a loop, not a written call
             message = message.replace(f"`{shown}()`", f"`{shown}`")
         if raw.api.message:
             message = f"{raw.api.message}: `{shown}()` {context}"
@@ -217,9 +217,14 @@ def summarize(result: AnalysisResult, module: str, tree: ast.Module, lines: Sequ
             if summary.self_calls:
                 functions[name]["self_calls"] = {method: result.call_lines[id(call)]
                                                  for method, call in sorted(summary.self_calls.items())}
+            if on_parameters or summary.forwards:
+                functions[name]["parameters"] = summary.parameters
             if on_parameters:
-                functions[name].update(parameters=summary.parameters, parameter_calls=[
-                    [parameter, line, [list(step) for step in steps]] for parameter, line, steps in on_parameters])
+                functions[name]["parameter_calls"] = [[parameter, line, [list(step) for step in steps]]
+                                                      for parameter, line, steps in on_parameters]
+            if summary.forwards:
+                functions[name]["forwards"] = [[callee, line, forwarded]
+                                               for callee, forwarded, line in summary.forwards]
     methods: dict[str, list[str]] = {}
     for key in definitions:
         owner, _, method = key.rpartition(".")

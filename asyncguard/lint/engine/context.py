@@ -39,6 +39,9 @@ class FunctionFrame:
     owner: str | None = None
     """For code off the loop: the qualified name of the sync function whose summary its calls go into (itself, or
     the function that calls this nested one directly); None where nothing would run it (a lambda)."""
+    from_parameters: dict[str, tuple[str, tuple[tuple[str, bool], ...]]] = field(default_factory=dict)
+    """Locals made by calls on an untyped parameter (`cur` of `with conn.cursor() as cur`): the parameter and the
+    steps from it, so that `cur.execute(...)` is weighed as `conn.cursor().execute(...)` at each caller."""
 
     @property
     def qualname(self) -> str:

@@ -19,11 +19,13 @@ from asyncguard.lint.knowledge.base import Knowledge
 from asyncguard.lint.rule import rules_by_category
 
 INDIRECT = "AG800"
+"""The code of a call on the loop that blocks through helpers (`asyncguard.lint.rules.ag800_...`)."""
 RECEIVER = "#"
 """Joins a method to the class of the instance it runs on, in a node of the call graph (`Job.run#PriceJob`)."""
-"""The code of a call on the loop that blocks through helpers (`asyncguard.lint.rules.ag800_...`)."""
 MAX_BASES = 16
 """Classes searched for an inherited method: enough for real hierarchies, a bound for cyclic or absurd ones."""
+MAX_FORWARDS = 8
+"""Helpers an argument is followed through, each passing it on: real code passes a connection a few levels down."""
 
 
 class LibraryCalls:
@@ -436,7 +438,13 @@ class Program:
             chain = chains[target]
             _, _, code, use, weak, _ = self._leaf(self.functions[chain[-2].name][1])
             return chain, code, use, weak
-        if self.library is None or not arguments or self.function(target) not in self.functions:
+        return self._through_arguments(target, arguments)
+
+    def _through_arguments(self, target: str, arguments: dict[str, str], depth: int = 0
+                           ) -> tuple[list[Step], str, str, bool] | None:
+        """What calling `target` with arguments of these types (position or name → type) blocks on: calls it makes
+        on them, or on what it passes them on to (`log(conn)` → `record_event(conn)` → `conn.cursor().execute()`)."""
+        if self.library is None or not arguments or depth > MAX_FORWARDS or self.function(target) not in self.functions:
             return None
         target = self.function(target)
         record, summary = self.functions[target]
@@ -447,6 +455,12 @@ class Program:
             blocking = self.library.through(passed[parameter], steps) if parameter in passed else None
             if blocking is not None and (self.enabled is None or blocking[1] in self.enabled):
                 return [Step(target, record.path, line), Step(blocking[0], record.path, line)], *blocking[1:]
+        for callee, line, forwarded in summary.get("forwards", []):
+            given = {key: passed[parameter] for key, parameter in forwarded.items() if parameter in passed}
+            found = self._through_arguments(callee, given, depth + 1) if given else None
+            if found is not None:
+                chain, *rest = found
+                return [Step(target, record.path, line), *chain], *rest
         return None
 
     def short(self, name: str) -> str:

@@ -4,7 +4,9 @@ Routes of a router nothing mounts: `activity_router = APIRouter()` with its `@ac
 whose name is written nowhere in the checked files but there and in imports (never in `include_router(...)`, a list
 of routers, an argument), serve no request. Judged only where the checked files build the app (`FastAPI(`) and
 mount routers with `include_router`, and textually, leaning to keeping: a name written anywhere else (`router`,
-which every router module defines, or `users.router`) keeps the routes.
+which every router module defines, or `users.router`) keeps the routes. Where the app loads its router modules by
+name (`importlib.import_module("routers.auth_routes")`, their dotted names written as strings), a router module
+whose name is written in no other checked file, as a string, an import or anything else, is not loaded either.
 
 
 A coroutine runs on the loop only when something awaits it, schedules it or hands it to a framework, and each of
@@ -73,22 +75,42 @@ def unmounted(findings: Iterable[Finding], module_of: Callable[[str], str | None
     service); `texts` every checked file's text by path, read only when some finding is in a route of a router with
     a name of its own."""
     places: dict[tuple[str, str], tuple[str, str]] = {}  # (path, context) -> (path, router)
+    route_modules: dict[tuple[str, str], tuple[str, str]] = {}  # (path, context) -> (path, module)
     for finding in findings:
         if not finding.context.startswith(ROUTE_CONTEXTS):
             continue
         module = module_of(finding.path)
         routes = outline_of(module).routes if module is not None else {}
         for router, spans in routes.items():
-            if router != "router" and any(first <= finding.line <= last for first, last in spans):
-                places[(finding.path, finding.context)] = (finding.path, router)
-    if not places:
+            if any(first <= finding.line <= last for first, last in spans):
+                route_modules[(finding.path, finding.context)] = (finding.path, module)
+                if router != "router":
+                    places[(finding.path, finding.context)] = (finding.path, router)
+    if not route_modules:
         return set()
     sources = texts()
     if not any("include_router" in text for text in sources.values()) or \
             not any("FastAPI(" in text for text in sources.values()):
         return set()  # the app, or how it mounts its routers, is not among the files checked
     mounted = {owner for owner in set(places.values()) if written_elsewhere(*owner, sources)}
-    return {place for place, owner in places.items() if owner not in mounted}
+    unloaded = not_loaded(set(route_modules.values()), sources)
+    return ({place for place, owner in places.items() if owner not in mounted}
+            | {place for place, owner in route_modules.items() if owner in unloaded})
+
+
+def not_loaded(modules: set[tuple[str, str]], texts: dict[str, str]) -> set[tuple[str, str]]:
+    """The (path, module) of router modules an app that loads its routers by dotted name (written as a string)
+    cannot load: their last name is written in no other checked file. Where no router module is named in a string,
+    the app imports its routers or discovers them, and this judges nothing."""
+    quoted = re.compile(r"""["'](%s)["']""" % "|".join(sorted(re.escape(module) for _, module in modules)))
+    if not any(quoted.search(text) for text in texts.values()):
+        return set()
+    words = re.compile(r"\b(?:%s)\b" % "|".join(sorted({re.escape(module.rpartition(".")[2]) for _, module in modules})))
+    written_in: dict[str, set[str]] = {}
+    for path, text in texts.items():
+        for word in set(words.findall(text)):
+            written_in.setdefault(word, set()).add(path)
+    return {(path, module) for path, module in modules if not written_in.get(module.rpartition(".")[2], set()) - {path}}
 
 
 def written_elsewhere(path: str, router: str, texts: dict[str, str]) -> bool:

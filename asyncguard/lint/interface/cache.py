@@ -19,7 +19,7 @@ from asyncguard.atomic import write_atomically
 from asyncguard.lifetime import deferred_signals
 
 CACHE_DIR = ".asyncguard_cache"
-CACHE_FORMAT = 18
+CACHE_FORMAT = 19
 """Version 2 added each file's summary and calls on the loop (the whole-program pass); 13 a summary per module name
 the file is imported under, and the whole-program pass's own findings; 14 properties in outlines; 15 the coroutines
 nothing runs; 16 summaries, loop calls and outlines in a file of their own, read only when the pass runs."""
@@ -86,7 +86,8 @@ SUMMARY = {
     "functions": Omittable(TableOf({
         "line": int, "blocking": [(str, int, str, str, bool, OneOf((None, str)))], "calls": TableOf(int),
         "self_calls": Omittable(TableOf(int)), "parameters": Omittable([str]),
-        "parameter_calls": Omittable([(str, int, [(str, bool)])]), "cached": Omittable(bool),
+        "parameter_calls": Omittable([(str, int, [(str, bool)])]), "forwards": Omittable([(str, int, TableOf(str))]),
+        "cached": Omittable(bool),
     })),
     "classes": Omittable(TableOf([str])),
     "derived": Omittable(TableOf({"line": int, "methods": [str], "abstract": Omittable(bool)})),

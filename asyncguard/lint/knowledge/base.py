@@ -148,7 +148,7 @@ class Knowledge:
     safe: PatternTable
     returns: PatternTable
     attributes: dict[str, str]
-    iterates: dict[str, str]
+    iterates: PatternTable
     aliases: list[tuple[str, str]]
     offloaders: PatternTable = field(default_factory=lambda: PatternTable((p, True) for p in OFFLOADERS))
     file_arguments: PatternTable = field(default_factory=lambda: PatternTable(()))
@@ -226,7 +226,8 @@ class Knowledge:
 
     def item_type(self, name: str) -> str | None:
         """What iterating the result of calling `name` yields."""
-        return self.iterates.get(name)
+        found = self.iterates.get(name)
+        return found if isinstance(found, str) else None
 
     def file_arguments_of(self, name: str) -> tuple[FileArgument, ...]:
         """The arguments through which calling `name` reads or writes a file, if it can work in memory."""
@@ -291,7 +292,7 @@ def build_knowledge(
         safe=PatternTable([*((p, True) for p in allowed), *safe]),
         returns=PatternTable(data.get("returns", {}).items()),
         attributes=dict(data.get("attributes", {})),
-        iterates=dict(data.get("iterates", {})),
+        iterates=PatternTable(data.get("iterates", {}).items()),
         aliases=sorted(data.get("aliases", {}).items(), key=lambda kv: -len(kv[0])),
         file_arguments=PatternTable(
             (pattern, tuple(FileArgument(a.get("position"), a["arg"], a.get("any", False), a.get("absent", False))

@@ -706,3 +706,20 @@ def test_router_modules_an_app_loads_by_name_are_mounted_and_the_others_are_not(
         "app/routers/left_behind.py": route + "    time.sleep(1)  # never loaded\n",
     })
     assert reported == expected
+
+
+def test_a_client_kept_on_a_module_state_object_and_passed_down_coroutines_is_followed(tmp_path):
+    """`state.s3 = boto3.client("s3")` in the lifespan, `state = AppState()` declaring it `Any`: the route passes it
+    to coroutines whose parameters say `Any` or nothing, one passing it on to the next."""
+    reported, expected, _ = check(tmp_path, {
+        "app/backend.py": ("from typing import Any\n\n\nasync def load(key: str, *, s3: Any, bucket: str):\n"
+                           "    return s3.get_object(Bucket=bucket, Key=key)  # AG107\n\n\n"
+                           "async def lookup(key, *, s3):\n    return await load(key, s3=s3, bucket='b')\n"),
+        "app/server.py": ("from contextlib import asynccontextmanager\nfrom typing import Any\n\nimport boto3\n"
+                          "from fastapi import FastAPI\n\nfrom app.backend import lookup\n\n\nclass AppState:\n"
+                          "    def __init__(self):\n        self.s3: Any = None\n\n\nstate = AppState()\n\n\n"
+                          "@asynccontextmanager\nasync def lifespan(app):\n    state.s3 = boto3.client('s3')  # AG107\n"
+                          "    yield\n\n\napp = FastAPI(lifespan=lifespan)\n\n\n@app.get('/x')\nasync def x(key: str):\n"
+                          "    return await lookup(key, s3=state.s3)\n"),
+    })
+    assert reported == expected

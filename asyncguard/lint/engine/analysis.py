@@ -727,6 +727,8 @@ class ModuleIndex:
                             given = None if parameter in found else positional(current, position) or keyword(
                                 current, parameter)
                             value = self.resolver.infer(given, scope) if given is not None else None
+                            if value is None and function is not None and isinstance(given, ast.Name):
+                                value = self._passed_on(function, given.id)
                             if value is not None and value.instance:
                                 found[parameter] = value
                         if len(found) == len(wanted):
@@ -734,6 +736,13 @@ class ModuleIndex:
             return found
         finally:
             self._callers_read.discard(path)
+
+    def _passed_on(self, function: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> Value | None:
+        """What the project's calls of `function` pass its untyped parameter `name`, which it passes on."""
+        for position, (param, _) in enumerate(parameters(function.args)):
+            if param.arg == name and says_nothing(param):
+                return self.resolver.passed_to(f"{self.prefix}{function.name}", function.name, {name: position}).get(name)
+        return None
 
     def result_given(self, path: str, given: tuple[Value | None, ...]) -> Value | None:
         """What a function returns when its unannotated positional parameters are given instances of these types
@@ -844,6 +853,31 @@ class ModuleIndex:
                     if value is not None and (target not in attrs or target in declared):
                         attrs[target] = value
                         declared.discard(target)
+        self._holder_attributes(path, attrs, declared)
+
+    def _holder_attributes(self, path: str, attrs: dict[str, Value], declared: set[str]) -> None:
+        """`state.s3 = boto3.client("s3")` in a module's functions (a lifespan), where `state = AppState()` is an
+        instance of the class made at the module's top level: what its attributes hold, where the class says nothing."""
+        instance = Value(path, instance=True)
+        holders = {name for name, value in self.scope.names.items() if value == instance}
+        if not holders:
+            return
+
+        def held(target: ast.expr) -> str | None:
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id in holders:
+                return target.attr
+            return None
+
+        for statement in self.module.body:
+            if isinstance(statement, FUNCTIONS):
+                scope = Scope(self.scope, "function")
+                bind_parameters(statement, scope, self.resolver, None)
+                for target, value_node, annotation in self_assignments(statement.body, scope, self.resolver,
+                                                                       self.package, held):
+                    value = assigned_type(value_node, annotation, scope, self.resolver)
+                    if value is not None and (target not in attrs or target in declared):
+                        attrs[target] = value
+                        declared.discard(target)
 
 
     def _bind_from_constructions(self, init: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope, path: str) -> None:
@@ -893,6 +927,11 @@ def method_class(scope: Scope) -> str | None:
     while current is not None and current.kind != "function":
         current = current.parent
     return current.class_path if current is not None else None
+
+
+def says_nothing(param: ast.arg) -> bool:
+    """A parameter whose annotation tells nothing of its type: none, or `Any`."""
+    return param.annotation is None or dotted_name(param.annotation) in ("Any", "typing.Any")
 
 
 def builtin_argument(node: ast.expr, names: frozenset[str], scope: Scope) -> ast.expr | None:
@@ -1211,7 +1250,8 @@ class BlockingCallWalker:
                 self.cached.add(frame.owner)
         scope = Scope(self.scope, "function")
         bind_parameters(node, scope, self.resolver, enclosing_class)
-        if enclosing_class is None and self.scope.kind == "module" and defines_coroutines(node):
+        if enclosing_class is None and self.scope.kind == "module" and (
+                defines_coroutines(node) or isinstance(node, ast.AsyncFunctionDef) and not node.decorator_list):
             self._bind_from_callers(node, scope)
         self.frames.append(frame)
         self.scopes.append(scope)
@@ -1224,10 +1264,13 @@ class BlockingCallWalker:
         self.frames.pop()
 
     def _bind_from_callers(self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope) -> None:
-        """A router factory's parameters that say nothing of their type (`def build_router(service)`, its routes
-        calling `service.render(...)`) are what the project's calls of it pass (`build_router(app.state.service)`)."""
+        """A router factory's or a coroutine's parameters that say nothing of their type (`def build_router(service)`,
+        its routes calling `service.render(...)`; `async def load(key, *, s3: Any)` calling `s3.get_object(...)`)
+        are what the project's calls of it pass (`build_router(app.state.service)`, `await load(key, s3=client)`)."""
+        receivers = {func.value.id for func in (child.func for child in ast.walk(node) if isinstance(child, ast.Call))
+                     if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)}
         wanted = {param.arg: position for position, (param, _) in enumerate(parameters(node.args))
-                  if scope.names.get(param.arg) is None and param.annotation is None}
+                  if scope.names.get(param.arg) is None and param.arg in receivers and says_nothing(param)}
         if wanted:
             for parameter, passed in self.resolver.passed_to(f"{self.index.prefix}{node.name}", node.name,
                                                              wanted).items():

@@ -696,10 +696,11 @@ def test_router_modules_an_app_loads_by_name_are_mounted_and_the_others_are_not(
     module named nowhere else (left behind) does not, and one the app imports is mounted as before."""
     route = "import time\nfrom fastapi import APIRouter\n\nrouter = APIRouter()\n\n\n@router.get('/x')\nasync def x():\n"
     reported, expected, _ = check(tmp_path, {
-        "app/main.py": ("import importlib\nfrom fastapi import FastAPI\nfrom app.routers import imported\n\n"
+        "app/main.py": ("import importlib\nimport time\nfrom fastapi import FastAPI\nfrom app.routers import imported\n\n"
                         "ROUTERS = ('app.routers.listed',)\napp = FastAPI()\nfor name in ROUTERS:\n"
                         "    app.include_router(importlib.import_module(name).router)\n"
-                        "app.include_router(imported.router)\n"),
+                        "app.include_router(imported.router)\n\n\n@app.get('/health')\nasync def health():\n"
+                        "    time.sleep(1)  # AG101\n"),
         "app/routers/__init__.py": "",
         "app/routers/listed.py": route + "    time.sleep(1)  # AG101\n",
         "app/routers/imported.py": route + "    time.sleep(1)  # AG101\n",

@@ -847,13 +847,20 @@ class ModuleIndex:
                 bind_parameters(statement, method_scope, self.resolver, path)
                 if statement.name == "__init__":
                     self._bind_from_constructions(statement, method_scope, path)
-                for target, value_node, annotation in self_assignments(statement.body, method_scope, self.resolver,
-                                                                       self.package):
-                    value = assigned_type(value_node, annotation, method_scope, self.resolver)
-                    if value is not None and (target not in attrs or target in declared):
-                        attrs[target] = value
-                        declared.discard(target)
+                self._take_assignments(statement, method_scope, attrs, declared)
         self._holder_attributes(path, attrs, declared)
+
+    def _take_assignments(self, function: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope,
+                          attrs: dict[str, Value], declared: set[str],
+                          assigned: Callable[[ast.expr], str | None] | None = None) -> None:
+        """The attributes a function's body assigns (`self.x = ...`, or the targets `assigned` names), where what
+        they hold is known: they win over what is only declared."""
+        for target, value_node, annotation in self_assignments(function.body, scope, self.resolver, self.package,
+                                                               assigned):
+            value = assigned_type(value_node, annotation, scope, self.resolver)
+            if value is not None and (target not in attrs or target in declared):
+                attrs[target] = value
+                declared.discard(target)
 
     def _holder_attributes(self, path: str, attrs: dict[str, Value], declared: set[str]) -> None:
         """`state.s3 = boto3.client("s3")` in a module's functions (a lifespan), where `state = AppState()` is an
@@ -872,13 +879,7 @@ class ModuleIndex:
             if isinstance(statement, FUNCTIONS):
                 scope = Scope(self.scope, "function")
                 bind_parameters(statement, scope, self.resolver, None)
-                for target, value_node, annotation in self_assignments(statement.body, scope, self.resolver,
-                                                                       self.package, held):
-                    value = assigned_type(value_node, annotation, scope, self.resolver)
-                    if value is not None and (target not in attrs or target in declared):
-                        attrs[target] = value
-                        declared.discard(target)
-
+                self._take_assignments(statement, scope, attrs, declared, held)
 
     def _bind_from_constructions(self, init: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope, path: str) -> None:
         """`self.conn = conn` of an `__init__` whose `conn` says nothing of its type: what the project's calls of
@@ -927,6 +928,13 @@ def method_class(scope: Scope) -> str | None:
     while current is not None and current.kind != "function":
         current = current.parent
     return current.class_path if current is not None else None
+
+
+def argument_keys(call: ast.Call) -> list[tuple[str, ast.expr]]:
+    """A call's arguments by the key the whole-program pass gives them: the position (`"0"`) or the keyword."""
+    given = [arg for arg in call.args if not isinstance(arg, ast.Starred)]
+    return [(str(position), arg) for position, arg in enumerate(given)] + \
+        [(named.arg, named.value) for named in call.keywords if named.arg is not None]
 
 
 def says_nothing(param: ast.arg) -> bool:
@@ -1267,10 +1275,13 @@ class BlockingCallWalker:
         """A router factory's or a coroutine's parameters that say nothing of their type (`def build_router(service)`,
         its routes calling `service.render(...)`; `async def load(key, *, s3: Any)` calling `s3.get_object(...)`)
         are what the project's calls of it pass (`build_router(app.state.service)`, `await load(key, s3=client)`)."""
+        untyped = {param.arg: position for position, (param, _) in enumerate(parameters(node.args))
+                   if scope.names.get(param.arg) is None and says_nothing(param)}
+        if not untyped:
+            return
         receivers = {func.value.id for func in (child.func for child in ast.walk(node) if isinstance(child, ast.Call))
                      if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)}
-        wanted = {param.arg: position for position, (param, _) in enumerate(parameters(node.args))
-                  if scope.names.get(param.arg) is None and param.arg in receivers and says_nothing(param)}
+        wanted = {parameter: position for parameter, position in untyped.items() if parameter in receivers}
         if wanted:
             for parameter, passed in self.resolver.passed_to(f"{self.index.prefix}{node.name}", node.name,
                                                              wanted).items():
@@ -1527,10 +1538,7 @@ class BlockingCallWalker:
 
     def _argument_types(self, node: ast.Call) -> dict[str, str]:
         types = {}
-        given = [arg for arg in node.args if not isinstance(arg, ast.Starred)]
-        keys = [(str(position), arg) for position, arg in enumerate(given)]
-        keys += [(named.arg, named.value) for named in node.keywords if named.arg is not None]
-        for key, arg in keys:
+        for key, arg in argument_keys(node):
             value = self.resolver.infer(arg, self.scope)
             if value is not None and value.instance:
                 types[key] = value.path
@@ -1548,11 +1556,8 @@ class BlockingCallWalker:
         if frame.parent is not None and frame.parent.owner == frame.owner:
             return
         summary = self._summary(frame)
-        given = [arg for arg in node.args if not isinstance(arg, ast.Starred)]
-        keys = [(str(position), arg) for position, arg in enumerate(given)]
-        keys += [(named.arg, named.value) for named in node.keywords if named.arg is not None]
-        forwarded = {key: arg.id for key, arg in keys if isinstance(arg, ast.Name) and arg.id in summary.parameters
-                     and self.scope.lookup(arg.id) is None}
+        forwarded = {key: arg.id for key, arg in argument_keys(node) if isinstance(arg, ast.Name)
+                     and arg.id in summary.parameters and self.scope.lookup(arg.id) is None}
         if forwarded:
             summary.forwards.append((callee, forwarded, node.lineno))
 

@@ -724,3 +724,18 @@ def test_a_client_kept_on_a_module_state_object_and_passed_down_coroutines_is_fo
                           "    return await lookup(key, s3=state.s3)\n"),
     })
     assert reported == expected
+
+
+def test_helpers_that_pass_a_connection_on_to_each_other_in_a_cycle_are_weighed_once(tmp_path):
+    """Ten helpers each passing the connection to all ten (a cycle, and 10^9 paths eight deep): the one that runs
+    the query is found, and the pass ends."""
+    names = [f"step{index}" for index in range(10)]
+    helpers = "".join(f"def {name}(conn):\n" + "".join(f"    {other}(conn)\n" for other in names) + "\n\n"
+                      for name in names)
+    reported, expected, _ = check(tmp_path, {
+        "app/helpers.py": helpers + "def last(conn):\n    conn.cursor().execute('select 1')\n",
+        "app/chain.py": "from app.helpers import last, step9\n\n\ndef begin(conn):\n    step9(conn)\n    last(conn)\n",
+        "app/routes.py": ("import psycopg2\nfrom app.chain import begin\n\n\nasync def route():\n"
+                          "    conn = psycopg2.connect('dbname=app')  # AG106\n    begin(conn)  # AG800\n"),
+    })
+    assert reported == expected

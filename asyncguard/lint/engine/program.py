@@ -109,6 +109,9 @@ class Program:
         """Whether the implementations of a call on an interface are being weighed (`_implementation`)."""
         self._weighed: dict[str, str | None] = {}
         """`Interface.method` weighed: its dispatch node where every implementation blocks, else None."""
+        self._through: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[list[Step], str, str, bool] | None] = {}
+        """What each function blocks on given its arguments' types (`_through_arguments`), None while weighed too:
+        helpers that pass a connection on to each other, in a cycle, are weighed once."""
 
     def add(self, record: ModuleRecord) -> None:
         self.records[record.module] = record
@@ -447,6 +450,14 @@ class Program:
         if self.library is None or not arguments or depth > MAX_FORWARDS or self.function(target) not in self.functions:
             return None
         target = self.function(target)
+        key = (target, tuple(sorted(arguments.items())))
+        if key not in self._through:
+            self._through[key] = None  # a cycle back here finds nothing new
+            self._through[key] = self._weigh_arguments(target, arguments, depth)
+        return self._through[key]
+
+    def _weigh_arguments(self, target: str, arguments: dict[str, str], depth: int
+                         ) -> tuple[list[Step], str, str, bool] | None:
         record, summary = self.functions[target]
         parameters = summary.get("parameters", [])
         passed = {parameters[int(key)] if key.isdigit() and int(key) < len(parameters) else key: instance

@@ -507,3 +507,48 @@ def test_next_of_a_generator_dependency_runs_its_setup_not_its_teardown():
     """`next(get_db())` runs the dependency to its `yield` (a lazy session): its `finally` runs only when the
     generator is closed, not here; a generator looped over runs whole."""
     assert reported(NEXT_OF_A_DEPENDENCY) == expected_findings(NEXT_OF_A_DEPENDENCY)
+
+
+APP_WITH_MODULES_OFF_ITS_LOOP = {
+    "app/__init__.py": "",
+    "app/main.py": ("from fastapi import FastAPI\nfrom app.routers import orders\n\napp = FastAPI()\n"
+                    "app.include_router(orders.router)\n"),
+    "app/routers/__init__.py": "",
+    "app/routers/orders.py": ("import time\nfrom fastapi import APIRouter\nrouter = APIRouter()\n\n\n"
+                              "@router.get('/orders')\nasync def orders():\n    from ..services import billing\n"
+                              "    time.sleep(1)\n    return billing.total()\n"),
+    "app/services/__init__.py": "",
+    "app/services/billing.py": "import time\n\n\nasync def settle():\n    time.sleep(1)\n\n\ndef total():\n    return 0\n",
+    "app/routers/orders_old.py": ("import time\nfrom fastapi import APIRouter\nrouter = APIRouter()\n\n\n"
+                                  "@router.get('/orders')\nasync def orders():\n    time.sleep(1)\n"),
+    "app/worker_main.py": ("import asyncio\nimport time\nfrom app.services import billing\n\n\n"
+                           "async def poll():\n    time.sleep(1)\n\n\ndef main():\n    asyncio.run(poll())\n"),
+    "app/scripts/__init__.py": "",
+    "app/scripts/audit.py": "import time\n\n\nasync def audit():\n    time.sleep(1)\n",
+    "app/tests/test_audit.py": "from app.scripts.audit import audit\n",
+}
+
+
+def test_modules_the_app_never_imports_run_nothing_on_its_loop(tmp_path):
+    """A superseded router module, a worker started on its own and a script imported only by its tests hold no
+    loop of the app; a module the app imports inside a route (relatively) runs on it."""
+    findings = check_tree(tmp_path, APP_WITH_MODULES_OFF_ITS_LOOP)
+    assert sorted((f.path.rpartition("app/")[2], f.line) for f in findings) == [
+        ("routers/orders.py", 9), ("services/billing.py", 5)]
+
+
+@pytest.mark.parametrize("loading, reported_modules", [
+    ("for name in ('orders', 'orders_old'):\n    app.include_router(import_module(f'app.routers.{name}').router)\n",
+     ["routers/orders.py", "routers/orders_old.py", "services/billing.py"]),
+    ("for name in ('app.routers.orders', 'app.scripts.audit'):\n    import_module(name)\n",
+     ["routers/orders.py", "scripts/audit.py", "services/billing.py"]),
+    ("for module in pkgutil.walk_packages(['app']):\n    import_module(module.name)\n",
+     ["routers/orders.py", "routers/orders_old.py", "scripts/audit.py", "services/billing.py", "worker_main.py"]),
+])
+def test_modules_the_app_loads_by_name_or_discovers_at_run_time_are_on_its_loop(tmp_path, loading,
+                                                                                  reported_modules):
+    """A module named in a string the app imports by, or in a package it formats a name in, may run; where the app
+    walks packages, any module may."""
+    loaded = {**APP_WITH_MODULES_OFF_ITS_LOOP, "app/main.py": (
+        f"import pkgutil\nfrom importlib import import_module\nfrom fastapi import FastAPI\n\napp = FastAPI()\n{loading}")}
+    assert sorted({f.path.rpartition("app/")[2] for f in check_tree(tmp_path, loaded)}) == reported_modules

@@ -101,7 +101,8 @@ def test_request_state_attributes_assigned_in_a_middleware(tmp_path):
     reported, expected, _ = check(tmp_path, {
         "app/db.py": ("from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\n"
                       "SessionLocal = sessionmaker(bind=create_engine('sqlite://'))\n"),
-        "app/main.py": ("from fastapi import FastAPI, Request\nfrom app.db import SessionLocal\n\napp = FastAPI()\n\n\n"
+        "app/main.py": ("from fastapi import FastAPI, Request\nfrom app.db import SessionLocal\nfrom app.routes import router\n\n"
+                        "app = FastAPI()\napp.include_router(router)\n\n\n"
                         "@app.middleware('http')\nasync def db_session(request: Request, call_next):\n"
                         "    request.state.db = SessionLocal()\n    response = await call_next(request)\n"
                         "    request.state.db.close()  # AG106\n    return response\n"),

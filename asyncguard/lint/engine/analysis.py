@@ -524,7 +524,7 @@ class Resolver:
         produced = self.function_result(value.path) or self.inherited_result(value.path)
         if produced is not None:
             return produced
-        if value.path.rsplit(".", 1)[-1].lstrip("_")[:1].isupper():
+        if names_class(value):
             return Value(value.path, instance=True)  # calling a class (`Client`, `_Globals`) builds an instance
         return None
 
@@ -573,10 +573,13 @@ class Resolver:
 
     def iterated(self, node: ast.expr, scope: Scope) -> Value | None:
         """What a `for` loop over `node` binds: `for p in root.rglob("*")` gives Paths (`[iterates]`), and so does
-        `for p in sorted(root.rglob("*"))`."""
+        `for p in sorted(root.rglob("*"))`, and `for p in [Path(a), Path(b)]` its elements' one type."""
         inner = builtin_argument(node, PASS_THROUGH_ITERABLES, scope)
         if inner is not None:
             return self.iterated(inner, scope)
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)) and node.elts:
+            elements = {self.infer(element, scope) for element in node.elts}
+            return elements.pop() if len(elements) == 1 else None
         if not isinstance(node, ast.Call):
             return None
         callee = self.callee(node, scope)
@@ -906,7 +909,7 @@ def returned_value(node: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope, r
                 scope.bind(name, value)
         elif isinstance(current, (ast.Return, ast.Yield)) and current.value is not None:
             found = resolver.infer(current.value, scope)
-            if found is not None and (found.instance or not resolver.in_project(found.path)):
+            if found is not None and (found.instance or not resolver.in_project(found.path) or names_class(found)):
                 return found
         elif isinstance(current, (ast.With, ast.AsyncWith)):
             for item in current.items:
@@ -914,6 +917,11 @@ def returned_value(node: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope, r
                     value = resolver.infer(item.context_expr, scope)
                     scope.bind(item.optional_vars.id, value if value and value.instance else None)
     return None
+
+
+def names_class(value: Value) -> bool:
+    """Whether `value` is written as a class is (`PostgresStorage`, `_Globals`): calling it builds an instance."""
+    return not value.instance and value.path.rsplit(".", 1)[-1].lstrip("_")[:1].isupper()
 
 
 def is_super_call(node: ast.expr, scope: Scope) -> bool:

@@ -15,6 +15,15 @@ a decorator that registers it. A private one (`_name`, a module's or a class's o
 in the project but in its own `def`, is dead code: a helper left behind when its caller went. Public coroutines
 are always reported, named or not: a framework, a base class, another package may call them. The test is textual
 and leans to keeping: any other occurrence of the name, in a string or a comment too, keeps the coroutine.
+
+A module the app never imports runs none of its coroutines on the app's loop: a superseded `webhook_old.py`, a
+worker started as `python -m worker_main`, a script imported only by its tests. Judged only where the checked files
+build an app (`FastAPI(`), from what the modules that name the app's class (to build it, subclass it, annotate a
+parameter with it) import, at any depth and anywhere in a module (a function's own
+`import`), a package's `__init__` with each of its modules, and the modules named in strings (`"app.main:app"`,
+`"routers.users"`) or as a package in a formatted one (`f"app.plugins.{name}"`, every module of the package);
+where a module the app imports discovers modules at run time (`pkgutil.walk_packages`, entry points), nothing is
+judged.
 """
 
 from __future__ import annotations
@@ -28,6 +37,13 @@ from asyncguard.lint.findings import Finding
 ROUTE_CONTEXTS = ("path operation ", "websocket handler ")
 """How a finding's context names a route (`FastApiFacts.describe`): only those can be a router's."""
 IMPORT_STATEMENT = re.compile(r"^[ \t]*(?:from[ \t]+\S+[ \t]+)?import[ \t]+(?:\([^)]*\)|[^\n]*)", re.MULTILINE)
+IMPORTS = re.compile(r"^[ \t]*(?:from[ \t]+(?P<source>\.*[\w.]*)[ \t]+import[ \t]+(?P<names>\([^)]*\)|[^\n#;]*)"
+                     r"|import[ \t]+(?P<modules>[^\n#;]*))", re.MULTILINE)
+QUOTED_MODULE = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?::[A-Za-z_]\w*)?["']""")
+DISCOVERY = re.compile(r"\b(?:walk_packages|iter_modules|spec_from_file_location|entry_points|autodiscover_tasks)\(")
+FORMATTED_PACKAGE = re.compile(r"""\b[rR]?[fF][rR]?["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.\{""")
+BUILT_APP = re.compile(r"\b(?:FastAPI|Starlette)\(")
+APP = re.compile(r"\b(?:FastAPI|Starlette)\b")
 NESTED = re.compile(r"(?:nested function \S+|lambda) \(in (?P<outer>.*)\)")
 
 
@@ -126,3 +142,62 @@ def written_elsewhere(path: str, router: str, texts: dict[str, str]) -> bool:
         if word.search(text):
             return True
     return False
+
+
+def unimported(findings: Iterable[Finding], module_of: Callable[[str], str | None],
+               sources: Callable[[], dict[str, str]]) -> set[tuple[str, str]]:
+    """The (path, context) of each finding in a module that no module building the app imports, at any depth.
+    `module_of` gives a finding's module by its longest name; `sources` every module's text by its longest name,
+    read only when the checked files build an app."""
+    places = {(f.path, f.context): module for f in findings if (module := module_of(f.path)) is not None}
+    if not places:
+        return set()
+    texts = sources()
+    if not any(BUILT_APP.search(text) for text in texts.values()):
+        return set()
+    roots = [module for module, text in texts.items() if APP.search(IMPORT_STATEMENT.sub("", text))]
+    by_suffix: dict[str, set[str]] = {}
+    for module in texts:
+        parts = module.split(".")
+        for start in range(len(parts)):
+            by_suffix.setdefault(".".join(parts[start:]), set()).add(module)
+    reached: set[str] = set()
+    pending = list(roots)
+    while pending:
+        module = pending.pop()
+        if module in reached:
+            continue
+        reached.add(module)
+        text = texts[module]
+        if DISCOVERY.search(text):
+            return set()
+        for named in _imported_names(module, text):
+            pending.extend(by_suffix.get(named, ()))
+        for package in FORMATTED_PACKAGE.findall(text):
+            pending.extend(name for name in texts if f".{package}." in f".{name}.")
+        parts = module.split(".")
+        pending.extend(".".join(parts[:end]) for end in range(1, len(parts)) if ".".join(parts[:end]) in texts)
+    return {place for place, module in places.items() if module not in reached}
+
+
+def _imported_names(module: str, text: str) -> Iterable[str]:
+    """The dotted names `module` imports or names in a string: each one a module, a package, or a name bound in one
+    (which resolves to nothing and costs nothing)."""
+    package = module.split(".")
+    for found in IMPORTS.finditer(text):
+        if found["modules"] is not None:
+            for item in found["modules"].split(","):
+                if (name := item.split(" as ")[0].strip()):
+                    yield name
+            continue
+        source = found["source"]
+        dots = len(source) - len(source.lstrip("."))
+        names = [name for item in found["names"].strip("() \t\n").replace("\\", "").split(",")
+                 if (name := item.split(" as ")[0].strip()) and name != "*"]
+        # relative to the module's package, or to the module itself where it is a package's `__init__`
+        for base in ([package[:len(package) - dots], package[:len(package) - dots + 1]] if dots else [[]]):
+            absolute = ".".join(base + ([source.lstrip(".")] if source.lstrip(".") else []))
+            if absolute:
+                yield absolute
+            yield from (f"{absolute}.{name}" if absolute else name for name in names)
+    yield from QUOTED_MODULE.findall(text)

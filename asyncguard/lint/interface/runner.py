@@ -23,7 +23,7 @@ from asyncguard.lint.interface.files import SourceFile
 from asyncguard.lint.findings import NOTICES, Finding, internal_error, not_checked
 from asyncguard.lint.engine.program import LibraryCalls, ModuleRecord, Program, needed
 from asyncguard.lint.engine.names import Outline, Project, full_names, layout
-from asyncguard.lint.engine.reach import unmounted, unreached
+from asyncguard.lint.engine.reach import unimported, unmounted, unreached
 from asyncguard.lifetime import STOP_SIGNALS, Interrupted, set_death_signal
 
 PARALLEL_THRESHOLD = 24
@@ -321,7 +321,7 @@ def unreached_coroutines(findings: list[Finding], files: list[SourceFile], setti
                          enabled: frozenset[str],
                          project_layout: Callable[[], tuple[dict[str, Path], list[Path]]]) -> set[tuple[str, str]]:
     """The (path, context) of the findings in coroutines that nothing in the project runs: private ones nothing
-    names, routes of routers nothing mounts (asyncguard.lint.engine.reach)."""
+    names, routes of routers nothing mounts, modules the app never imports (asyncguard.lint.engine.reach)."""
     modules, roots = project_layout()
     _init_worker(settings, enabled, modules, roots)
     project = _worker_state["project"]
@@ -329,8 +329,11 @@ def unreached_coroutines(findings: list[Finding], files: list[SourceFile], setti
     checked = [f for f in findings if f.code not in NOTICES]
     own = {source.display: source.module for source in files
            if source.problem is None and project.modules.get(source.module) == source.path}
+    longest = full_names(project.modules)
+    module_named = {display: longest.get(project.modules.get(module)) for display, module in module_of.items()}
     return (unreached(checked, module_of.get, project.outline_of, lambda: project.all_sources().values())
-            | unmounted(checked, own.get, project.outline_of, lambda: checked_texts(files)))
+            | unmounted(checked, own.get, project.outline_of, lambda: checked_texts(files))
+            | unimported(checked, module_named.get, project.all_sources))
 
 
 def checked_texts(files: list[SourceFile]) -> dict[str, str]:

@@ -529,6 +529,18 @@ APP_WITH_MODULES_OFF_ITS_LOOP = {
 }
 
 
+def test_a_module_that_mounts_routers_on_an_app_built_elsewhere_is_the_apps_own(tmp_path):
+    """`app = create_app()` then `app.include_router(...)`: the factory names FastAPI, the module that mounts does
+    not, and what it mounts runs; a worker whose comment speaks of FastAPI is still not the app."""
+    factory = {**APP_WITH_MODULES_OFF_ITS_LOOP,
+               "app/factory.py": "from fastapi import FastAPI\n\n\ndef create_app():\n    return FastAPI()\n",
+               "app/main.py": ("from app.factory import create_app\nfrom app.routers import orders\n\n"
+                               "app = create_app()\napp.include_router(orders.router)\n"),
+               "app/worker_main.py": "# runs beside the FastAPI app\n" + APP_WITH_MODULES_OFF_ITS_LOOP["app/worker_main.py"]}
+    assert sorted(f.path.rpartition("app/")[2] for f in check_tree(tmp_path, factory)) == [
+        "routers/orders.py", "services/billing.py"]
+
+
 def test_modules_the_app_never_imports_run_nothing_on_its_loop(tmp_path):
     """A superseded router module, a worker started on its own and a script imported only by its tests hold no
     loop of the app; a module the app imports inside a route (relatively) runs on it."""

@@ -544,7 +544,9 @@ class Resolver:
                     found = self.annotation(element, scope)
                     if found is not None:
                         return found
-            return None
+            if base is None or base.instance or wrapper in UNINFORMATIVE_ANNOTATIONS or wrapper in {"type", "Type"}:
+                return None
+            return Value(base.path, instance=True)  # a generic's instance: `Collection[Review]`, `Repository[User]`
         text = string_value(node)
         if text is not None:
             try:

@@ -629,8 +629,8 @@ class Project:
                 self._by_last_name.setdefault(name.rpartition(".")[2], []).append(name)
         candidates = [name for name in self._by_last_name.get(module.rpartition(".")[2], ())
                       if name.endswith(f".{module}")]
-        if len(candidates) < 2:
-            return None
+        if len(candidates) < 2 or importer in candidates:
+            return None  # a module never imports itself: `import requests` in each service's `requests.py` is the library
         importer_parts = importer.split(".")
         shared = {name: next((i for i, (a, b) in enumerate(zip(name.split("."), importer_parts)) if a != b),
                              min(name.count(".") + 1, len(importer_parts))) for name in candidates}
@@ -660,7 +660,7 @@ class Project:
         if len(parts) == 1:
             name = parts[0]
             return (name in found.sync_functions or name in found.derived
-                    or "__init__" in found.sync_methods.get(name, ()))
+                    or not {"__init__", "__post_init__"}.isdisjoint(found.sync_methods.get(name, ())))
         if len(parts) == 2:
             return parts[1] in found.sync_methods.get(parts[0], ()) or parts[0] in found.derived
         return False

@@ -135,12 +135,13 @@ class Program:
                 self.add(record)
 
     def resolve(self, name: str) -> str | None:
-        """The summarised function a call of `name` runs: itself, a class's `__init__`, or an inherited method."""
+        """The summarised function a call of `name` runs: itself, a class's `__init__` (or `__post_init__`), or an
+        inherited method."""
         self._ensure(name)
         if name in self.functions:
             return name
-        if name in self.classes:
-            return self._method(name, "__init__")
+        if name in self.classes:  # a dataclass's generated `__init__` runs its `__post_init__`
+            return self._method(name, "__init__") or self._method(name, "__post_init__")
         owner, _, attribute = name.rpartition(".")
         self._ensure(owner)
         return self._method(owner, attribute) if owner in self.classes else None

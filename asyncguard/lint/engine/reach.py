@@ -18,8 +18,8 @@ and leans to keeping: any other occurrence of the name, in a string or a comment
 
 A module the app never imports runs none of its coroutines on the app's loop: a superseded `webhook_old.py`, a
 worker started as `python -m worker_main`, a script imported only by its tests. Judged only where the checked files
-build an app (`FastAPI(`), from what the modules that name the app's class (to build it, subclass it, annotate a
-parameter with it) import, at any depth and anywhere in a module (a function's own
+build an app (`FastAPI(`), from what the modules whose code (not a comment or docstring) names the app's class
+(to build it, subclass it, annotate a parameter with it) or mounts a router import, at any depth and anywhere in a module (a function's own
 `import`), a package's `__init__` with each of its modules, and the modules named in strings (`"app.main:app"`,
 `"routers.users"`) or as a package in a formatted one (`f"app.plugins.{name}"`, every module of the package);
 where a module the app imports discovers modules at run time (`pkgutil.walk_packages`, entry points), nothing is
@@ -28,6 +28,7 @@ judged.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Callable, Iterable
 
@@ -43,7 +44,8 @@ QUOTED_MODULE = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?::[A-Za-z_
 DISCOVERY = re.compile(r"\b(?:walk_packages|iter_modules|spec_from_file_location|entry_points|autodiscover_tasks)\(")
 FORMATTED_PACKAGE = re.compile(r"""\b[rR]?[fF][rR]?["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.\{""")
 BUILT_APP = re.compile(r"\b(?:FastAPI|Starlette)\(")
-APP = re.compile(r"\b(?:FastAPI|Starlette)\b")
+APP = re.compile(r"\b(?:FastAPI|Starlette)\b|\.include_router\(")
+PROSE = re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|#[^\n]*')
 NESTED = re.compile(r"(?:nested function \S+|lambda) \(in (?P<outer>.*)\)")
 
 
@@ -144,60 +146,75 @@ def written_elsewhere(path: str, router: str, texts: dict[str, str]) -> bool:
     return False
 
 
-def unimported(findings: Iterable[Finding], module_of: Callable[[str], str | None],
-               sources: Callable[[], dict[str, str]]) -> set[tuple[str, str]]:
-    """The (path, context) of each finding in a module that no module building the app imports, at any depth.
-    `module_of` gives a finding's module by its longest name; `sources` every module's text by its longest name,
-    read only when the checked files build an app."""
-    places = {(f.path, f.context): module for f in findings if (module := module_of(f.path)) is not None}
+def unimported(findings: Iterable[Finding], modules: dict[str, str],
+               texts: Callable[[], dict[str, str]]) -> set[tuple[str, str]]:
+    """The (path, context) of each finding in a file that no file naming the app imports, at any depth. `modules`
+    gives each checked file's module name by the path findings show; `texts` every checked file's text by that
+    path, read only when some finding is in a checked file. Files, not module names: each service of a monorepo
+    has its own `app.main`."""
+    places = {(f.path, f.context) for f in findings if f.path in modules}
     if not places:
         return set()
-    texts = sources()
-    if not any(BUILT_APP.search(text) for text in texts.values()):
+    sources = texts()
+    if not any(BUILT_APP.search(text) for text in sources.values()):
         return set()
-    roots = [module for module, text in texts.items() if APP.search(IMPORT_STATEMENT.sub("", text))]
     by_suffix: dict[str, set[str]] = {}
-    for module in texts:
+    for path, module in modules.items():
         parts = module.split(".")
         for start in range(len(parts)):
-            by_suffix.setdefault(".".join(parts[start:]), set()).add(module)
+            by_suffix.setdefault(".".join(parts[start:]), set()).add(path)
     reached: set[str] = set()
-    pending = list(roots)
+    pending = [path for path, text in sources.items() if APP.search(IMPORT_STATEMENT.sub("", PROSE.sub("", text)))]
     while pending:
-        module = pending.pop()
-        if module in reached:
+        path = pending.pop()
+        if path in reached or path not in sources:
             continue
-        reached.add(module)
-        text = texts[module]
+        reached.add(path)
+        text = sources[path]
         if DISCOVERY.search(text):
             return set()
-        for named in _imported_names(module, text):
-            pending.extend(by_suffix.get(named, ()))
+        for relative, named in _imported_names(text):
+            pending.extend(_files_named(path, relative, named, by_suffix, sources))
         for package in FORMATTED_PACKAGE.findall(text):
-            pending.extend(name for name in texts if f".{package}." in f".{name}.")
-        parts = module.split(".")
-        pending.extend(".".join(parts[:end]) for end in range(1, len(parts)) if ".".join(parts[:end]) in texts)
-    return {place for place, module in places.items() if module not in reached}
+            pending.extend(other for other, module in modules.items() if f".{package}." in f".{module}.")
+        directory = posixpath.dirname(path)
+        while directory and (package := posixpath.join(directory, "__init__.py")) in sources:
+            pending.append(package)  # importing a module runs its packages' `__init__` first
+            directory = posixpath.dirname(directory)
+    return {place for place in places if place[0] not in reached}
 
 
-def _imported_names(module: str, text: str) -> Iterable[str]:
-    """The dotted names `module` imports or names in a string: each one a module, a package, or a name bound in one
-    (which resolves to nothing and costs nothing)."""
-    package = module.split(".")
+def _files_named(importer: str, relative: int, name: str, by_suffix: dict[str, set[str]],
+                 sources: dict[str, str]) -> Iterable[str]:
+    """The checked files a dotted name imported by `importer` may be: relative to its directory for a relative
+    import (`relative` dots), else those whose module name ends with the name, or with its longest tail that some
+    file's does (a module named from another root than the importer's)."""
+    if relative:
+        directory = posixpath.dirname(importer)
+        for _ in range(relative - 1):
+            directory = posixpath.dirname(directory)
+        base = posixpath.join(directory, *name.split(".")) if name else directory
+        return [candidate for candidate in (f"{base}.py", posixpath.join(base, "__init__.py")) if candidate in sources]
+    parts = name.split(".")
+    return next((by_suffix[tail] for start in range(len(parts)) if (tail := ".".join(parts[start:])) in by_suffix),
+                set())
+
+
+def _imported_names(text: str) -> Iterable[tuple[int, str]]:
+    """The dotted names a module imports or names in a string, each with the dots of its relative import: each
+    one a module, a package, or a name bound in one (which resolves to no file)."""
     for found in IMPORTS.finditer(text):
         if found["modules"] is not None:
             for item in found["modules"].split(","):
                 if (name := item.split(" as ")[0].strip()):
-                    yield name
+                    yield 0, name
             continue
         source = found["source"]
         dots = len(source) - len(source.lstrip("."))
+        source = source.lstrip(".")
         names = [name for item in found["names"].strip("() \t\n").replace("\\", "").split(",")
                  if (name := item.split(" as ")[0].strip()) and name != "*"]
-        # relative to the module's package, or to the module itself where it is a package's `__init__`
-        for base in ([package[:len(package) - dots], package[:len(package) - dots + 1]] if dots else [[]]):
-            absolute = ".".join(base + ([source.lstrip(".")] if source.lstrip(".") else []))
-            if absolute:
-                yield absolute
-            yield from (f"{absolute}.{name}" if absolute else name for name in names)
-    yield from QUOTED_MODULE.findall(text)
+        if source or dots:
+            yield dots, source
+        yield from ((dots, f"{source}.{name}" if source else name) for name in names)
+    yield from ((0, name) for name in QUOTED_MODULE.findall(text))

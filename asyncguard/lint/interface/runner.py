@@ -329,11 +329,10 @@ def unreached_coroutines(findings: list[Finding], files: list[SourceFile], setti
     checked = [f for f in findings if f.code not in NOTICES]
     own = {source.display: source.module for source in files
            if source.problem is None and project.modules.get(source.module) == source.path}
-    longest = full_names(project.modules)
-    module_named = {display: longest.get(project.modules.get(module)) for display, module in module_of.items()}
+    texts = functools.cache(lambda: checked_texts(files))
     return (unreached(checked, module_of.get, project.outline_of, lambda: project.all_sources().values())
-            | unmounted(checked, own.get, project.outline_of, lambda: checked_texts(files))
-            | unimported(checked, module_named.get, project.all_sources))
+            | unmounted(checked, own.get, project.outline_of, texts)
+            | unimported(checked, module_of, texts))
 
 
 def checked_texts(files: list[SourceFile]) -> dict[str, str]:

@@ -38,8 +38,9 @@ from asyncguard.lint.findings import Finding
 ROUTE_CONTEXTS = ("path operation ", "websocket handler ")
 """How a finding's context names a route (`FastApiFacts.describe`): only those can be a router's."""
 IMPORT_STATEMENT = re.compile(r"^[ \t]*(?:from[ \t]+\S+[ \t]+)?import[ \t]+(?:\([^)]*\)|[^\n]*)", re.MULTILINE)
-IMPORTS = re.compile(r"^[ \t]*(?:from[ \t]+(?P<source>\.*[\w.]*)[ \t]+import[ \t]+(?P<names>\([^)]*\)|[^\n#;]*)"
-                     r"|import[ \t]+(?P<modules>[^\n#;]*))", re.MULTILINE)
+IMPORTS = re.compile(r"^[ \t]*(?:from(?:[ \t]|\\\n)+(?P<source>\.*(?:[\w.]|[ \t]*\\\n[ \t]*(?=\.))*)(?:[ \t]|\\\n)+import(?:[ \t]|\\\n)+"
+                     r"(?P<names>\([^)]*\)|(?:[^\n#;\\]|\\\n)*)|import[ \t]+(?P<modules>[^\n#;]*))", re.MULTILINE)
+CONTINUATION = re.compile(r"[ \t]*\\\n[ \t]*")
 QUOTED_MODULE = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?::[A-Za-z_]\w*)?["']""")
 DISCOVERY = re.compile(r"\b(?:walk_packages|iter_modules|spec_from_file_location|entry_points|autodiscover_tasks)\(")
 FORMATTED_PACKAGE = re.compile(r"""\b[rR]?[fF][rR]?["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.\{""")
@@ -166,22 +167,37 @@ def unimported(findings: Iterable[Finding], modules: dict[str, str],
     reached: set[str] = set()
     pending = [path for path, text in sources.items() if APP.search(IMPORT_STATEMENT.sub("", PROSE.sub("", text)))]
     while pending:
-        path = pending.pop()
-        if path in reached or path not in sources:
-            continue
-        reached.add(path)
-        text = sources[path]
-        if DISCOVERY.search(text):
-            return set()
-        for relative, named in _imported_names(text):
-            pending.extend(_files_named(path, relative, named, by_suffix, sources))
-        for package in FORMATTED_PACKAGE.findall(text):
-            pending.extend(other for other, module in modules.items() if f".{package}." in f".{module}.")
-        directory = posixpath.dirname(path)
-        while directory and (package := posixpath.join(directory, "__init__.py")) in sources:
-            pending.append(package)  # importing a module runs its packages' `__init__` first
-            directory = posixpath.dirname(directory)
+        while pending:
+            path = pending.pop()
+            if path in reached or path not in sources:
+                continue
+            reached.add(path)
+            text = sources[path]
+            if DISCOVERY.search(text):
+                return set()
+            for relative, named in _imported_names(text):
+                pending.extend(_files_named(path, relative, named, by_suffix, sources))
+            for package in FORMATTED_PACKAGE.findall(text):
+                pending.extend(other for other, module in modules.items() if f".{package}." in f".{module}.")
+            directory = posixpath.dirname(path)
+            while directory and (package := posixpath.join(directory, "__init__.py")) in sources:
+                pending.append(package)  # importing a module runs its packages' `__init__` first
+                directory = posixpath.dirname(directory)
+        pending = _named_in_code(modules, {path for path, _ in places} - reached, reached, sources)
     return {place for place in places if place[0] not in reached}
+
+
+def _named_in_code(modules: dict[str, str], unreached: set[str], reached: set[str],
+                   sources: dict[str, str]) -> list[str]:
+    """The unreached files whose module's own name is written in the code of a reached one, however: an import
+    spelled in a way this reading misses, or a name handed to a loader. Leaning to keeping, only a module no
+    reached code names is judged off the app."""
+    names = {path: modules[path].rpartition(".")[2] for path in unreached}
+    if not names:
+        return []
+    word = re.compile(r"\b(?:%s)\b" % "|".join(sorted(map(re.escape, set(names.values())))))
+    written = {found for path in reached for found in word.findall(PROSE.sub("", sources[path]))}
+    return [path for path, name in names.items() if name in written]
 
 
 def _files_named(importer: str, relative: int, name: str, by_suffix: dict[str, set[str]],
@@ -209,7 +225,7 @@ def _imported_names(text: str) -> Iterable[tuple[int, str]]:
                 if (name := item.split(" as ")[0].strip()):
                     yield 0, name
             continue
-        source = found["source"]
+        source = CONTINUATION.sub("", found["source"])
         dots = len(source) - len(source.lstrip("."))
         source = source.lstrip(".")
         names = [name for item in found["names"].strip("() \t\n").replace("\\", "").split(",")

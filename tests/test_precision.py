@@ -564,3 +564,16 @@ def test_modules_the_app_loads_by_name_or_discovers_at_run_time_are_on_its_loop(
     loaded = {**APP_WITH_MODULES_OFF_ITS_LOOP, "app/main.py": (
         f"import pkgutil\nfrom importlib import import_module\nfrom fastapi import FastAPI\n\napp = FastAPI()\n{loading}")}
     assert sorted({f.path.rpartition("app/")[2] for f in check_tree(tmp_path, loaded)}) == reported_modules
+
+
+@pytest.mark.parametrize("importing", [
+    "from app.routers \\\n    .orders import router\n",
+    "from app.routers.orders \\\n    import router\n",
+    "import importlib\nrouter = importlib.import_module('app.routers' + '.orders').router\n",
+])
+def test_a_module_imported_however_it_is_spelled_is_on_the_apps_loop(tmp_path, importing):
+    """An import split by a backslash is read whole; a module whose name the app's code writes in any other way
+    (built up for a loader) is kept: only a module no reached code names is judged off the app."""
+    spelled = {**APP_WITH_MODULES_OFF_ITS_LOOP, "app/main.py": (
+        f"from fastapi import FastAPI\n{importing}\napp = FastAPI()\napp.include_router(router)\n")}
+    assert "routers/orders.py" in {f.path.rpartition("app/")[2] for f in check_tree(tmp_path, spelled)}

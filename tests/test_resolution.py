@@ -740,3 +740,54 @@ def test_helpers_that_pass_a_connection_on_to_each_other_in_a_cycle_are_weighed_
                           "    conn = psycopg2.connect('dbname=app')  # AG106\n    begin(conn)  # AG800\n"),
     })
     assert reported == expected
+
+
+def test_a_function_given_as_a_parameters_default_runs_where_nothing_is_passed(tmp_path):
+    """`resolver: Resolver = default_resolver`, a type alias of `Callable`: a call that passes no resolver runs the
+    default's DNS lookup."""
+    reported, expected, _ = check(tmp_path, {
+        "app/ssrf.py": ("import socket\nfrom collections.abc import Callable\n\nResolver = Callable[[str], list[str]]\n\n\n"
+                        "def default_resolver(host: str) -> list[str]:\n"
+                        "    return [info[4][0] for info in socket.getaddrinfo(host, None)]\n\n\n"
+                        "def assert_allowed(url: str, *, resolver: Resolver = default_resolver) -> None:\n"
+                        "    if not resolver(url):\n        raise ValueError(url)\n"),
+        "app/routes.py": "from app.ssrf import assert_allowed\n\n\nasync def create(url: str):\n    assert_allowed(url)  # AG800\n",
+    })
+    assert reported == expected
+
+
+def test_constructing_a_dataclass_runs_its_post_init(tmp_path):
+    reported, expected, _ = check(tmp_path, {
+        "app/billing.py": ("from dataclasses import dataclass\n\nfrom sqlalchemy.orm import Session\n\n\n@dataclass\n"
+                           "class TariffPlanProcessor:\n    session: Session\n    user_id: int\n\n"
+                           "    def __post_init__(self):\n        self.plan = self.session.execute('select 1').first()\n"),
+        "app/routes.py": ("from sqlalchemy.orm import Session\n\nfrom app.billing import TariffPlanProcessor\n\n\n"
+                          "async def pay(session: Session, user_id: int):\n"
+                          "    return TariffPlanProcessor(session, user_id).plan  # AG800\n"),
+    })
+    assert reported == expected
+
+
+def test_a_generics_annotation_a_list_of_paths_and_a_returned_class(tmp_path):
+    """`collection: Collection[Review]` is a collection; `for p in [a, b]` binds what both elements are; a function
+    that returns a project class gives that class, whose call builds an instance."""
+    reported, expected, _ = check(tmp_path, {
+        "app/store.py": ("import sqlite3\n\n\nclass SqliteStore:\n    def __init__(self, dsn):\n"
+                         "        self.conn = sqlite3.connect(dsn)\n\n\ndef _store_class():\n    return SqliteStore\n"),
+        "app/routes.py": ("from pathlib import Path\n\nfrom pymongo.collection import Collection\n\n"
+                          "from app.store import _store_class\n\n\n"
+                          "async def review(collection: Collection[dict], review_id: str):\n"
+                          "    return collection.find_one({'_id': review_id})  # AG106\n\n\n"
+                          "async def cleanup(name: str):\n    for path in [Path(name), Path(f'{name}.tmp')]:\n"
+                          "        path.unlink()  # AG104\n\n\n"
+                          "async def store(dsn: str):\n    cls = _store_class()\n    return cls(dsn)  # AG800\n"),
+    })
+    assert reported == expected
+
+
+def test_import_requests_in_each_services_own_requests_module_is_the_library(tmp_path):
+    route = ("import requests\nfrom fastapi import APIRouter\n\nrouter = APIRouter()\n\n\n@router.get('/now')\n"
+             "async def now():\n    return requests.get('https://api.example/now').json()  # AG102\n")
+    reported, expected, _ = check(tmp_path, {"app/current/requests/requests.py": route,
+                                             "app/historical/requests/requests.py": route})
+    assert reported == expected

@@ -1094,13 +1094,16 @@ def self_attribute(node: ast.expr) -> str | None:
 def bind_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, scope: Scope, resolver: Resolver,
                     class_path: str | None, given: tuple[Value | None, ...] = ()) -> None:
     """Bind a function's parameters in its scope: what a dependency injects (it wins over an annotation that says
-    otherwise: `db: Session = Depends(get_db)` where `get_db` yields an AsyncSession), else the annotation, else a
-    method's `self` or `cls`, else what the call gives by position (`given`)."""
+    otherwise: `db: Session = Depends(get_db)` where `get_db` yields an AsyncSession), or a project function given as
+    its default (what a call that passes nothing there runs: `resolver: Resolver = default_resolver`), else the
+    annotation, else a method's `self` or `cls`, else what the call gives by position (`given`)."""
     scope.class_path = class_path
     bound_self = class_path is not None and not is_staticmethod(node)
     positional_count = len(node.args.posonlyargs) + len(node.args.args)  # `parameters` gives these first
     for index, (param, default) in enumerate(parameters(node.args)):
         value = resolver.injected(param, default, scope)
+        if value is None and isinstance(default, (ast.Name, ast.Attribute)):
+            value = project_function(resolver.infer(default, scope), resolver)  # `resolver=default_resolver`
         if value is None:
             value = resolver.annotation(param.annotation, scope)
         if value is None and index == 0 and bound_self:
@@ -1112,6 +1115,13 @@ def bind_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, s
     for star in (node.args.vararg, node.args.kwarg):
         if star is not None:
             scope.bind(star.arg, None)
+
+
+def project_function(value: Value | None, resolver: Resolver) -> Value | None:
+    """`value` where it is a function of the project (not an instance, not a class)."""
+    if value is None or value.instance or names_class(value) or not resolver.in_project(value.path):
+        return None
+    return value
 
 
 def is_property(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:

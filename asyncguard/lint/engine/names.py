@@ -32,7 +32,8 @@ UNWRAPPED_ANNOTATIONS = frozenset({
     "AsyncGenerator",
 })
 """Annotations whose first type argument is the type that matters (`Optional[Session]`, `Iterator[Session]`)."""
-UNINFORMATIVE_ANNOTATIONS = UNWRAPPED_ANNOTATIONS | {"Any", "object", "ContextManager", "AbstractContextManager"}
+UNINFORMATIVE_ANNOTATIONS = UNWRAPPED_ANNOTATIONS | {"Any", "object", "ContextManager", "AbstractContextManager",
+                                                      "Callable", "Awaitable", "Coroutine"}
 """Return annotations that, unparameterised, name no type a call could be resolved on."""
 ABSTRACT_BASES = frozenset({"typing.Protocol", "typing_extensions.Protocol", "abc.ABC"})
 """Bases of an interface: a call of its method runs the implementation's."""

@@ -164,8 +164,9 @@ def unimported(findings: Iterable[Finding], modules: dict[str, str],
         parts = module.split(".")
         for start in range(len(parts)):
             by_suffix.setdefault(".".join(parts[start:]), set()).add(path)
+    code = {path: PROSE.sub("", text) for path, text in sources.items()}  # no comment or docstring names anything
     reached: set[str] = set()
-    pending = [path for path, text in sources.items() if APP.search(IMPORT_STATEMENT.sub("", PROSE.sub("", text)))]
+    pending = [path for path, text in code.items() if APP.search(IMPORT_STATEMENT.sub("", text))]
     while pending:
         while pending:
             path = pending.pop()
@@ -183,12 +184,12 @@ def unimported(findings: Iterable[Finding], modules: dict[str, str],
             while directory and (package := posixpath.join(directory, "__init__.py")) in sources:
                 pending.append(package)  # importing a module runs its packages' `__init__` first
                 directory = posixpath.dirname(directory)
-        pending = _named_in_code(modules, {path for path, _ in places} - reached, reached, sources)
+        pending = _named_in_code(modules, {path for path, _ in places} - reached, reached, code)
     return {place for place in places if place[0] not in reached}
 
 
 def _named_in_code(modules: dict[str, str], unreached: set[str], reached: set[str],
-                   sources: dict[str, str]) -> list[str]:
+                   code: dict[str, str]) -> list[str]:
     """The unreached files whose module's own name is written in the code of a reached one, however: an import
     spelled in a way this reading misses, or a name handed to a loader. Leaning to keeping, only a module no
     reached code names is judged off the app."""
@@ -196,7 +197,7 @@ def _named_in_code(modules: dict[str, str], unreached: set[str], reached: set[st
     if not names:
         return []
     word = re.compile(r"\b(?:%s)\b" % "|".join(sorted(map(re.escape, set(names.values())))))
-    written = {found for path in reached for found in word.findall(PROSE.sub("", sources[path]))}
+    written = {found for path in reached for found in word.findall(code[path])}
     return [path for path, name in names.items() if name in written]
 
 

@@ -41,7 +41,7 @@ IMPORT_STATEMENT = re.compile(r"^[ \t]*(?:from[ \t]+\S+[ \t]+)?import[ \t]+(?:\(
 IMPORTS = re.compile(r"^[ \t]*(?:from(?:[ \t]|\\\n)+(?P<source>\.*(?:[\w.]|[ \t]*\\\n[ \t]*(?=\.))*)(?:[ \t]|\\\n)+import(?:[ \t]|\\\n)+"
                      r"(?P<names>\([^)]*\)|(?:[^\n#;\\]|\\\n)*)|import[ \t]+(?P<modules>[^\n#;]*))", re.MULTILINE)
 CONTINUATION = re.compile(r"[ \t]*\\\n[ \t]*")
-QUOTED_MODULE = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?::[A-Za-z_]\w*)?["']""")
+QUOTED_MODULE = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[A-Za-z_]\w*(?=:[A-Za-z_]\w*["']))""")
 DISCOVERY = re.compile(r"\b(?:walk_packages|iter_modules|spec_from_file_location|entry_points|autodiscover_tasks)\(")
 FORMATTED_PACKAGE = re.compile(r"""\b[rR]?[fF][rR]?["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.\{""")
 BUILT_APP = re.compile(r"\b(?:FastAPI|Starlette)\(")
@@ -157,16 +157,18 @@ def unimported(findings: Iterable[Finding], modules: dict[str, str],
     if not places:
         return set()
     sources = texts()
-    if not any(BUILT_APP.search(text) for text in sources.values()):
+    if not any(("FastAPI(" in text or "Starlette(" in text) and BUILT_APP.search(text) for text in sources.values()):
         return set()
     by_suffix: dict[str, set[str]] = {}
     for path, module in modules.items():
         parts = module.split(".")
         for start in range(len(parts)):
             by_suffix.setdefault(".".join(parts[start:]), set()).add(path)
-    code = {path: PROSE.sub("", text) for path, text in sources.items()}  # no comment or docstring names anything
+    code = Code(sources)
     reached: set[str] = set()
-    pending = [path for path, text in code.items() if APP.search(IMPORT_STATEMENT.sub("", text))]
+    pending = [path for path, text in sources.items()
+               if ("FastAPI" in text or "Starlette" in text or "include_router(" in text)
+               and APP.search(IMPORT_STATEMENT.sub("", code[path]))]
     while pending:
         while pending:
             path = pending.pop()
@@ -188,16 +190,29 @@ def unimported(findings: Iterable[Finding], modules: dict[str, str],
     return {place for place in places if place[0] not in reached}
 
 
-def _named_in_code(modules: dict[str, str], unreached: set[str], reached: set[str],
-                   code: dict[str, str]) -> list[str]:
+class Code(dict):
+    """Each file's text without its comments and docstrings (what names nothing), made when first asked for."""
+
+    def __init__(self, sources: dict[str, str]):
+        super().__init__()
+        self.sources = sources
+
+    def __missing__(self, path: str) -> str:
+        self[path] = PROSE.sub("", self.sources[path])
+        return self[path]
+
+
+def _named_in_code(modules: dict[str, str], unreached: set[str], reached: set[str], code: Code) -> list[str]:
     """The unreached files whose module's own name is written in the code of a reached one, however: an import
     spelled in a way this reading misses, or a name handed to a loader. Leaning to keeping, only a module no
     reached code names is judged off the app."""
     names = {path: modules[path].rpartition(".")[2] for path in unreached}
     if not names:
         return []
-    word = re.compile(r"\b(?:%s)\b" % "|".join(sorted(map(re.escape, set(names.values())))))
-    written = {found for path in reached for found in word.findall(code[path])}
+    wanted = set(names.values())
+    word = re.compile(r"\b(?:%s)\b" % "|".join(sorted(map(re.escape, wanted))))
+    written = {found for path in reached if any(name in code.sources[path] for name in wanted)
+               for found in word.findall(code[path])}
     return [path for path, name in names.items() if name in written]
 
 

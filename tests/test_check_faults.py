@@ -123,7 +123,7 @@ def test_workers_die_with_a_killed_parent(large_tree, start_check):
 @with_workers
 def test_an_interrupted_run_keeps_what_it_analysed_in_the_cache(large_tree, start_check):
     process = start_check(large_tree)
-    wait_for_workers(process, busy=0.5)  # long enough for the first results to come back
+    wait_for_workers(process, busy=2.0)  # past start-up and a few chunks of 64 files, far from all 4,000
     os.killpg(process.pid, signal.SIGINT)
     process.communicate(timeout=10)
     assert process.returncode == 130

@@ -630,8 +630,8 @@ class Project:
                 self._by_last_name.setdefault(name.rpartition(".")[2], []).append(name)
         candidates = [name for name in self._by_last_name.get(module.rpartition(".")[2], ())
                       if name.endswith(f".{module}")]
-        if len(candidates) < 2 or importer in candidates:
-            return None  # a module never imports itself: `import requests` in each service's `requests.py` is the library
+        if len(candidates) < 2 or importer in candidates:  # a module never imports itself:
+            return None  # `import requests` in each service's own `requests.py` is the library
         importer_parts = importer.split(".")
         shared = {name: next((i for i, (a, b) in enumerate(zip(name.split("."), importer_parts)) if a != b),
                              min(name.count(".") + 1, len(importer_parts))) for name in candidates}

@@ -18,12 +18,12 @@ and leans to keeping: any other occurrence of the name, in a string or a comment
 
 A module the app never imports runs none of its coroutines on the app's loop: a superseded `webhook_old.py`, a
 worker started as `python -m worker_main`, a script imported only by its tests. Judged only where the checked files
-build an app (`FastAPI(`), from what the modules whose code (not a comment or docstring) names the app's class
-(to build it, subclass it, annotate a parameter with it) or mounts a router import, at any depth and anywhere in a module (a function's own
-`import`), a package's `__init__` with each of its modules, and the modules named in strings (`"app.main:app"`,
-`"routers.users"`) or as a package in a formatted one (`f"app.plugins.{name}"`, every module of the package);
-where a module the app imports discovers modules at run time (`pkgutil.walk_packages`, entry points), nothing is
-judged.
+build an app (`FastAPI(`), from the files whose code (not a comment or docstring) names the app's class (to build
+it, subclass it, annotate a parameter with it) or mounts a router: what they import, at any depth and anywhere in a
+module (a function's own `import`), a package's `__init__` with each of its modules, and the modules named in
+strings (`"app.main:app"`, `"routers.users"`) or as a package in a formatted one (`f"app.plugins.{name}"`, every
+module of the package); where a module the app imports discovers modules at run time (`pkgutil.walk_packages`,
+entry points), nothing is judged.
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ from asyncguard.lint.findings import Finding
 ROUTE_CONTEXTS = ("path operation ", "websocket handler ")
 """How a finding's context names a route (`FastApiFacts.describe`): only those can be a router's."""
 IMPORT_STATEMENT = re.compile(r"^[ \t]*(?:from[ \t]+\S+[ \t]+)?import[ \t]+(?:\([^)]*\)|[^\n]*)", re.MULTILINE)
-IMPORTS = re.compile(r"^[ \t]*(?:from(?:[ \t]|\\\n)+(?P<source>\.*(?:[\w.]|[ \t]*\\\n[ \t]*(?=\.))*)(?:[ \t]|\\\n)+import(?:[ \t]|\\\n)+"
-                     r"(?P<names>\([^)]*\)|(?:[^\n#;\\]|\\\n)*)|import[ \t]+(?P<modules>[^\n#;]*))", re.MULTILINE)
+IMPORTS = re.compile(r"^[ \t]*(?:from(?:[ \t]|\\\n)+(?P<source>\.*(?:[\w.]|[ \t]*\\\n[ \t]*(?=\.))*)"
+                     r"(?:[ \t]|\\\n)+import(?:[ \t]|\\\n)+(?P<names>\([^)]*\)|(?:[^\n#;\\]|\\\n)*)"
+                     r"|import[ \t]+(?P<modules>[^\n#;]*))", re.MULTILINE)
+"""`from a.b import c, d` (also in parentheses, or split by backslashes) and `import a.b as c, d`."""
 CONTINUATION = re.compile(r"[ \t]*\\\n[ \t]*")
 QUOTED_MODULE = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[A-Za-z_]\w*(?=:[A-Za-z_]\w*["']))""")
 DISCOVERY = re.compile(r"\b(?:walk_packages|iter_modules|spec_from_file_location|entry_points|autodiscover_tasks)\(")
@@ -156,7 +158,7 @@ def unimported(findings: Iterable[Finding], modules: dict[str, str],
     places = {(f.path, f.context) for f in findings if f.path in modules}
     if not places:
         return set()
-    sources = texts()
+    sources = texts()  # each regular expression below runs only on the texts a substring test lets through
     if not any(("FastAPI(" in text or "Starlette(" in text) and BUILT_APP.search(text) for text in sources.values()):
         return set()
     by_suffix: dict[str, set[str]] = {}

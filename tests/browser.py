@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -66,13 +67,20 @@ class Page:
         raise RuntimeError("chromium did not open its DevTools port")
 
     def __exit__(self, *exc_info) -> None:
+        """Chromium's helpers (renderer, crash handler) outlive its main process for a moment and write into the
+        profile: the whole session is stopped, and gone, before the profile is removed."""
         self._connection.__exit__(None, None, None)
-        self._process.terminate()
+        os.killpg(self._process.pid, signal.SIGTERM)
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        deadline = time.monotonic() + 5
+        while _session_alive(self._process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _session_alive(self._process.pid):
+            os.killpg(self._process.pid, signal.SIGKILL)
         self._process.stderr.close()
         self._profile.cleanup()
 
@@ -121,3 +129,12 @@ class Page:
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         path.write_bytes(base64.b64decode(data))
         return path
+
+
+def _session_alive(session: int) -> bool:
+    """Whether any process of the session (process group) `session` is still running."""
+    try:
+        os.killpg(session, 0)
+    except ProcessLookupError:
+        return False
+    return True

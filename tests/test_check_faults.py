@@ -19,7 +19,7 @@ from asyncguard.lint.interface.cache import CACHE_DIR, FindingsCache, read_check
 
 HANDLERS = "".join(f"async def handler_{n}():\n    time.sleep(1)\n    return requests.get('http://127.0.0.1:9')\n\n"
                    for n in range(4))
-PACKAGES, MODULES = 40, 100
+PACKAGES, MODULES = 80, 100
 with_workers = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="on one core the check starts no workers")
 
 
@@ -51,7 +51,7 @@ def session_processes(session: int) -> list[psutil.Process]:
 def wait_for_workers(process: subprocess.Popen, busy: float = 0.2, timeout: float = 60) -> None:
     """Until the check runs its two worker processes (the parallel phase), and they have used `busy` seconds of CPU
     between them: a share of the work that does not depend on how fast the machine is (the whole phase takes about
-    two seconds of CPU)."""
+    three and a half seconds of CPU)."""
     parent = psutil.Process(process.pid)
     deadline = time.monotonic() + timeout
     while len(workers := parent.children()) < 2:
@@ -123,7 +123,7 @@ def test_workers_die_with_a_killed_parent(large_tree, start_check):
 @with_workers
 def test_an_interrupted_run_keeps_what_it_analysed_in_the_cache(large_tree, start_check):
     process = start_check(large_tree)
-    wait_for_workers(process, busy=2.0)  # past start-up and a few chunks of 64 files, far from all 4,000
+    wait_for_workers(process, busy=1.0)  # past start-up and a few chunks of 64 files, far from all 8,000
     os.killpg(process.pid, signal.SIGINT)
     process.communicate(timeout=10)
     assert process.returncode == 130

@@ -6,6 +6,7 @@ Nothing here imports libcst: a warm run that finds every file in the cache never
 from __future__ import annotations
 
 import functools
+import gc
 import multiprocessing
 import os
 import signal
@@ -75,6 +76,7 @@ def _start_worker(parent: int, *state) -> None:
     set_death_signal(parent)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked while the pool started it
+    gc.disable()  # see `collector_paused`: a worker lives for one run
     _init_worker(*state)
 
 
@@ -162,11 +164,31 @@ def _check_in_worker(source: SourceFile, data: bytes | None) -> Analysed:
             analysis.loop_calls)
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a run builds its trees: each collection scans every live node, and on real
+    code that took half a cold run (6.4 s of which `ast.parse` 3.3 s, against 3.9 s without, on a 2.5M-line service)
+    for 4% more peak memory: trees and summaries hold few cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
         progress: Callable[[int], None] | None = None, buffers: dict[Path, bytes] | None = None) -> RunResult:
     """Check every file, reusing cached analyses, analysing the rest in parallel when there are many; then the
     whole-program pass over what they call. `buffers`: files' texts as an editor holds them (`--stdin-filename`),
     checked instead of what is on disk, and never cached."""
+    with collector_paused():
+        return _run(files, settings, use_cache, progress, buffers)
+
+
+def _run(files: Iterable[SourceFile], settings: Settings, use_cache: bool,
+         progress: Callable[[int], None] | None, buffers: dict[Path, bytes] | None) -> RunResult:
     files = list(files)
     enabled = settings.enabled_codes()
     cache = FindingsCache(settings.project_root, settings.fingerprint(), enabled=use_cache)

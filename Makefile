@@ -67,10 +67,10 @@ clean:
 # into ~/.cache/asyncguard/learn); older major versions whose APIs differ are learned beside the newest.
 OLDER_MAJORS := weaviate-client==3.26.7 elasticsearch==8.15.1 elasticsearch==7.17.12 openai==0.28.1 \
 	pinecone-client==2.2.4 pymongo==3.13.0 redis==4.6.0 langchain==0.0.354
-# Libraries the 2026-12-02 and 2026-12-03 measurements found services calling that the census did not rank.
+# Libraries the 2026-12-02 to 2026-12-04 measurements found services calling that the census did not rank.
 SEEN_IN_SERVICES := docker oss2 vercel-blob gspread youtube-transcript-api deep-translator tavily-python \
 	python-on-whales pymilvus dlt nltk broadlink langchain-postgres peewee nba_api geoip2 clerk-backend-api ipinfo \
-	garminconnect fints openmeteo-requests requests-cache
+	garminconnect fints openmeteo-requests requests-cache nylas watchdog
 knowledge: $(INSTALLED)
 	$(BIN)/python -m asyncguard.lint.knowledge.learn --from asyncguard/lint/knowledge/learned/distributions.json \
 		$(OLDER_MAJORS) $(SEEN_IN_SERVICES) --report reports/learn-report.json --readme README.md

@@ -5,8 +5,8 @@ class CpuHeavyInference(Rule):
     """Finds model inference and heavy text or image processing on the event loop: PyTorch modules called (a
     forward pass), Hugging Face `pipeline(...)` and `model.generate`, `sentence_transformers` `encode`, fastembed
     embeddings, scikit-learn `fit`/`predict`/`transform`, spaCy `nlp(...)`, langdetect, pyvi, `tiktoken` encoding,
-    `llama_cpp` completions, ONNX Runtime `run`, Ultralytics YOLO, Pillow transforms, and models and tokenizers
-    loaded from disk.
+    `llama_cpp` completions, ONNX Runtime `run`, Ultralytics YOLO, FlagEmbedding and `rerankers` models,
+    `unstructured` partitioning, Pillow transforms, and models and tokenizers loaded from disk.
 
     These are C extensions, so nothing in Python source shows that they block: this knowledge is curated.
     """

@@ -133,7 +133,8 @@ def test_pyproject_configuration(project, capsys):
     """))
     (project / "generated").mkdir()
     (project / "generated" / "x.py").write_text(BLOCKING)
-    (project / "app.py").write_text(BLOCKING + "\nfrom legacy.client import fetch\n\nasync def f():\n    fetch()\n")
+    (project / "app.py").write_text(BLOCKING + "\nfrom legacy.client import fetch\n\nasync def f():\n    fetch()\n"
+                                               "\n\njobs = [f]\n")
     code, out, _ = run_cli(capsys, "check", "-q")
     assert code == 1
     assert out.splitlines() == [

@@ -516,13 +516,14 @@ APP_WITH_MODULES_OFF_ITS_LOOP = {
     "app/routers/__init__.py": "",
     "app/routers/orders.py": ("import time\nfrom fastapi import APIRouter\nrouter = APIRouter()\n\n\n"
                               "@router.get('/orders')\nasync def orders():\n    from ..services import billing\n"
-                              "    time.sleep(1)\n    return billing.total()\n"),
+                              "    time.sleep(1)\n    await billing.settle()\n    return billing.total()\n"),
     "app/services/__init__.py": "",
     "app/services/billing.py": "import time\n\n\nasync def settle():\n    time.sleep(1)\n\n\ndef total():\n    return 0\n",
     "app/routers/orders_old.py": ("import time\nfrom fastapi import APIRouter\nrouter = APIRouter()\n\n\n"
                                   "@router.get('/orders')\nasync def orders():\n    time.sleep(1)\n"),
     "app/worker_main.py": ("import asyncio\nimport time\nfrom app.services import billing\n\n\n"
-                           "async def poll():\n    time.sleep(1)\n\n\ndef main():\n    asyncio.run(poll())\n"),
+                           "async def poll():\n    time.sleep(1)\n\n\ndef main():\n    asyncio.run(poll())\n\n\n"
+                           "if __name__ == '__main__':\n    main()\n"),
     "app/scripts/__init__.py": "",
     "app/scripts/audit.py": "import time\n\n\nasync def audit():\n    time.sleep(1)\n",
     "app/tests/test_audit.py": "from app.scripts.audit import audit\n",
@@ -555,12 +556,12 @@ def test_modules_the_app_never_imports_run_nothing_on_its_loop(tmp_path):
     ("for name in ('app.routers.orders', 'app.scripts.audit'):\n    import_module(name)\n",
      ["routers/orders.py", "scripts/audit.py", "services/billing.py"]),
     ("for module in pkgutil.walk_packages(['app']):\n    import_module(module.name)\n",
-     ["routers/orders.py", "routers/orders_old.py", "scripts/audit.py", "services/billing.py", "worker_main.py"]),
+     ["routers/orders.py", "routers/orders_old.py", "services/billing.py", "worker_main.py"]),
 ])
 def test_modules_the_app_loads_by_name_or_discovers_at_run_time_are_on_its_loop(tmp_path, loading,
                                                                                   reported_modules):
     """A module named in a string the app imports by, or in a package it formats a name in, may run; where the app
-    walks packages, any module may."""
+    walks packages, any module of its tree may, and what it calls runs (not a coroutine only its test names)."""
     loaded = {**APP_WITH_MODULES_OFF_ITS_LOOP, "app/main.py": (
         f"import pkgutil\nfrom importlib import import_module\nfrom fastapi import FastAPI\n\napp = FastAPI()\n{loading}")}
     assert sorted({f.path.rpartition("app/")[2] for f in check_tree(tmp_path, loaded)}) == reported_modules
@@ -577,3 +578,130 @@ def test_a_module_imported_however_it_is_spelled_is_on_the_apps_loop(tmp_path, i
     spelled = {**APP_WITH_MODULES_OFF_ITS_LOOP, "app/main.py": (
         f"from fastapi import FastAPI\n{importing}\napp = FastAPI()\napp.include_router(router)\n")}
     assert "routers/orders.py" in {f.path.rpartition("app/")[2] for f in check_tree(tmp_path, spelled)}
+
+
+APP_WITH_FUNCTIONS_NOTHING_CALLS = {
+    "app/__init__.py": "",
+    "app/main.py": ("from fastapi import FastAPI\nfrom app import services\nfrom app.services import by_worker\n\n"
+                    "app = FastAPI()\n\n\n@app.get('/')\nasync def root():\n    return await services.used()\n"),
+    "app/services.py": """\
+import time
+
+from starlette.middleware.base import BaseHTTPMiddleware
+from app.tasks import celery
+
+
+async def used():
+    time.sleep(1)  # AG101
+    return await helper()
+
+
+async def helper():
+    time.sleep(1)  # AG101
+
+
+async def named_in_a_comment_only():
+    time.sleep(1)
+
+
+async def named_in_a_dead_function_only():
+    time.sleep(1)
+
+
+async def dead():
+    await named_in_a_dead_function_only()
+
+
+async def by_worker():
+    time.sleep(1)
+
+
+class Timing(BaseHTTPMiddleware):
+    async def dispatch(self, request, call_next):
+        time.sleep(1)  # AG101
+        return await call_next(request)
+
+
+@celery.task
+async def registered():
+    time.sleep(1)  # AG101
+
+# await named_in_a_comment_only()
+""",
+    "app/tasks.py": "from celery import Celery\n\ncelery = Celery()\n",
+    "app/worker.py": ("import asyncio\nfrom app.services import by_worker\nfrom app.tasks import celery\n\n\n"
+                      "@celery.task\ndef main():\n    asyncio.run(by_worker())\n"),
+}
+
+
+def test_functions_nothing_the_app_runs_calls_hold_no_loop(tmp_path):
+    """A coroutine whose one caller is in a comment, in a function nothing calls, or in a worker the app never
+    imports (an import alone calls nothing, a decorator there registers nothing with the app) runs on no loop of the
+    app; one a route awaits runs, as do a framework's hooks (a method of a class with a base from outside the
+    project) and what a decorator in the app's modules registers."""
+    findings = check_tree(tmp_path, APP_WITH_FUNCTIONS_NOTHING_CALLS)
+    marked = sorted(expected_findings(APP_WITH_FUNCTIONS_NOTHING_CALLS["app/services.py"]))
+    assert sorted((f.path.rpartition("app/")[2], f.line) for f in findings) == [
+        ("services.py", line) for line, _ in marked]
+
+
+def test_without_an_app_every_function_may_be_called(tmp_path):
+    """A library's public coroutines are its users' to call: nothing is judged where no checked file builds an app."""
+    library = {path: text for path, text in APP_WITH_FUNCTIONS_NOTHING_CALLS.items() if path != "app/main.py"}
+    assert len(check_tree(tmp_path, library)) == 7
+
+
+def test_a_module_named_only_as_a_word_elsewhere_is_off_the_app(tmp_path):
+    """`voice` of `app.routers.voice` is also a package's name (`app.services.voice`) and a key: the router module
+    nothing imports stays off the app; one whose name reached code writes before a name it binds is kept."""
+    files = {**APP_WITH_MODULES_OFF_ITS_LOOP,
+             "app/routers/voice.py": ("import time\nfrom fastapi import APIRouter\nrouter = APIRouter()\n\n\n"
+                                      "@router.post('/voice')\nasync def hook():\n    time.sleep(1)\n"),
+             "app/services/voice/__init__.py": "",
+             "app/services/voice/tools.py": "def speak():\n    return 'voice'\n",
+             "app/main.py": APP_WITH_MODULES_OFF_ITS_LOOP["app/main.py"]
+             + "from app.services.voice.tools import speak\nsettings = {'voice': speak()}\n"}
+    assert "routers/voice.py" not in {f.path.rpartition("app/")[2] for f in check_tree(tmp_path, files)}
+    files["app/main.py"] += "import importlib\nvoice = importlib.import_module('app.routers' + '.voice')\n"
+    assert "routers/voice.py" in {f.path.rpartition("app/")[2] for f in check_tree(tmp_path, files)}
+
+
+WORKBOOKS_IN_MEMORY = """\
+import io
+
+import pandas as pd
+
+
+async def export(rows, old):
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer) as writer:
+        pd.DataFrame(rows).to_excel(writer, index=False)
+        pd.merge(pd.DataFrame(rows), old, on="code").to_excel(writer, sheet_name="joined")
+    with pd.ExcelWriter("report.xlsx") as on_disk:  # AG104
+        pd.DataFrame(rows).to_excel(on_disk)
+    return buffer.getvalue()
+"""
+
+
+def test_a_workbook_written_in_memory_does_no_file_io():
+    """An `ExcelWriter` over a buffer builds the workbook in memory (a file's is opened by its constructor), for a
+    frame `pd.merge` made too (pandas' own name for its class is the public one)."""
+    assert reported(WORKBOOKS_IN_MEMORY) == expected_findings(WORKBOOKS_IN_MEMORY)
+
+
+def test_a_service_that_discovers_modules_reaches_only_its_own_tree(tmp_path):
+    """In a monorepo, one service walking its packages imports its own modules, not another service's stdio
+    server that no app imports."""
+    files = {
+        "app/services/api/app/__init__.py": "",
+        "app/services/api/app/main.py": ("import pkgutil\nfrom importlib import import_module\n"
+                                         "from fastapi import FastAPI\n\napp = FastAPI()\n"
+                                         "for found in pkgutil.walk_packages(['app']):\n"
+                                         "    import_module(found.name)\n"),
+        "app/services/api/app/plugins.py": ("import time\nfrom fastapi import APIRouter\nrouter = APIRouter()\n\n\n"
+                                        "@router.get('/p')\nasync def plugin():\n    time.sleep(1)\n"),
+        "app/services/capture/server.py": ("import asyncio\nimport time\n\n\nasync def serve():\n"
+                                           "    time.sleep(1)\n\n\nif __name__ == '__main__':\n"
+                                           "    asyncio.run(serve())\n"),
+    }
+    assert [f.path.rpartition("services/")[2] for f in check_tree(tmp_path, files)] == ["api/app/plugins.py"]

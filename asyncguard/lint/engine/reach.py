@@ -12,9 +12,10 @@ whose name is written in no other checked file, as a string, an import or anythi
 A coroutine runs on the loop only when something awaits it, schedules it or hands it to a framework, and each of
 those names it: a call, a reference (`asyncio.create_task(self._poll())`, `handlers = {"doc": self._from_doc}`),
 a decorator that registers it. A private one (`_name`, a module's or a class's own), whose name is written nowhere
-in the project but in its own `def`, is dead code: a helper left behind when its caller went. Public coroutines
-are always reported, named or not: a framework, a base class, another package may call them. The test is textual
-and leans to keeping: any other occurrence of the name, in a string or a comment too, keeps the coroutine.
+in the project but in its own `def`, is dead code: a helper left behind when its caller went. The test is textual
+and leans to keeping: any other occurrence of the name, in a string or a comment too, keeps the coroutine. Where
+the checked files build an app, a public function is judged too, by what the app runs (`uncalled`): a library's
+are its users' to call.
 
 A module the app never imports runs none of its coroutines on the app's loop: a superseded `webhook_old.py`, a
 worker started as `python -m worker_main`, a script imported only by its tests. Judged only where the checked files
@@ -23,13 +24,14 @@ it, subclass it, annotate a parameter with it) or mounts a router: what they imp
 module (a function's own `import`), a package's `__init__` with each of its modules, and the modules named in
 strings (`"app.main:app"`, `"routers.users"`) or as a package in a formatted one (`f"app.plugins.{name}"`, every
 module of the package); where a module the app imports discovers modules at run time (`pkgutil.walk_packages`,
-entry points), nothing is judged.
+entry points), every module of its tree (a monorepo's service, not its neighbours).
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from asyncguard.lint.engine.names import Outline
@@ -49,6 +51,21 @@ FORMATTED_PACKAGE = re.compile(r"""\b[rR]?[fF][rR]?["']([A-Za-z_]\w*(?:\.[A-Za-z
 BUILT_APP = re.compile(r"\b(?:FastAPI|Starlette)\(")
 APP = re.compile(r"\b(?:FastAPI|Starlette)\b|\.include_router\(")
 PROSE = re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|#[^\n]*')
+BOUND = re.compile(r"^(?:(?:async[ \t]+)?def[ \t]+|class[ \t]+|(?=\w+[ \t]*[:=][^=]))(\w+)", re.MULTILINE)
+"""What a module binds at its top level: functions, classes, assignments (`router = APIRouter()`)."""
+DEFINITION = re.compile(r"(?:async[ \t]+)?def[ \t]+(?P<function>\w+)"
+                        r"|class[ \t]+(?P<class>\w+)[ \t]*(?:\((?P<bases>[^)]*)\))?")
+CLASS_NAME = re.compile(r"^[ \t]*class[ \t]+(\w+)", re.MULTILINE)
+INSIDE_BASES = frozenset({"object", "ABC", "Protocol", "Generic", "NamedTuple", "TypedDict", "Enum", "str", "int",
+                          "dict", "list", "Exception"})
+"""Bases that call none of a class's methods by name: a method of such a class runs where something names it."""
+IMPORT_LINE = re.compile(r"(?:from[ \t]+\S+[ \t]+)?import[ \t]")
+WORD = re.compile(r"[A-Za-z_]\w*")
+ALIAS = re.compile(r"(\w+)[ \t]+as[ \t]+(\w+)")
+LITERAL = re.compile(r"""[rRbBuUfF]*(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''"""
+                     r"""|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')|#[^\n]*""")
+"""Strings and comments, read from the left: a `#` inside a string starts no comment."""
+STRING = re.compile(r"""[rRbBuUfF]*(?:'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")""")
 NESTED = re.compile(r"(?:nested function \S+|lambda) \(in (?P<outer>.*)\)")
 
 
@@ -149,24 +166,35 @@ def written_elsewhere(path: str, router: str, texts: dict[str, str]) -> bool:
     return False
 
 
-def unimported(findings: Iterable[Finding], modules: dict[str, str],
-               texts: Callable[[], dict[str, str]]) -> set[tuple[str, str]]:
-    """The (path, context) of each finding in a file that no file naming the app imports, at any depth. `modules`
-    gives each checked file's module name by the path findings show; `texts` every checked file's text by that
-    path, read only when some finding is in a checked file. Files, not module names: each service of a monorepo
-    has its own `app.main`."""
+def off_the_app(findings: Iterable[Finding], modules: dict[str, str],
+                texts: Callable[[], dict[str, str]]) -> set[tuple[str, str]]:
+    """The (path, context) of each finding in a file that no file naming the app imports, at any depth, or in a
+    function that nothing the app runs calls (`uncalled`). `modules` gives each checked file's module name by the
+    path findings show; `texts` every checked file's text by that path, read only when some finding is in a checked
+    file. Files, not module names: each service of a monorepo has its own `app.main`."""
     places = {(f.path, f.context) for f in findings if f.path in modules}
     if not places:
         return set()
-    sources = texts()  # each regular expression below runs only on the texts a substring test lets through
-    if not any(("FastAPI(" in text or "Starlette(" in text) and BUILT_APP.search(text) for text in sources.values()):
+    sources = texts()
+    code = Code(sources)
+    reached = app_files(modules, sources, code, {path for path, _ in places})
+    if reached is None:
         return set()
+    return {place for place in places if place[0] not in reached} | uncalled(places, sources, reached)
+
+
+def app_files(modules: dict[str, str], sources: dict[str, str], code: "Code", wanted: set[str]) -> set[str] | None:
+    """The files the app imports, at any depth, with every one of `wanted` whose module reached code names however,
+    and all the files of the tree of one that discovers modules at run time (`pkgutil.walk_packages`, entry points);
+    None where no checked file builds an app."""
+    # each regular expression below runs only on the texts a substring test lets through
+    if not any(("FastAPI(" in text or "Starlette(" in text) and BUILT_APP.search(text) for text in sources.values()):
+        return None
     by_suffix: dict[str, set[str]] = {}
     for path, module in modules.items():
         parts = module.split(".")
         for start in range(len(parts)):
             by_suffix.setdefault(".".join(parts[start:]), set()).add(path)
-    code = Code(sources)
     reached: set[str] = set()
     pending = [path for path, text in sources.items()
                if ("FastAPI" in text or "Starlette" in text or "include_router(" in text)
@@ -178,8 +206,9 @@ def unimported(findings: Iterable[Finding], modules: dict[str, str],
                 continue
             reached.add(path)
             text = sources[path]
-            if DISCOVERY.search(text):
-                return set()
+            if DISCOVERY.search(text):  # what it may import: every module of its own tree (a service's)
+                tree = _tree_of(path, sources)
+                pending.extend(other for other in sources if other.startswith(tree))
             for relative, named in _imported_names(text):
                 pending.extend(_files_named(path, relative, named, by_suffix, sources))
             for package in FORMATTED_PACKAGE.findall(text):
@@ -188,8 +217,133 @@ def unimported(findings: Iterable[Finding], modules: dict[str, str],
             while directory and (package := posixpath.join(directory, "__init__.py")) in sources:
                 pending.append(package)  # importing a module runs its packages' `__init__` first
                 directory = posixpath.dirname(directory)
-        pending = _named_in_code(modules, {path for path, _ in places} - reached, reached, code)
-    return {place for place in places if place[0] not in reached}
+        pending = _named_in_code(modules, wanted - reached, reached, code)
+    return reached
+
+
+@dataclass
+class Unit:
+    """A module's own code (`name` None), or a function of its own or of a class's body, with what it names."""
+    path: str
+    name: str | None
+    words: set[str] = field(default_factory=set)
+    root: bool = False
+
+
+def uncalled(places: set[tuple[str, str]], sources: dict[str, str], reached: set[str]) -> set[tuple[str, str]]:
+    """The places in functions that nothing the app runs names. What runs: the code of each module the app
+    imports (its top level and class bodies), and there every decorated function (a framework's registration),
+    special methods, methods of classes with a base from outside the project (a framework calls them); then every
+    function whose name what runs writes, in a call, a reference or a string, to the end. Textual and leaning to
+    keeping: one name written by running code keeps every function of that name. Comments, docstrings and import
+    statements name nothing: a call left in a comment, a helper only a worker script or a dead function calls."""
+    wanted = {(path, name) for path, context in places if (name := defined_in(context)) is not None}
+    if not wanted:
+        return set()
+    classes = {name for text in sources.values() if "class" in text for name in CLASS_NAME.findall(text)}
+    units = [unit for path, text in sources.items() for unit in units_of(path, text, classes)]
+    by_name: dict[str, list[Unit]] = {}
+    for unit in units:
+        if unit.name is not None:
+            by_name.setdefault(unit.name, []).append(unit)
+    alive = [unit for unit in units if unit.path in reached and (unit.root or unit.name is None)]
+    live = {id(unit) for unit in alive}
+    written: set[str] = set()
+    while alive:
+        for word in alive.pop().words - written:
+            written.add(word)
+            for unit in by_name.get(word, ()):
+                if id(unit) not in live:
+                    live.add(id(unit))
+                    alive.append(unit)
+    defined = {(unit.path, unit.name) for unit in units if unit.name is not None}
+    kept = {(unit.path, unit.name) for unit in units if id(unit) in live}
+    return {(path, context) for path, context in places
+            if (name := defined_in(context)) is not None and (path, name) in defined - kept}
+
+
+def defined_in(context: str) -> str | None:
+    """The name of the module-level function or method a finding's context is in (through nested functions)."""
+    while (nested := NESTED.fullmatch(context)) is not None:
+        context = nested["outer"]
+    if context.startswith("async function "):
+        return context.removeprefix("async function ")
+    if context.startswith("method "):
+        return context.removeprefix("method ").rpartition(".")[2]
+    return None
+
+
+def units_of(path: str, text: str, classes: set[str]) -> list[Unit]:
+    """The module's own code and its functions, read off the indentation of its lines (comments and docstrings
+    blanked, lines inside brackets kept with the line they continue); a nested function is its outer one's. An
+    import names nothing, but `import x as y` makes a `y` written name `x` too."""
+    module = Unit(path, None)
+    units = [module]
+    stack: list[tuple[int, Unit, bool, bool]] = []  # (indent, unit, in a function, in a class with a base from outside)
+    depth = 0
+    importing = decorated = False
+    aliases: dict[str, str] = {}
+    for line in LITERAL.sub(_blank_prose, text).split("\n"):
+        stripped = line.strip()
+        if depth > 0 or not stripped:
+            if importing:
+                aliases.update((alias, name) for name, alias in ALIAS.findall(line))
+            else:
+                (stack[-1][1] if stack else module).words.update(WORD.findall(line))
+            depth = max(0, depth + _brackets(line))
+            continue
+        indent = len(line) - len(line.lstrip())
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        owner, in_function, outside_base = stack[-1][1:] if stack else (module, False, False)
+        definition = DEFINITION.match(stripped)
+        importing = IMPORT_LINE.match(stripped) is not None
+        if importing:
+            aliases.update((alias, name) for name, alias in ALIAS.findall(stripped))
+        elif definition is None:
+            owner.words.update(WORD.findall(stripped))
+        elif definition["class"] is not None:
+            bases = {base.split("[")[0].rpartition(".")[2].strip() for base in (definition["bases"] or "").split(",")}
+            bases = {base for base in bases if base and "=" not in base} - INSIDE_BASES
+            owner.words.update(WORD.findall(stripped))
+            stack.append((indent, owner, in_function, bool(bases - classes)))
+        elif in_function:
+            owner.words.update(WORD.findall(stripped))
+            stack.append((indent, owner, True, False))
+        else:
+            name = definition["function"]
+            unit = Unit(path, name, root=decorated or (name.startswith("__") and name.endswith("__")) or outside_base)
+            owner.words.update(WORD.findall(stripped.partition("(")[2]))  # defaults run where the def stands
+            units.append(unit)
+            stack.append((indent, unit, True, False))
+        decorated = stripped.startswith("@")
+        depth = max(0, _brackets(line))
+    for unit in units:
+        unit.words.update(aliases[alias] for alias in unit.words & aliases.keys())
+    return units
+
+
+def _blank_prose(found: re.Match) -> str:
+    """A comment made nothing and a triple-quoted string its line breaks; a one-line string kept (it names)."""
+    literal = found.group()
+    if literal.startswith("#") or literal.lstrip("rRbBuUfF")[:3] in ('"""', "'''"):
+        return "\n" * literal.count("\n")
+    return literal
+
+
+def _brackets(line: str) -> int:
+    """How many more brackets the line opens than it closes, outside its strings."""
+    code = STRING.sub("", line)
+    return sum(code.count(char) for char in "([{") - sum(code.count(char) for char in ")]}")
+
+
+def _tree_of(path: str, sources: dict[str, str]) -> str:
+    """The directory (with a trailing slash, "" for the top) above the outermost package holding `path`: the root
+    its imports start from."""
+    directory = posixpath.dirname(path)
+    while directory and posixpath.join(directory, "__init__.py") in sources:
+        directory = posixpath.dirname(directory)
+    return f"{directory}/" if directory else ""
 
 
 class Code(dict):
@@ -205,17 +359,23 @@ class Code(dict):
 
 
 def _named_in_code(modules: dict[str, str], unreached: set[str], reached: set[str], code: Code) -> list[str]:
-    """The unreached files whose module's own name is written in the code of a reached one, however: an import
-    spelled in a way this reading misses, or a name handed to a loader. Leaning to keeping, only a module no
-    reached code names is judged off the app."""
+    """The unreached files whose module the code of a reached one names however: an import spelled in a way this
+    reading misses, or a name handed to a loader. Named is the module's last name before one of the names it binds
+    (`orders.router`) or in a dotted string (`'.orders'`), not the word alone: `voice` of `app.routes.voice` is
+    also a package's (`app.services.voice`), a key, a keyword argument."""
     names = {path: modules[path].rpartition(".")[2] for path in unreached}
     if not names:
         return []
     wanted = set(names.values())
-    word = re.compile(r"\b(?:%s)\b" % "|".join(sorted(map(re.escape, wanted))))
-    written = {found for path in reached if any(name in code.sources[path] for name in wanted)
-               for found in word.findall(code[path])}
-    return [path for path, name in names.items() if name in written]
+    texts = [code[path] for path in reached if any(name in code.sources[path] for name in wanted)]
+    found: list[str] = []
+    for path, name in names.items():
+        bound = BOUND.findall(code[path])
+        uses = rf"\b{re.escape(name)}\.(?:{'|'.join(sorted(map(re.escape, set(bound))))})\b" if bound else None
+        named = re.compile(rf"""["'](?=[\w.]*\.)[\w.]*\b{re.escape(name)}\b[\w.]*["']""" + (f"|{uses}" if uses else ""))
+        if any(name in text and named.search(text) for text in texts):
+            found.append(path)
+    return found
 
 
 def _files_named(importer: str, relative: int, name: str, by_suffix: dict[str, set[str]],

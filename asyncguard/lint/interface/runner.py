@@ -24,7 +24,7 @@ from asyncguard.lint.interface.files import SourceFile
 from asyncguard.lint.findings import NOTICES, Finding, internal_error, not_checked
 from asyncguard.lint.engine.program import LibraryCalls, ModuleRecord, Program, needed
 from asyncguard.lint.engine.names import Outline, Project, full_names, layout
-from asyncguard.lint.engine.reach import unimported, unmounted, unreached
+from asyncguard.lint.engine.reach import off_the_app, unmounted, unreached
 from asyncguard.lifetime import STOP_SIGNALS, Interrupted, set_death_signal
 
 PARALLEL_THRESHOLD = 24
@@ -343,7 +343,8 @@ def unreached_coroutines(findings: list[Finding], files: list[SourceFile], setti
                          enabled: frozenset[str],
                          project_layout: Callable[[], tuple[dict[str, Path], list[Path]]]) -> set[tuple[str, str]]:
     """The (path, context) of the findings in coroutines that nothing in the project runs: private ones nothing
-    names, routes of routers nothing mounts, modules the app never imports (asyncguard.lint.engine.reach)."""
+    names, routes of routers nothing mounts, modules the app never imports and functions nothing it runs calls
+    (asyncguard.lint.engine.reach)."""
     modules, roots = project_layout()
     _init_worker(settings, enabled, modules, roots)
     project = _worker_state["project"]
@@ -354,7 +355,7 @@ def unreached_coroutines(findings: list[Finding], files: list[SourceFile], setti
     texts = functools.cache(lambda: checked_texts(files))
     return (unreached(checked, module_of.get, project.outline_of, lambda: project.all_sources().values())
             | unmounted(checked, own.get, project.outline_of, texts)
-            | unimported(checked, module_of, texts))
+            | off_the_app(checked, module_of, texts))
 
 
 def checked_texts(files: list[SourceFile]) -> dict[str, str]:

@@ -621,6 +621,62 @@ def test_a_project_package_named_like_a_library_does_not_shadow_it(tmp_path):
     assert reported == expected
 
 
+def test_two_project_packages_named_like_a_library_do_not_shadow_it(tmp_path):
+    """Two modules' `infra/sqlalchemy/` packages: `from sqlalchemy.orm import Session` in either is the library, not
+    the nearer package, and a repository's session calls block."""
+    repository = ("from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n\n\nclass {name}Repository:\n"
+                  "    def __init__(self, session: Session) -> None:\n        self.session = session\n\n"
+                  "    def get(self, key):\n        return self.session.scalar(select(key))\n")
+    files = {"app/routes.py": ("from sqlalchemy.orm import Session\n"
+                               "from app.users.infra.sqlalchemy.repository import UsersRepository\n\n\n"
+                               "async def user(session: Session):\n"
+                               "    return UsersRepository(session).get('x')  # AG800\n")}
+    files["app/__init__.py"] = ""
+    for module in ("users", "identity"):
+        files[f"app/{module}/__init__.py"] = files[f"app/{module}/infra/__init__.py"] = ""
+        files[f"app/{module}/infra/sqlalchemy/__init__.py"] = (
+            f"from app.{module}.infra.sqlalchemy.repository import {module.title()}Repository\n")
+        files[f"app/{module}/infra/sqlalchemy/repository.py"] = repository.format(name=module.title())
+    reported, expected, _ = check(tmp_path, files)
+    assert reported == expected
+
+
+def test_a_factory_annotated_with_an_interface_returns_what_it_builds(tmp_path):
+    """`-> Repository` (a Protocol two classes implement, one in memory) of `return SqlRepository(session)`: the
+    repository the factory builds is the one whose calls run."""
+    reported, expected, _ = check(tmp_path, {"app/service.py": """\
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+
+class Repository(Protocol):
+    def get(self, key: str) -> str | None: ...
+
+
+class SqlRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, key: str) -> str | None:
+        return self.session.scalar(key)
+
+
+class MemoryRepository:
+    def get(self, key: str) -> str | None:
+        return None
+
+
+class Service:
+    def _repository(self, session: Session) -> Repository:
+        return SqlRepository(session)
+
+    async def find(self, session: Session):
+        return self._repository(session).get("x")  # AG800
+"""})
+    assert reported == expected
+
+
 def test_routes_of_a_router_nothing_mounts_are_not_reported(tmp_path):
     """`activity_router` is imported by the app but never included: its routes serve nothing. A router included by
     name, one in a list of routers, and one included as `users.router` are all mounted."""
@@ -790,4 +846,19 @@ def test_import_requests_in_each_services_own_requests_module_is_the_library(tmp
              "async def now():\n    return requests.get('https://api.example/now').json()  # AG102\n")
     reported, expected, _ = check(tmp_path, {"app/current/requests/requests.py": route,
                                              "app/historical/requests/requests.py": route})
+    assert reported == expected
+
+
+def test_a_class_handed_to_a_service_locator_gives_an_instance_of_it(tmp_path):
+    """`container.resolve(DocumentRepository)`: whatever the container is, what it gives is the repository."""
+    reported, expected, _ = check(tmp_path, {
+        "app/container.py": ("class Container:\n    def __init__(self):\n        self.factories = {}\n\n"
+                             "    def resolve(self, kind):\n        return self.factories[kind]()\n\n\n"
+                             "container = Container()\n"),
+        "app/documents.py": ("import sqlite3\n\n\nclass DocumentRepository:\n    def get(self, key):\n"
+                             "        return sqlite3.connect('docs.db').execute('select 1').fetchone()\n"),
+        "app/routes.py": ("from app.container import container\nfrom app.documents import DocumentRepository\n\n\n"
+                          "async def document(key: str):\n    repository = container.resolve(DocumentRepository)\n"
+                          "    return repository.get(key)  # AG800\n"),
+    })
     assert reported == expected

@@ -190,6 +190,8 @@ class Scope:
 FUNCTION_WRAPPERS = frozenset({"contextlib.contextmanager", "contextlib.asynccontextmanager"})
 """Called on a function (not as `@` decorators), these give a function whose call yields or returns what the
 wrapped one does: `contextmanager(get_db)()` is `get_db()` used in a `with`."""
+SERVICE_LOCATORS = frozenset({"resolve", "get_service", "get_required_service", "get_instance", "provide"})
+"""Methods of dependency containers and injectors that, handed a class, give an instance of it."""
 
 
 def is_main_guard(node: ast.If) -> bool:
@@ -424,10 +426,21 @@ class Resolver:
             wrapped = self.infer(call.args[0], scope)  # `get_db_manager = contextmanager(get_db)`
             return wrapped if wrapped is not None and not wrapped.instance else None
         if value is None:
-            return None
+            return self.located(call, scope)
         if self.knowledge.returned(self.knowledge.invoked(value.path, value.instance)) == QUERIED_ENTITY:
             return self.queried_entity(call, scope)
-        return self.result_of(value) or self.passed_through(value, call, scope)
+        return self.result_of(value) or self.passed_through(value, call, scope) or self.located(call, scope)
+
+    def located(self, call: ast.Call, scope: Scope) -> Value | None:
+        """`container.resolve(DocumentRepository)`: a service locator or injector handed a project class alone
+        gives an instance of it."""
+        if not (isinstance(call.func, ast.Attribute) and call.func.attr in SERVICE_LOCATORS and len(call.args) == 1
+                and not call.keywords):
+            return None
+        named = self.infer(call.args[0], scope)
+        if named is None or named.instance or not self.in_project(named.path) or not names_class(named):
+            return None
+        return Value(named.path, instance=True)
 
     def passed_to(self, path: str, name: str, wanted: dict[str, int]) -> dict[str, Value]:
         """The instances the project's calls of the module-level function `path` pass its `wanted` parameters (name
@@ -694,16 +707,21 @@ class ModuleIndex:
         return None
 
     def function_result(self, path: str) -> Value | None:
-        """What a module-level function or method returns (or yields): its annotation, else its `return`s."""
+        """What a module-level function or method returns (or yields): its annotation, else its `return`s; where
+        the annotation is a project class (a Protocol, a base), an instance of another one its `return` builds
+        (`-> UserRepository` of `return SqlUserRepository(session)`)."""
         if path not in self._results:
             self._results[path] = None  # recursion guard
             node = self.functions[path]
             scope = Scope(self.scope, "function")
             result = self.resolver.annotation(node.returns, self.scope)
-            if result is None:
+            if result is None or self.resolver.in_project(result.path):
                 owner = path.rpartition(".")[0]
-                result = returned_value(node, scope, self.resolver, self.package,
-                                        owner if owner in self.classes else None)
+                returned = returned_value(node, scope, self.resolver, self.package,
+                                          owner if owner in self.classes else None)
+                if result is None or returned is not None and returned.instance and \
+                        self.resolver.in_project(returned.path):
+                    result = returned
             self._results[path] = result
         return self._results[path]
 

@@ -344,7 +344,8 @@ class BodyScan:
 class Project:
     def __init__(self, modules: dict[str, Path], knowledge: "Knowledge",
                  read: Callable[[Path], str] | None = None, search_roots: Iterable[Path] = ()):
-        self.modules = without_library_suffixes(modules, knowledge.library_roots())
+        self.libraries = knowledge.library_roots()
+        self.modules = without_library_suffixes(modules, self.libraries)
         self.search_roots = tuple(search_roots)
         """Directories holding the checked files' top-level packages: unchecked project modules are found there."""
         self.missing: set[str] = set()
@@ -622,8 +623,9 @@ class Project:
         """The full name of `module` as `importer` imports it, where several services of a monorepo each have one
         (`from wrapper import Wrapper` in each of six services run from their own directories, so no `wrapper`
         key is kept): the one that shares the most leading packages with the importer, if only one does."""
-        if module in self.modules or module.split(".", 1)[0] in STANDARD_LIBRARY:
-            return None
+        top = module.split(".", 1)[0]
+        if module in self.modules or top in STANDARD_LIBRARY or top in self.libraries:
+            return None  # `from sqlalchemy import select` beside two `infra/sqlalchemy/` packages is the library
         if self._by_last_name is None:
             self._by_last_name = {}
             for name in full_names(self.modules).values():

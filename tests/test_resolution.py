@@ -862,3 +862,18 @@ def test_a_class_handed_to_a_service_locator_gives_an_instance_of_it(tmp_path):
                           "    return repository.get(key)  # AG800\n"),
     })
     assert reported == expected
+
+
+def test_a_lazy_proxy_hands_its_attributes_to_the_client_it_wraps(tmp_path):
+    """`supabase = _LazyClient()` whose `__getattr__` returns `getattr(get_client(), name)`: `supabase.table(...)`
+    is the Supabase client's, whose `execute()` queries."""
+    reported, expected, _ = check(tmp_path, {
+        "app/db.py": ("from supabase import Client, create_client\n\n\ndef get_client() -> Client:\n"
+                      "    return create_client('url', 'key')\n\n\nclass _LazyClient:\n"
+                      "    def __getattr__(self, name: str):\n        if name.startswith('_'):\n"
+                      "            raise AttributeError(name)\n        return getattr(get_client(), name)\n\n\n"
+                      "supabase = _LazyClient()\n"),
+        "app/routes.py": ("from app.db import supabase\n\n\nasync def models():\n"
+                          "    return supabase.table('models').select('*').execute()  # AG106\n"),
+    })
+    assert reported == expected

@@ -217,11 +217,22 @@ class Resolver:
         order is only worked out when the class itself does not)."""
         found = self._own_attribute(class_path, attribute)
         if found is None:
-            for base in self.method_resolution_order(class_path)[1:]:
+            order = self.method_resolution_order(class_path)
+            for base in order[1:]:
                 found = self._own_attribute(base, attribute)
                 if found is not None:
                     break
+            else:  # a proxy's `__getattr__` hands every other attribute on to the object it wraps
+                delegate = next((found for owner in order if (found := self._delegate(owner)) is not None), None)
+                if delegate is not None and not self.in_project(delegate.path):
+                    path, instance = self.knowledge.member(delegate.path, True, attribute)
+                    return Value(path, instance=instance)
         return found
+
+    def _delegate(self, class_path: str) -> Value | None:
+        if class_path.startswith(self.home.prefix):
+            return self.home.delegate(class_path)
+        return self.project.delegate(class_path) if self.project is not None else None
 
     def _own_attribute(self, class_path: str, attribute: str) -> Value | None:
         if class_path.startswith(self.home.prefix):
@@ -667,6 +678,8 @@ class ModuleIndex:
         self._callers_read: set[str] = set()
         self.classes: dict[str, tuple[ast.ClassDef, Scope]] = {}
         self.class_attrs: dict[str, dict[str, Value]] = {}
+        self.delegates: dict[str, Value | None] = {}
+        """What each proxy class hands the attributes it lacks to (`delegate`)."""
         self._state: dict[str, Value] | None = None
         self.resolver = Resolver(knowledge, self, project)
         self._index_block(module.body, self.scope, prefix=module_name)
@@ -836,6 +849,28 @@ class ModuleIndex:
         node, scope = self.classes[path]
         return [value.path for value in (self.resolver.infer(unsubscripted(base), scope) for base in node.bases)
                 if value is not None and not value.instance]
+
+    def delegate(self, path: str) -> Value | None:
+        """The object a proxy class of this module hands its other attributes to: `def __getattr__(self, name):
+        return getattr(get_client(), name)` (a lazy client) delegates to what `get_client()` returns."""
+        if path not in self.delegates:
+            self.delegates[path] = None
+            node = self.classes[path][0] if path in self.classes else None
+            method = next((member for member in node.body if isinstance(member, ast.FunctionDef)
+                           and member.name == "__getattr__" and len(member.args.args) == 2), None) if node else None
+            if method is not None:
+                scope = Scope(self.classes[path][1], "function")
+                bind_parameters(method, scope, self.resolver, path)
+                for current in own_nodes(method.body):
+                    wrapped = builtin_argument(current.value, frozenset({"getattr"}), scope) \
+                        if isinstance(current, ast.Return) and current.value is not None else None
+                    if wrapped is not None and len(current.value.args) == 2 and \
+                            isinstance(current.value.args[1], ast.Name) and \
+                            current.value.args[1].id == method.args.args[1].arg:
+                        found = self.resolver.infer(wrapped, scope)
+                        self.delegates[path] = found if found is not None and found.instance else None
+                        break
+        return self.delegates[path]
 
     def class_attributes(self, path: str) -> dict[str, Value] | None:
         """Types of `self.x` of a class of this module, computed on first use."""

@@ -472,6 +472,14 @@ class Project:
         attributes = index.class_attributes(class_path) if index is not None else None
         return attributes.get(attribute) if attributes else None
 
+    def delegate(self, class_path: str) -> "Value | None":
+        """What a proxy class defined in another module of the project hands its other attributes to."""
+        module, rest = self._split(class_path)
+        if module is None or len(rest) != 1 or "__getattr__" not in self.outline_of(module).sync_methods.get(rest[0], ()):
+            return None
+        index = self._load(module)
+        return index.delegate(class_path) if index is not None else None
+
     def state_attribute(self, name: str) -> Value | None:
         """What some module of the project assigns to `<holder>.state.<name>`; only the modules whose source has
         such an assignment are parsed."""

@@ -616,7 +616,11 @@ async def by_worker():
     time.sleep(1)
 
 
-class Timing(BaseHTTPMiddleware):
+class Middleware(BaseHTTPMiddleware):
+    pass
+
+
+class Timing(Middleware):
     async def dispatch(self, request, call_next):
         time.sleep(1)  # AG101
         return await call_next(request)
@@ -638,7 +642,7 @@ def test_functions_nothing_the_app_runs_calls_hold_no_loop(tmp_path):
     """A coroutine whose one caller is in a comment, in a function nothing calls, or in a worker the app never
     imports (an import alone calls nothing, a decorator there registers nothing with the app) runs on no loop of the
     app; one a route awaits runs, as do a framework's hooks (a method of a class with a base from outside the
-    project) and what a decorator in the app's modules registers."""
+    project, also through a base of its own) and what a decorator in the app's modules registers."""
     findings = check_tree(tmp_path, APP_WITH_FUNCTIONS_NOTHING_CALLS)
     marked = sorted(expected_findings(APP_WITH_FUNCTIONS_NOTHING_CALLS["app/services.py"]))
     assert sorted((f.path.rpartition("app/")[2], f.line) for f in findings) == [

@@ -55,7 +55,7 @@ BOUND = re.compile(r"^(?:(?:async[ \t]+)?def[ \t]+|class[ \t]+|(?=\w+[ \t]*[:=][
 """What a module binds at its top level: functions, classes, assignments (`router = APIRouter()`)."""
 DEFINITION = re.compile(r"(?:async[ \t]+)?def[ \t]+(?P<function>\w+)"
                         r"|class[ \t]+(?P<class>\w+)[ \t]*(?:\((?P<bases>[^)]*)\))?")
-CLASS_NAME = re.compile(r"^[ \t]*class[ \t]+(\w+)", re.MULTILINE)
+CLASS_NAME = re.compile(r"^[ \t]*class[ \t]+(\w+)[ \t]*(?:\(([^)]*)\))?", re.MULTILINE)
 INSIDE_BASES = frozenset({"object", "ABC", "Protocol", "Generic", "NamedTuple", "TypedDict", "Enum", "str", "int",
                           "dict", "list", "Exception"})
 """Bases that call none of a class's methods by name: a method of such a class runs where something names it."""
@@ -240,8 +240,8 @@ def uncalled(places: set[tuple[str, str]], sources: dict[str, str], reached: set
     wanted = {(path, name) for path, context in places if (name := defined_in(context)) is not None}
     if not wanted:
         return set()
-    classes = {name for text in sources.values() if "class" in text for name in CLASS_NAME.findall(text)}
-    units = [unit for path, text in sources.items() for unit in units_of(path, text, classes)]
+    hooked = framework_classes(sources)
+    units = [unit for path, text in sources.items() for unit in units_of(path, text, hooked)]
     by_name: dict[str, list[Unit]] = {}
     for unit in units:
         if unit.name is not None:
@@ -262,6 +262,26 @@ def uncalled(places: set[tuple[str, str]], sources: dict[str, str], reached: set
             if (name := defined_in(context)) is not None and (path, name) in defined - kept}
 
 
+def framework_classes(sources: dict[str, str]) -> set[str]:
+    """The project classes with a base from outside the project, themselves or through project bases (by name):
+    a framework may call their methods (`dispatch` of a middleware's base class)."""
+    bases_of: dict[str, set[str]] = {}
+    for text in sources.values():
+        if "class" in text:
+            for name, bases in CLASS_NAME.findall(text):
+                bases_of.setdefault(name, set()).update(base_names(bases))
+    hooked = {name for name, bases in bases_of.items() if bases - bases_of.keys()}
+    while more := {name for name, bases in bases_of.items() if name not in hooked and bases & hooked}:
+        hooked |= more
+    return hooked
+
+
+def base_names(bases: str) -> set[str]:
+    """`Base[T], module.Mixin, metaclass=M` as the class names `Base` and `Mixin`, those that call nothing left out."""
+    names = {base.split("[")[0].rpartition(".")[2].strip() for base in bases.split(",")}
+    return {name for name in names if name and "=" not in name} - INSIDE_BASES
+
+
 def defined_in(context: str) -> str | None:
     """The name of the module-level function or method a finding's context is in (through nested functions)."""
     while (nested := NESTED.fullmatch(context)) is not None:
@@ -273,13 +293,13 @@ def defined_in(context: str) -> str | None:
     return None
 
 
-def units_of(path: str, text: str, classes: set[str]) -> list[Unit]:
+def units_of(path: str, text: str, hooked: set[str]) -> list[Unit]:
     """The module's own code and its functions, read off the indentation of its lines (comments and docstrings
     blanked, lines inside brackets kept with the line they continue); a nested function is its outer one's. An
     import names nothing, but `import x as y` makes a `y` written name `x` too."""
     module = Unit(path, None)
     units = [module]
-    stack: list[tuple[int, Unit, bool, bool]] = []  # (indent, unit, in a function, in a class with a base from outside)
+    stack: list[tuple[int, Unit, bool, bool]] = []  # (indent, unit, in a function, in a class a framework calls)
     depth = 0
     importing = decorated = False
     aliases: dict[str, str] = {}
@@ -303,10 +323,8 @@ def units_of(path: str, text: str, classes: set[str]) -> list[Unit]:
         elif definition is None:
             owner.words.update(WORD.findall(stripped))
         elif definition["class"] is not None:
-            bases = {base.split("[")[0].rpartition(".")[2].strip() for base in (definition["bases"] or "").split(",")}
-            bases = {base for base in bases if base and "=" not in base} - INSIDE_BASES
             owner.words.update(WORD.findall(stripped))
-            stack.append((indent, owner, in_function, bool(bases - classes)))
+            stack.append((indent, owner, in_function, definition["class"] in hooked))
         elif in_function:
             owner.words.update(WORD.findall(stripped))
             stack.append((indent, owner, True, False))

@@ -2,7 +2,9 @@
 
 Two corpora. **Real FastAPI code**: the public services of `SERVICES`, pinned by commit, downloaded once from
 GitHub into `~/.cache/asyncguard/corpus/` (or exported from local git mirrors named by `--mirror`, a directory of
-`owner+name/repo` git directories); where neither can be had, offline, it is left out and said so. **Library
+`owner+name/repo` git directories); where neither can be had, offline, it is left out and said so; checked
+whole, then each service alone (cold, asyncguard and hydroid-cli), so that a tool crashing on one service still
+leaves a ratio over the runs both finished. **Library
 code**: a copy of the Python files of this project's own venv (about 4,500 files, 1.8M lines), put in a
 directory not named `site-packages`, since some tools skip such paths. Every tool checks the same files in the
 same run; the figures go to a JSON file and to a table in the README. Peak memory is the largest resident set of
@@ -251,6 +253,53 @@ def run_benchmark(corpus: Path, work: Path, limit: float, name: str, slow_tools:
     return timings
 
 
+REAL = "real FastAPI code"
+SERVICE = "service "
+"""How the timings of one service alone name their corpus (`service owner/name`)."""
+
+
+def per_service(corpus: Path, work: Path, limit: float) -> list[ToolTiming]:
+    """asyncguard and hydroid-cli cold on each service alone: where hydroid-cli crashes on one, the others still
+    give a ratio of runs that both finished."""
+    timings = []
+    for service in sorted(path for path in corpus.iterdir() if path.is_dir()):
+        name = SERVICE + service.name.replace("+", "/", 1)
+        shutil.rmtree(service / ".hydroid_cache", ignore_errors=True)
+        timings += [
+            timed("asyncguard", "cold", [tool("asyncguard"), "check", str(service), "--format", "json", "-q",
+                                         "--no-cache", "--python", ""],
+                  work, lambda out: len(json.loads(out)["findings"]), limit, name),
+            timed("hydroid-cli", "cold", [tool("hydroid"), str(service), "--format", "json"], work,
+                  lambda out: len(json.loads(out)["diagnostics"]), limit, name),
+        ]
+    return timings
+
+
+def service_table(result: LintBenchmark) -> list[str]:
+    """Each service alone, cold, and the ratio over the services both tools finished."""
+    services = dict.fromkeys(t.corpus for t in result.timings if t.corpus.startswith(SERVICE))
+    if not services:
+        return []
+    rows = ["**each service alone**, cold:", "", "| Service | asyncguard (s) | hydroid-cli (s) | Ratio |",
+            "|---|---:|---:|---:|"]
+    ours_total = theirs_total = 0.0
+    both = 0
+    for service in services:
+        ours, theirs = (next(t for t in result.timings if t.corpus == service and t.tool == tool)
+                        for tool in ("asyncguard", "hydroid-cli"))
+        finished = ours.exit_code >= 0 and theirs.exit_code >= 0 and not ours.timed_out and not theirs.timed_out
+        theirs_text = f"{theirs.seconds:.2f}" if finished else f"crashed (signal {-theirs.exit_code})" \
+            if theirs.exit_code < 0 and not theirs.timed_out else "did not finish"
+        ratio = f"{ours.seconds / theirs.seconds:.2f}" if finished and theirs.seconds else ""
+        rows.append(f"| {service.removeprefix(SERVICE)} | {ours.seconds:.2f} | {theirs_text} | {ratio} |")
+        if finished:
+            ours_total, theirs_total, both = ours_total + ours.seconds, theirs_total + theirs.seconds, both + 1
+    if theirs_total:
+        rows += ["", f"Over the {both} services both finished: asyncguard {ours_total:.2f} s, hydroid-cli "
+                     f"{theirs_total:.2f} s, cold, asyncguard / hydroid-cli: **{ours_total / theirs_total:.2f}**."]
+    return rows + [""]
+
+
 def markdown_table(result: LintBenchmark) -> str:
     rows = [f"{result.machine['cores']} cores, {result.machine['cpu']}; one run of each, in this order.", ""]
     for corpus in result.corpora:
@@ -272,6 +321,8 @@ def markdown_table(result: LintBenchmark) -> str:
                          + (" (against a run that crashed: hydroid-cli's full run would take longer)." if crashed
                             else ".")]
         rows.append("")
+        if corpus.name == REAL:
+            rows += service_table(result)
     return "\n".join([TABLE_START, *rows[:-1], TABLE_END])
 
 
@@ -308,8 +359,9 @@ def main(argv: list[str] | None = None) -> int:
                 files, lines = count_python(corpus)
                 note = f" ({len(had)} public FastAPI services pinned by commit" + \
                     (f"; {len(missing)} could not be had" if missing else "") + ")"
-                result.corpora.append(Corpus("real FastAPI code", files, lines, note))
-                result.timings += run_benchmark(corpus, work, args.limit, "real FastAPI code", slow_tools=False)
+                result.corpora.append(Corpus(REAL, files, lines, note))
+                result.timings += run_benchmark(corpus, work, args.limit, REAL, slow_tools=False)
+                result.timings += per_service(corpus, work, args.limit)
         if args.corpus in ("library", "both"):
             corpus = work / "library"
             files, lines = copy_corpus(args.source, corpus)

@@ -850,10 +850,12 @@ def test_import_requests_in_each_services_own_requests_module_is_the_library(tmp
 
 
 def test_a_class_handed_to_a_service_locator_gives_an_instance_of_it(tmp_path):
-    """`container.resolve(DocumentRepository)`: whatever the container is, what it gives is the repository."""
+    """`container.resolve(DocumentRepository)`: whatever the container is (`-> T` of a TypeVar), what it gives is
+    the repository."""
     reported, expected, _ = check(tmp_path, {
-        "app/container.py": ("class Container:\n    def __init__(self):\n        self.factories = {}\n\n"
-                             "    def resolve(self, kind):\n        return self.factories[kind]()\n\n\n"
+        "app/container.py": ("from typing import TypeVar\n\nT = TypeVar('T')\n\n\nclass Container:\n"
+                             "    def __init__(self):\n        self.factories = {}\n\n"
+                             "    def resolve(self, kind: type[T]) -> T:\n        return self.factories[kind]()\n\n\n"
                              "container = Container()\n"),
         "app/documents.py": ("import sqlite3\n\n\nclass DocumentRepository:\n    def get(self, key):\n"
                              "        return sqlite3.connect('docs.db').execute('select 1').fetchone()\n"),

@@ -436,11 +436,12 @@ class Resolver:
         if value is not None and not value.instance and value.path in FUNCTION_WRAPPERS and call.args:
             wrapped = self.infer(call.args[0], scope)  # `get_db_manager = contextmanager(get_db)`
             return wrapped if wrapped is not None and not wrapped.instance else None
-        if value is None:
-            return self.located(call, scope)
+        located = self.located(call, scope)  # before what `resolve(self, kind: type[T]) -> T` says: a TypeVar
+        if value is None or located is not None:
+            return located
         if self.knowledge.returned(self.knowledge.invoked(value.path, value.instance)) == QUERIED_ENTITY:
             return self.queried_entity(call, scope)
-        return self.result_of(value) or self.passed_through(value, call, scope) or self.located(call, scope)
+        return self.result_of(value) or self.passed_through(value, call, scope)
 
     def located(self, call: ast.Call, scope: Scope) -> Value | None:
         """`container.resolve(DocumentRepository)`: a service locator or injector handed a project class alone

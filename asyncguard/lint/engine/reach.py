@@ -65,6 +65,7 @@ ALIAS = re.compile(r"(\w+)[ \t]+as[ \t]+(\w+)")
 LITERAL = re.compile(r"""[rRbBuUfF]*(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''"""
                      r"""|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')|#[^\n]*""")
 """Strings and comments, read from the left: a `#` inside a string starts no comment."""
+BRACKET = re.compile(r"[()\[\]{}]")
 STRING = re.compile(r"""[rRbBuUfF]*(?:'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")""")
 NESTED = re.compile(r"(?:nested function \S+|lambda) \(in (?P<outer>.*)\)")
 
@@ -228,6 +229,8 @@ class Unit:
     name: str | None
     words: set[str] = field(default_factory=set)
     root: bool = False
+    code: list[str] = field(default_factory=list)
+    """Its lines while the module is read, made `words` at the end."""
 
 
 def uncalled(places: set[tuple[str, str]], sources: dict[str, str], reached: set[str]) -> set[tuple[str, str]]:
@@ -309,7 +312,7 @@ def units_of(path: str, text: str, hooked: set[str]) -> list[Unit]:
             if importing:
                 aliases.update((alias, name) for name, alias in ALIAS.findall(line))
             else:
-                (stack[-1][1] if stack else module).words.update(WORD.findall(line))
+                (stack[-1][1] if stack else module).code.append(line)
             depth = max(0, depth + _brackets(line))
             continue
         indent = len(line) - len(line.lstrip())
@@ -321,23 +324,25 @@ def units_of(path: str, text: str, hooked: set[str]) -> list[Unit]:
         if importing:
             aliases.update((alias, name) for name, alias in ALIAS.findall(stripped))
         elif definition is None:
-            owner.words.update(WORD.findall(stripped))
+            owner.code.append(stripped)
         elif definition["class"] is not None:
-            owner.words.update(WORD.findall(stripped))
+            owner.code.append(stripped)
             stack.append((indent, owner, in_function, definition["class"] in hooked))
         elif in_function:
-            owner.words.update(WORD.findall(stripped))
+            owner.code.append(stripped)
             stack.append((indent, owner, True, False))
         else:
             name = definition["function"]
             unit = Unit(path, name, root=decorated or (name.startswith("__") and name.endswith("__")) or outside_base)
-            owner.words.update(WORD.findall(stripped.partition("(")[2]))  # defaults run where the def stands
+            owner.code.append(stripped.partition("(")[2])  # defaults run where the def stands
             units.append(unit)
             stack.append((indent, unit, True, False))
         decorated = stripped.startswith("@")
         depth = max(0, _brackets(line))
     for unit in units:
+        unit.words = set(WORD.findall("\n".join(unit.code)))
         unit.words.update(aliases[alias] for alias in unit.words & aliases.keys())
+        unit.code = []
     return units
 
 
@@ -351,8 +356,10 @@ def _blank_prose(found: re.Match) -> str:
 
 def _brackets(line: str) -> int:
     """How many more brackets the line opens than it closes, outside its strings."""
-    code = STRING.sub("", line)
-    return sum(code.count(char) for char in "([{") - sum(code.count(char) for char in ")]}")
+    if not BRACKET.search(line):
+        return 0
+    code = STRING.sub("", line) if "'" in line or '"' in line else line
+    return code.count("(") + code.count("[") + code.count("{") - code.count(")") - code.count("]") - code.count("}")
 
 
 def _tree_of(path: str, sources: dict[str, str]) -> str:

@@ -656,15 +656,16 @@ def test_without_an_app_every_function_may_be_called(tmp_path):
 
 
 def test_a_module_named_only_as_a_word_elsewhere_is_off_the_app(tmp_path):
-    """`voice` of `app.routers.voice` is also a package's name (`app.services.voice`) and a key: the router module
-    nothing imports stays off the app; one whose name reached code writes before a name it binds is kept."""
+    """`voice` of `app.routers.voice` is also a package's name (`app.services.voice`), a key and a permission's
+    (`"voice.read"`): the router module nothing imports stays off the app; one whose name ends a dotted string the
+    app loads modules by is kept."""
     files = {**APP_WITH_MODULES_OFF_ITS_LOOP,
              "app/routers/voice.py": ("import time\nfrom fastapi import APIRouter\nrouter = APIRouter()\n\n\n"
                                       "@router.post('/voice')\nasync def hook():\n    time.sleep(1)\n"),
              "app/services/voice/__init__.py": "",
              "app/services/voice/tools.py": "def speak():\n    return 'voice'\n",
              "app/main.py": APP_WITH_MODULES_OFF_ITS_LOOP["app/main.py"]
-             + "from app.services.voice.tools import speak\nsettings = {'voice': speak()}\n"}
+             + "from app.services.voice.tools import speak\nsettings = {'voice': speak(), 'scopes': ['voice.read']}\n"}
     assert "routers/voice.py" not in {f.path.rpartition("app/")[2] for f in check_tree(tmp_path, files)}
     files["app/main.py"] += "import importlib\nvoice = importlib.import_module('app.routers' + '.voice')\n"
     assert "routers/voice.py" in {f.path.rpartition("app/")[2] for f in check_tree(tmp_path, files)}
@@ -709,3 +710,17 @@ def test_a_service_that_discovers_modules_reaches_only_its_own_tree(tmp_path):
                                            "    asyncio.run(serve())\n"),
     }
     assert [f.path.rpartition("services/")[2] for f in check_tree(tmp_path, files)] == ["api/app/plugins.py"]
+
+
+def test_an_app_kept_in_an_archive_beside_the_served_one_is_not_served(tmp_path):
+    """`archive/platform-api/` holds an old copy of the whole app, `FastAPI()` and all: where another app is built
+    outside it, its routes serve nothing, and an import both copies could answer is the served one's; what the
+    served app imports from the archive alone still runs."""
+    route = "import time\nfrom fastapi import FastAPI\n\napp = FastAPI()\n\n\n@app.get('/')\nasync def root():\n"
+    files = {"app/api/main.py": route + "    from app.archive.platform_api.helpers import pause\n    pause()\n"
+                                "    from db import query\n    return await query()\n",
+             "app/api/db.py": "async def query():\n    return 1\n",
+             "app/archive/platform_api/db.py": "import time\n\n\nasync def query():\n    time.sleep(1)\n",
+             "app/archive/platform_api/main.py": route + "    time.sleep(1)\n",
+             "app/archive/platform_api/helpers.py": "import time\n\n\ndef pause():\n    time.sleep(1)\n"}
+    assert sorted(f.path.rpartition("app/")[2] for f in check_tree(tmp_path, files)) == ["api/main.py"]

@@ -51,6 +51,8 @@ FORMATTED_PACKAGE = re.compile(r"""\b[rR]?[fF][rR]?["']([A-Za-z_]\w*(?:\.[A-Za-z
 BUILT_APP = re.compile(r"\b(?:FastAPI|Starlette)\(")
 APP = re.compile(r"\b(?:FastAPI|Starlette)\b|\.include_router\(")
 PROSE = re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|#[^\n]*')
+RETIRED = frozenset({"archive", "archived", "deprecated", "obsolete", "backup", "backups", "old", "attic"})
+"""Directories where an app is kept, not served: one built there is no root where another app is built elsewhere."""
 BOUND = re.compile(r"^(?:(?:async[ \t]+)?def[ \t]+|class[ \t]+|(?=\w+[ \t]*[:=][^=]))(\w+)", re.MULTILINE)
 """What a module binds at its top level: functions, classes, assignments (`router = APIRouter()`)."""
 DEFINITION = re.compile(r"(?:async[ \t]+)?def[ \t]+(?P<function>\w+)"
@@ -187,7 +189,8 @@ def off_the_app(findings: Iterable[Finding], modules: dict[str, str],
 def app_files(modules: dict[str, str], sources: dict[str, str], code: "Code", wanted: set[str]) -> set[str] | None:
     """The files the app imports, at any depth, with every one of `wanted` whose module reached code names however,
     and all the files of the tree of one that discovers modules at run time (`pkgutil.walk_packages`, entry points);
-    None where no checked file builds an app."""
+    None where no checked file builds an app. An app built under `archive/` (`old/`, `deprecated/`...) is not one
+    where another is built elsewhere: a copy kept, not served."""
     # each regular expression below runs only on the texts a substring test lets through
     if not any(("FastAPI(" in text or "Starlette(" in text) and BUILT_APP.search(text) for text in sources.values()):
         return None
@@ -200,6 +203,9 @@ def app_files(modules: dict[str, str], sources: dict[str, str], code: "Code", wa
     pending = [path for path, text in sources.items()
                if ("FastAPI" in text or "Starlette" in text or "include_router(" in text)
                and APP.search(IMPORT_STATEMENT.sub("", code[path]))]
+    top = _common(list(sources))
+    served = [path for path in pending if not RETIRED & set(path[len(top):].split("/")[:-1])]
+    pending = served or pending  # an app kept in `archive/` beside the one served is not
     while pending:
         while pending:
             path = pending.pop()
@@ -362,6 +368,14 @@ def _brackets(line: str) -> int:
     return code.count("(") + code.count("[") + code.count("{") - code.count(")") - code.count("]") - code.count("}")
 
 
+def _common(paths: list[str]) -> str:
+    """The directory the paths share, "" for none (or relative and absolute ones mixed)."""
+    try:
+        return posixpath.commonpath(paths) if len(paths) > 1 else ""
+    except ValueError:
+        return ""
+
+
 def _tree_of(path: str, sources: dict[str, str]) -> str:
     """The directory (with a trailing slash, "" for the top) above the outermost package holding `path`: the root
     its imports start from."""
@@ -386,8 +400,8 @@ class Code(dict):
 def _named_in_code(modules: dict[str, str], unreached: set[str], reached: set[str], code: Code) -> list[str]:
     """The unreached files whose module the code of a reached one names however: an import spelled in a way this
     reading misses, or a name handed to a loader. Named is the module's last name before one of the names it binds
-    (`orders.router`) or in a dotted string (`'.orders'`), not the word alone: `voice` of `app.routes.voice` is
-    also a package's (`app.services.voice`), a key, a keyword argument."""
+    (`orders.router`) or ending a dotted string (`'.orders'`), not the word alone: `voice` of `app.routes.voice` is
+    also a package's (`app.services.voice`), a key, a keyword argument, and `users` a permission's (`"users.read"`)."""
     names = {path: modules[path].rpartition(".")[2] for path in unreached}
     if not names:
         return []
@@ -397,7 +411,7 @@ def _named_in_code(modules: dict[str, str], unreached: set[str], reached: set[st
     for path, name in names.items():
         bound = BOUND.findall(code[path])
         uses = rf"\b{re.escape(name)}\.(?:{'|'.join(sorted(map(re.escape, set(bound))))})\b" if bound else None
-        named = re.compile(rf"""["'](?=[\w.]*\.)[\w.]*\b{re.escape(name)}\b[\w.]*["']""" + (f"|{uses}" if uses else ""))
+        named = re.compile(rf"""["'][\w.]*\.{re.escape(name)}["']""" + (f"|{uses}" if uses else ""))
         if any(name in text and named.search(text) for text in texts):
             found.append(path)
     return found
@@ -407,7 +421,7 @@ def _files_named(importer: str, relative: int, name: str, by_suffix: dict[str, s
                  sources: dict[str, str]) -> Iterable[str]:
     """The checked files a dotted name imported by `importer` may be: relative to its directory for a relative
     import (`relative` dots), else those whose module name ends with the name, or with its longest tail that some
-    file's does (a module named from another root than the importer's)."""
+    file's does (a module named from another root than the importer's); of several, those nearest the importer."""
     if relative:
         directory = posixpath.dirname(importer)
         for _ in range(relative - 1):
@@ -415,8 +429,12 @@ def _files_named(importer: str, relative: int, name: str, by_suffix: dict[str, s
         base = posixpath.join(directory, *name.split(".")) if name else directory
         return [candidate for candidate in (f"{base}.py", posixpath.join(base, "__init__.py")) if candidate in sources]
     parts = name.split(".")
-    return next((by_suffix[tail] for start in range(len(parts)) if (tail := ".".join(parts[start:])) in by_suffix),
-                set())
+    found = next((by_suffix[tail] for start in range(len(parts)) if (tail := ".".join(parts[start:])) in by_suffix),
+                 set())
+    if len(found) < 2:
+        return found
+    near = {path: len(_common([importer, path])) for path in found}  # one service's `app.db`, not
+    return {path for path, shared in near.items() if shared == max(near.values())}  # its archived copy's
 
 
 def _imported_names(text: str) -> Iterable[tuple[int, str]]:

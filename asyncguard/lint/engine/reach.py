@@ -377,10 +377,11 @@ def _common(paths: list[str]) -> str:
 
 
 def _tree_of(path: str, sources: dict[str, str]) -> str:
-    """The directory (with a trailing slash, "" for the top) above the outermost package holding `path`: the root
-    its imports start from."""
+    """The outermost package holding `path` (its own directory where it is in none), with a trailing slash ("" for
+    the top): what it may discover and import (`pkgutil.walk_packages(__path__)`, a plugin package)."""
     directory = posixpath.dirname(path)
-    while directory and posixpath.join(directory, "__init__.py") in sources:
+    while posixpath.join(directory, "__init__.py") in sources and \
+            posixpath.join(posixpath.dirname(directory), "__init__.py") in sources and posixpath.dirname(directory):
         directory = posixpath.dirname(directory)
     return f"{directory}/" if directory else ""
 

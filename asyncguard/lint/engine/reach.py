@@ -246,8 +246,7 @@ def uncalled(places: set[tuple[str, str]], sources: dict[str, str], reached: set
     function whose name what runs writes, in a call, a reference or a string, to the end. Textual and leaning to
     keeping: one name written by running code keeps every function of that name. Comments, docstrings and import
     statements name nothing: a call left in a comment, a helper only a worker script or a dead function calls."""
-    wanted = {(path, name) for path, context in places if (name := defined_in(context)) is not None}
-    if not wanted:
+    if not any(defined_in(context) is not None for _, context in places):
         return set()
     hooked = framework_classes(sources)
     units = [unit for path, text in sources.items() for unit in units_of(path, text, hooked)]

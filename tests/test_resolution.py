@@ -879,3 +879,31 @@ def test_a_lazy_proxy_hands_its_attributes_to_the_client_it_wraps(tmp_path):
                           "    return supabase.table('models').select('*').execute()  # AG106\n"),
     })
     assert reported == expected
+
+
+def test_a_library_function_as_a_parameters_default_is_what_the_call_runs(tmp_path):
+    """`connect=psycopg.connect` kept as `self._connect` and called: the connection it opens is psycopg's."""
+    reported, expected, _ = check(tmp_path, {"app/repository.py": """\
+import psycopg
+
+
+class Repository:
+    def __init__(self, url: str, *, connect=psycopg.connect) -> None:
+        self._url = url
+        self._connect = connect
+
+    def _connection(self):
+        return self._connect(self._url, connect_timeout=3)
+
+    def get(self):
+        with self._connection() as connection:
+            return connection.execute("select 1").fetchone()
+
+
+repository = Repository("postgres://")
+
+
+async def handler():
+    return repository.get()  # AG800
+"""})
+    assert reported == expected

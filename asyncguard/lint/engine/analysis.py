@@ -1148,8 +1148,9 @@ def self_attribute(node: ast.expr) -> str | None:
 def bind_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, scope: Scope, resolver: Resolver,
                     class_path: str | None, given: tuple[Value | None, ...] = ()) -> None:
     """Bind a function's parameters in its scope: what a dependency injects (it wins over an annotation that says
-    otherwise: `db: Session = Depends(get_db)` where `get_db` yields an AsyncSession), or a project function given as
-    its default (what a call that passes nothing there runs: `resolver: Resolver = default_resolver`), else the
+    otherwise: `db: Session = Depends(get_db)` where `get_db` yields an AsyncSession), or a function given as its
+    default (what a call that passes nothing there runs: `resolver: Resolver = default_resolver`,
+    `connect=psycopg.connect`), else the
     annotation, else a method's `self` or `cls`, else what the call gives by position (`given`)."""
     scope.class_path = class_path
     bound_self = class_path is not None and not is_staticmethod(node)
@@ -1157,7 +1158,7 @@ def bind_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, s
     for index, (param, default) in enumerate(parameters(node.args)):
         value = resolver.injected(param, default, scope)
         if value is None and isinstance(default, (ast.Name, ast.Attribute)):
-            value = project_function(resolver.infer(default, scope), resolver)  # `resolver=default_resolver`
+            value = default_function(resolver.infer(default, scope), resolver)  # `resolver=default_resolver`
         if value is None:
             value = resolver.annotation(param.annotation, scope)
         if value is None and index == 0 and bound_self:
@@ -1171,11 +1172,15 @@ def bind_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, s
             scope.bind(star.arg, None)
 
 
-def project_function(value: Value | None, resolver: Resolver) -> Value | None:
-    """`value` where it is a function of the project (not an instance, not a class)."""
-    if value is None or value.instance or names_class(value) or not resolver.in_project(value.path):
+def default_function(value: Value | None, resolver: Resolver) -> Value | None:
+    """`value` where it is a function (not an instance, not a class) of the project, or of a library whose call the
+    knowledge base knows (`connect=psycopg.connect`, then `self._connect(url)`)."""
+    if value is None or value.instance or names_class(value):
         return None
-    return value
+    if resolver.in_project(value.path):
+        return value
+    known = resolver.knowledge.canonical(value.path)
+    return value if resolver.knowledge.blocking_api(known) or resolver.knowledge.result_type(known) else None
 
 
 def is_property(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:

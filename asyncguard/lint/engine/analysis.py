@@ -223,7 +223,7 @@ class Resolver:
                 if found is not None:
                     break
             else:  # a proxy's `__getattr__` hands every other attribute on to the object it wraps
-                delegate = next((found for owner in order if (found := self._delegate(owner)) is not None), None)
+                delegate = next((held for owner in order if (held := self._delegate(owner)) is not None), None)
                 if delegate is not None and not self.in_project(delegate.path):
                     path, instance = self.knowledge.member(delegate.path, True, attribute)
                     return Value(path, instance=instance)
@@ -1150,8 +1150,8 @@ def bind_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, s
     """Bind a function's parameters in its scope: what a dependency injects (it wins over an annotation that says
     otherwise: `db: Session = Depends(get_db)` where `get_db` yields an AsyncSession), or a function given as its
     default (what a call that passes nothing there runs: `resolver: Resolver = default_resolver`,
-    `connect=psycopg.connect`), else the
-    annotation, else a method's `self` or `cls`, else what the call gives by position (`given`)."""
+    `connect=psycopg.connect`), else the annotation, else a method's `self` or `cls`, else what the call gives by
+    position (`given`)."""
     scope.class_path = class_path
     bound_self = class_path is not None and not is_staticmethod(node)
     positional_count = len(node.args.posonlyargs) + len(node.args.args)  # `parameters` gives these first

@@ -475,7 +475,8 @@ class Project:
     def delegate(self, class_path: str) -> "Value | None":
         """What a proxy class defined in another module of the project hands its other attributes to."""
         module, rest = self._split(class_path)
-        if module is None or len(rest) != 1 or "__getattr__" not in self.outline_of(module).sync_methods.get(rest[0], ()):
+        if module is None or len(rest) != 1 or \
+                "__getattr__" not in self.outline_of(module).sync_methods.get(rest[0], ()):
             return None
         index = self._load(module)
         return index.delegate(class_path) if index is not None else None

@@ -907,3 +907,23 @@ async def handler():
     return repository.get()  # AG800
 """})
     assert reported == expected
+
+
+def test_a_middleware_is_built_with_the_keywords_add_middleware_gives(tmp_path):
+    """`app.add_middleware(IdentityMiddleware, auth=identity)`: Starlette builds the middleware with those keywords,
+    so `self.auth` in its `dispatch` is the project's `Auth`."""
+    reported, expected, _ = check(tmp_path, {
+        "app/auth.py": ("import sqlite3\n\n\nclass Auth:\n    def authenticate(self, token):\n"
+                        "        return sqlite3.connect('auth.db').execute('select 1').fetchone()\n"),
+        "app/middleware.py": ("from starlette.middleware.base import BaseHTTPMiddleware\n\n\n"
+                              "class IdentityMiddleware(BaseHTTPMiddleware):\n"
+                              "    def __init__(self, app, auth):\n        super().__init__(app)\n"
+                              "        self.auth = auth\n\n"
+                              "    async def dispatch(self, request, call_next):\n"
+                              "        self.auth.authenticate(request.cookies.get('session'))  # AG800\n"
+                              "        return await call_next(request)\n"),
+        "app/main.py": ("from fastapi import FastAPI\nfrom app.auth import Auth\n"
+                        "from app.middleware import IdentityMiddleware\n\napp = FastAPI()\n"
+                        "app.add_middleware(IdentityMiddleware, auth=Auth())\n"),
+    })
+    assert reported == expected

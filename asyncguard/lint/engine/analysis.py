@@ -460,7 +460,11 @@ class Resolver:
         else in the modules whose source calls `name`."""
         found = self.home.passed_to(path, wanted)
         if len(found) < len(wanted) and self.project is not None:
-            for module in self.project.modules_mentioning(f"{name}("):
+            middleware = set(self.project.modules_mentioning(name))  # `add_middleware(\n    Name, auth=...)`
+            callers = dict.fromkeys([*self.project.modules_mentioning(f"{name}("),
+                                     *(module for module in self.project.modules_mentioning("add_middleware(")
+                                       if module in middleware)])
+            for module in callers:
                 index = self.project.index_of(module)
                 if index not in (None, self.home):
                     missing = {parameter: position for parameter, position in wanted.items() if parameter not in found}
@@ -759,10 +763,11 @@ class ModuleIndex:
                     if function is not None and isinstance(current, SIMPLE_BINDINGS):
                         for name, value in bindings_of(current, scope, self.resolver, self.package):
                             scope.bind(name, value)
-                    elif isinstance(current, ast.Call) and self.resolver.infer(current.func, scope) == Value(path):
+                    elif isinstance(current, ast.Call) and (constructs := self._constructs(current, scope, path)):
                         for parameter, position in wanted.items():
-                            given = None if parameter in found else positional(current, position) or keyword(
-                                current, parameter)
+                            given = None if parameter in found else keyword(current, parameter) \
+                                if constructs == "middleware" else positional(current, position) or keyword(
+                                    current, parameter)
                             value = self.resolver.infer(given, scope) if given is not None else None
                             if value is None and function is not None and isinstance(given, ast.Name):
                                 value = self._passed_on(function, given.id)
@@ -773,6 +778,16 @@ class ModuleIndex:
             return found
         finally:
             self._callers_read.discard(path)
+
+    def _constructs(self, call: ast.Call, scope: Scope, path: str) -> str | None:
+        """Whether the call runs `path`: "call" for `path(...)`, "middleware" for `app.add_middleware(path, auth=...)`
+        (Starlette builds the middleware with those keywords)."""
+        if self.resolver.infer(call.func, scope) == Value(path):
+            return "call"
+        if isinstance(call.func, ast.Attribute) and call.func.attr == "add_middleware" and call.args and \
+                self.resolver.infer(call.args[0], scope) == Value(path):
+            return "middleware"
+        return None
 
     def _passed_on(self, function: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> Value | None:
         """What the project's calls of `function` pass its untyped parameter `name`, which it passes on."""

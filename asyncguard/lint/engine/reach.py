@@ -55,8 +55,7 @@ RETIRED = frozenset({"archive", "archived", "deprecated", "obsolete", "backup", 
 """Directories where an app is kept, not served: one built there is no root where another app is built elsewhere."""
 BOUND = re.compile(r"^(?:(?:async[ \t]+)?def[ \t]+|class[ \t]+|(?=\w+[ \t]*[:=][^=]))(\w+)", re.MULTILINE)
 """What a module binds at its top level: functions, classes, assignments (`router = APIRouter()`)."""
-DEFINITION = re.compile(r"(?:async[ \t]+)?def[ \t]+(?P<function>\w+)"
-                        r"|class[ \t]+(?P<class>\w+)[ \t]*(?:\((?P<bases>[^)]*)\))?")
+DEFINITION = re.compile(r"(?:async[ \t]+)?def[ \t]+(?P<function>\w+)|class[ \t]+(?P<class>\w+)")
 CLASS_NAME = re.compile(r"^[ \t]*class[ \t]+(\w+)[ \t]*(?:\(([^)]*)\))?", re.MULTILINE)
 INSIDE_BASES = frozenset({"object", "ABC", "Protocol", "Generic", "NamedTuple", "TypedDict", "Enum", "str", "int",
                           "dict", "list", "Exception"})
@@ -379,9 +378,9 @@ def _tree_of(path: str, sources: dict[str, str]) -> str:
     """The outermost package holding `path` (its own directory where it is in none), with a trailing slash ("" for
     the top): what it may discover and import (`pkgutil.walk_packages(__path__)`, a plugin package)."""
     directory = posixpath.dirname(path)
-    while posixpath.join(directory, "__init__.py") in sources and \
-            posixpath.join(posixpath.dirname(directory), "__init__.py") in sources and posixpath.dirname(directory):
-        directory = posixpath.dirname(directory)
+    if posixpath.join(directory, "__init__.py") in sources:
+        while (parent := posixpath.dirname(directory)) and posixpath.join(parent, "__init__.py") in sources:
+            directory = parent
     return f"{directory}/" if directory else ""
 
 
@@ -434,7 +433,8 @@ def _files_named(importer: str, relative: int, name: str, by_suffix: dict[str, s
     if len(found) < 2:
         return found
     near = {path: len(_common([importer, path])) for path in found}  # one service's `app.db`, not
-    return {path for path, shared in near.items() if shared == max(near.values())}  # its archived copy's
+    nearest = max(near.values())  # its archived copy's
+    return {path for path, shared in near.items() if shared == nearest}
 
 
 def _imported_names(text: str) -> Iterable[tuple[int, str]]:

@@ -224,12 +224,26 @@ def tool(name: str) -> str:
     return str(found) if found.exists() else shutil.which(name) or name
 
 
+def asyncguard_command(corpus: Path, *options: str) -> list[str]:
+    return [tool("asyncguard"), "check", str(corpus), "--format", "json", "-q", "--python", "", *options]
+
+
+def hydroid_command(corpus: Path) -> list[str]:
+    return [tool("hydroid"), str(corpus), "--format", "json"]
+
+
+def count_asyncguard(out: str) -> int:
+    return len(json.loads(out)["findings"])
+
+
+def count_hydroid(out: str) -> int:
+    return len(json.loads(out)["diagnostics"])
+
+
 def run_benchmark(corpus: Path, work: Path, limit: float, name: str, slow_tools: bool) -> list[ToolTiming]:
-    asyncguard = [tool("asyncguard"), "check", str(corpus), "--format", "json", "-q", "--python", ""]
-    count_asyncguard = lambda out: len(json.loads(out)["findings"])  # noqa: E731
+    asyncguard = asyncguard_command(corpus)
     count_lines = lambda out: len([line for line in out.splitlines() if line.strip()])  # noqa: E731
-    count_hydroid = lambda out: len(json.loads(out)["diagnostics"])  # noqa: E731
-    hydroid = [tool("hydroid"), str(corpus), "--format", "json"]
+    hydroid = hydroid_command(corpus)
     shutil.rmtree(work / ".asyncguard_cache", ignore_errors=True)
     shutil.rmtree(corpus / ".hydroid_cache", ignore_errors=True)
     unlearned = without_learned_knowledge(work)
@@ -266,11 +280,8 @@ def per_service(corpus: Path, work: Path, limit: float) -> list[ToolTiming]:
         name = SERVICE + service.name.replace("+", "/", 1)
         shutil.rmtree(service / ".hydroid_cache", ignore_errors=True)
         timings += [
-            timed("asyncguard", "cold", [tool("asyncguard"), "check", str(service), "--format", "json", "-q",
-                                         "--no-cache", "--python", ""],
-                  work, lambda out: len(json.loads(out)["findings"]), limit, name),
-            timed("hydroid-cli", "cold", [tool("hydroid"), str(service), "--format", "json"], work,
-                  lambda out: len(json.loads(out)["diagnostics"]), limit, name),
+            timed("asyncguard", "cold", asyncguard_command(service, "--no-cache"), work, count_asyncguard, limit, name),
+            timed("hydroid-cli", "cold", hydroid_command(service), work, count_hydroid, limit, name),
         ]
     return timings
 

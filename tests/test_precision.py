@@ -588,6 +588,8 @@ APP_WITH_FUNCTIONS_NOTHING_CALLS = {
 import time
 
 from starlette.middleware.base import BaseHTTPMiddleware
+from temporalio import activity
+from app.events import hooks
 from app.tasks import celery
 
 
@@ -626,13 +628,25 @@ class Timing(Middleware):
         return await call_next(request)
 
 
-@celery.task
+@hooks.on("order.created")
 async def registered():
     time.sleep(1)  # AG101
 
+
+@celery.task
+async def queued():
+    time.sleep(1)
+
+
+@activity.defn
+async def in_a_temporal_worker():
+    time.sleep(1)
+
 # await named_in_a_comment_only()
+__all__ = ["used", "queued", "in_a_temporal_worker"]
 """,
     "app/tasks.py": "from celery import Celery\n\ncelery = Celery()\n",
+    "app/events.py": "class Hooks:\n    def on(self, name):\n        return lambda function: function\n\n\nhooks = Hooks()\n",
     "app/worker.py": ("import asyncio\nfrom app.services import by_worker\nfrom app.tasks import celery\n\n\n"
                       "@celery.task\ndef main():\n    asyncio.run(by_worker())\n"),
 }
@@ -640,9 +654,10 @@ async def registered():
 
 def test_functions_nothing_the_app_runs_calls_hold_no_loop(tmp_path):
     """A coroutine whose one caller is in a comment, in a function nothing calls, or in a worker the app never
-    imports (an import alone calls nothing, a decorator there registers nothing with the app) runs on no loop of the
-    app; one a route awaits runs, as do a framework's hooks (a method of a class with a base from outside the
-    project, also through a base of its own) and what a decorator in the app's modules registers."""
+    imports (an import alone calls nothing, a decorator there registers nothing with the app), a Celery task or a
+    Temporal activity (a worker runs them; `__all__` exports, it calls nothing) runs on no loop of the app; one a
+    route awaits runs, as do a framework's hooks (a method of a class with a base from outside the project, also
+    through a base of its own) and what a decorator in the app's modules registers."""
     findings = check_tree(tmp_path, APP_WITH_FUNCTIONS_NOTHING_CALLS)
     marked = sorted(expected_findings(APP_WITH_FUNCTIONS_NOTHING_CALLS["app/services.py"]))
     assert sorted((f.path.rpartition("app/")[2], f.line) for f in findings) == [
@@ -652,7 +667,7 @@ def test_functions_nothing_the_app_runs_calls_hold_no_loop(tmp_path):
 def test_without_an_app_every_function_may_be_called(tmp_path):
     """A library's public coroutines are its users' to call: nothing is judged where no checked file builds an app."""
     library = {path: text for path, text in APP_WITH_FUNCTIONS_NOTHING_CALLS.items() if path != "app/main.py"}
-    assert len(check_tree(tmp_path, library)) == 7
+    assert len(check_tree(tmp_path, library)) == 9
 
 
 def test_a_module_named_only_as_a_word_elsewhere_is_off_the_app(tmp_path):
@@ -724,3 +739,130 @@ def test_an_app_kept_in_an_archive_beside_the_served_one_is_not_served(tmp_path)
              "app/archive/platform_api/main.py": route + "    time.sleep(1)\n",
              "app/archive/platform_api/helpers.py": "import time\n\n\ndef pause():\n    time.sleep(1)\n"}
     assert sorted(f.path.rpartition("app/")[2] for f in check_tree(tmp_path, files)) == ["api/main.py"]
+
+
+SLEEPS = "import time\n\n\nasync def {name}():\n    time.sleep(1)\n\n\nhandlers = [{name}]\n"
+MONOREPO_WITH_LOOK_ALIKE_IMPORTS = {
+    "services/api/main.py": ("import importlib\nimport logging\nimport server\nfrom fastapi import FastAPI\n"
+                             "from mcp.types import Tool\nfrom starlette.middleware.base import BaseHTTPMiddleware\n"
+                             "from tools.loader import load\n\napp = FastAPI()\n"
+                             "log = logging.getLogger(f'pipelines.{__name__}')\n\n\n@app.get('/')\nasync def root():\n"
+                             "    await importlib.util.spec_from_file_location('redactor', 'redactor.py').loader.go()\n"),
+    "services/api/tools/__init__.py": "",
+    "services/api/tools/loader.py": "import importlib\n\n\ndef load(name):\n    return importlib.import_module(f'plugins.{name}')\n",
+    "services/api/plugins/__init__.py": "",
+    "services/api/plugins/slack.py": ("import time\nfrom fastapi import APIRouter\n\nrouter = APIRouter()\n\n\n"
+                                      "@router.post('/slack')\nasync def post():\n    time.sleep(1)\n"),
+    "services/api/redactor.py": SLEEPS.format(name="go"),
+    "services/worker/server.py": SLEEPS.format(name="serve"),
+    "services/capture/server.py": SLEEPS.format(name="serve"),
+    "src/tool/__init__.py": "",
+    "src/tool/logging/__init__.py": SLEEPS.format(name="configure"),
+    "src/tool/pipelines/__init__.py": "",
+    "src/tool/pipelines/base.py": SLEEPS.format(name="index"),
+    "src/tool/core/__init__.py": "",
+    "src/tool/core/types.py": SLEEPS.format(name="convert"),
+    "src/tool/tests/test_app.py": ("from fastapi import FastAPI\nfrom tool.core.types import convert\n\n"
+                                   "app = FastAPI()\n"),
+}
+
+
+def test_an_import_reaches_the_module_python_would_import(tmp_path):
+    """In a monorepo, `import logging` and `from starlette.middleware.base import ...` are the libraries, not a
+    CLI's `tool/logging/` or `pipelines/base.py`; `mcp.types` no far `core/types.py`; `import server` none of two
+    other services' `server.py`; a logger's `f"pipelines.{name}"` loads no package and a test's app is not served.
+    What the app does load stays: a formatted name handed to `import_module`, a file loaded by its path."""
+    files = {f"app/{path}": text for path, text in MONOREPO_WITH_LOOK_ALIKE_IMPORTS.items()}
+    found = {(f.path.partition("/app/")[2], f.line) for f in check_tree(tmp_path, files)}
+    assert found == {("services/api/plugins/slack.py", 9), ("services/api/redactor.py", 5)}
+
+
+CLASSES_BUILT_AND_NOT = {
+    "app/__init__.py": "",
+    "app/main.py": ("from fastapi import FastAPI\nfrom app.metrics import adapters, monitor\n\napp = FastAPI()\n\n\n"
+                    "@app.get('/')\nasync def root():\n    await monitor.aggregate()\n"
+                    "    await adapters['salla']().fetch()\n    return monitor.latest\n"),
+    "app/metrics.py": """\
+import time
+from functools import cached_property
+
+
+class Aggregator:
+    \"\"\"Only a script builds one.\"\"\"
+
+    async def aggregate(self):
+        time.sleep(1)
+
+    @cached_property
+    async def latest(self):
+        time.sleep(1)
+
+
+class Monitor:
+    async def aggregate(self):
+        time.sleep(1)  # AG101
+
+    @property
+    async def latest(self):
+        time.sleep(1)  # AG101
+
+    async def __aenter__(self):
+        time.sleep(1)  # AG101
+
+
+monitor = Monitor()
+adapters = {}
+
+
+def register(name):
+    def decorator(cls):
+        adapters[name] = cls
+        return cls
+    return decorator
+
+
+@register("salla")
+class Salla:
+    async def fetch(self):
+        time.sleep(1)  # AG101
+""",
+    "app/scripts/hourly.py": ("import asyncio\nfrom app.metrics import Aggregator\n\n"
+                              "asyncio.run(Aggregator().aggregate())\n"),
+}
+
+
+def test_a_method_runs_only_where_its_class_is_named(tmp_path):
+    """`aggregate` is written by the route, but only `Monitor` is built by what the app runs: `Aggregator`'s
+    methods (one a `@cached_property`, a decorator that registers nothing) run in a script; a special method runs
+    where its class is used, and a class a decorator registers (`@register("salla")`) is used where its registry
+    is."""
+    findings = check_tree(tmp_path, CLASSES_BUILT_AND_NOT)
+    assert sorted(f.line for f in findings) == sorted(line for line, _ in expected_findings(CLASSES_BUILT_AND_NOT["app/metrics.py"]))
+
+
+def route_module(path: str, extra: str = "") -> str:
+    return (f"import time\nfrom fastapi import APIRouter\n\nrouter = APIRouter()\n{extra}\n\n"
+            f"@router.get('/{path}')\nasync def {path}():\n    time.sleep(1)\n")
+
+
+ROUTERS_MOUNTED_AND_NOT = {
+    "app/__init__.py": "",
+    "app/routes/__init__.py": "",
+    "app/routes/users.py": route_module("users"),
+    "app/routes/billing.py": route_module("billing"),
+    "app/routes/nylas.py": route_module("nylas", "client = object()\n"),
+    "app/routes/reports.py": route_module("reports"),
+    "app/main.py": ("from fastapi import FastAPI\nfrom app.routes import users\n"
+                    "from app.routes.billing import router as billing_router\nfrom app.routes.nylas import client\n"
+                    "from app.routes import reports\n\napp = FastAPI()\napp.include_router(users.router)\n"
+                    "app.include_router(billing_router)\n# app.include_router(nylas.router)\n"
+                    "# app.include_router(reports.router)\nsend = client\n"),
+}
+
+
+def test_a_router_named_router_serves_where_something_mounts_it(tmp_path):
+    """Every router module names its router `router`: one is mounted where its module (`users.router`) or its router
+    (`router as billing_router`) is bound and used; a module whose other names alone are imported (`client`), or
+    which is imported but whose mount is commented out, serves nothing."""
+    found = {f.path.rpartition("app/")[2] for f in check_tree(tmp_path, ROUTERS_MOUNTED_AND_NOT)}
+    assert found == {"routes/users.py", "routes/billing.py"}

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from asyncguard.lint.knowledge.base import Knowledge
 
 STANDARD_LIBRARY = frozenset(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
+IMPORT_STATEMENT = re.compile(r"^[ \t]*(?:from[ \t]+\S+[ \t]+)?import[ \t]+(?:\([^)]*\)|[^\n]*)", re.MULTILINE)
+"""An import statement's text, in parentheses too (read off the source, before any parse)."""
 PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
 """`@property`, `@functools.cached_property`: reading the attribute calls the method."""
 UNWRAPPED_ANNOTATIONS = frozenset({
@@ -441,9 +443,12 @@ class Project:
         """Whether another module of the project imports `module` (or a name from it): a script that runs its
         coroutines on a loop of its own is also a library of the service then."""
         file = self.modules.get(module)
-        for other in self.modules_mentioning(module.rpartition(".")[2]):
-            if self.modules.get(other) == file:
-                continue
+        last = module.rpartition(".")[2]
+        word = re.compile(rf"\b{re.escape(last)}\b")
+        for other in self.modules_mentioning(last):
+            if self.modules.get(other) == file or not any(
+                    word.search(statement) for statement in IMPORT_STATEMENT.findall(self.all_sources()[other])):
+                continue  # its text imports nothing of that name: no need of its outline (a parse)
             for target in self.outline_of(other).imported.values():  # `from backend.app.rag.store import Store`
                 named = target if target in self.modules or self._find_on_disk(target) else self.module_of(target)
                 if named is not None and self.modules.get(named) == file:

@@ -34,19 +34,22 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from asyncguard.lint.engine.names import Outline
+from asyncguard.lint.engine.names import IMPORT_STATEMENT, STANDARD_LIBRARY, Outline
 from asyncguard.lint.findings import Finding
 
 ROUTE_CONTEXTS = ("path operation ", "websocket handler ")
 """How a finding's context names a route (`FastApiFacts.describe`): only those can be a router's."""
-IMPORT_STATEMENT = re.compile(r"^[ \t]*(?:from[ \t]+\S+[ \t]+)?import[ \t]+(?:\([^)]*\)|[^\n]*)", re.MULTILINE)
 IMPORTS = re.compile(r"^[ \t]*(?:from(?:[ \t]|\\\n)+(?P<source>\.*(?:[\w.]|[ \t]*\\\n[ \t]*(?=\.))*)"
                      r"(?:[ \t]|\\\n)+import(?:[ \t]|\\\n)+(?P<names>\([^)]*\)|(?:[^\n#;\\]|\\\n)*)"
                      r"|import[ \t]+(?P<modules>[^\n#;]*))", re.MULTILINE)
 """`from a.b import c, d` (also in parentheses, or split by backslashes) and `import a.b as c, d`."""
 CONTINUATION = re.compile(r"[ \t]*\\\n[ \t]*")
 QUOTED_MODULE = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[A-Za-z_]\w*(?=:[A-Za-z_]\w*["']))""")
-DISCOVERY = re.compile(r"\b(?:walk_packages|iter_modules|spec_from_file_location|entry_points|autodiscover_tasks)\(")
+DISCOVERY = re.compile(r"\b(?:walk_packages|iter_modules|entry_points|autodiscover_tasks)\(")
+LOADS_FILE = re.compile(r"\bspec_from_file_location\(")
+PY_FILE = re.compile(r"""["']((?:[\w.-]+/)*[A-Za-z_]\w*\.py)["']""")
+"""A file loaded by its path (`spec_from_file_location("x", root / "redactor.py")`): its name is written."""
+IMPORTS_BY_NAME = re.compile(r"\b(?:import_module|__import__)\(")
 FORMATTED_PACKAGE = re.compile(r"""\b[rR]?[fF][rR]?["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.\{""")
 BUILT_APP = re.compile(r"\b(?:FastAPI|Starlette)\(")
 APP = re.compile(r"\b(?:FastAPI|Starlette)\b|\.include_router\(")
@@ -60,7 +63,16 @@ CLASS_NAME = re.compile(r"^[ \t]*class[ \t]+(\w+)[ \t]*(?:\(([^)]*)\))?", re.MUL
 INSIDE_BASES = frozenset({"object", "ABC", "Protocol", "Generic", "NamedTuple", "TypedDict", "Enum", "str", "int",
                           "dict", "list", "Exception"})
 """Bases that call none of a class's methods by name: a method of such a class runs where something names it."""
-IMPORT_LINE = re.compile(r"(?:from[ \t]+\S+[ \t]+)?import[ \t]")
+IMPORT_LINE = re.compile(r"(?:from[ \t]+\S+[ \t]+)?import[ \t]|__all__[ \t]*[:+]?=")
+"""Lines that name nothing they run: imports and the export list (`__all__ = ["finalize_installation"]`)."""
+PLAIN_DECORATOR = re.compile(r"@(?:(?:abc|functools|typing|typing_extensions)\.)?(?:property|staticmethod|classmethod"
+                             r"|abstractmethod|cached_property|lru_cache|cache|wraps|override|final|dataclass"
+                             r"|total_ordering|unique|runtime_checkable)\b"
+                             r"|@\w+\.(?:setter|getter|deleter)\b")
+"""Decorators that register a function or class with nothing: it runs where its name is written."""
+ELSEWHERE = re.compile(r"@(?:\w+\.)*(?:activity\.defn|workflow\.(?:run|signal|query|update)|shared_task|task|actor)\b")
+"""Decorators that hand a function to a worker's own process (Temporal activities and workflows, Celery, Dramatiq
+and Prefect tasks): the app names it to have it run there."""
 WORD = re.compile(r"[A-Za-z_]\w*")
 ALIAS = re.compile(r"(\w+)[ \t]+as[ \t]+(\w+)")
 LITERAL = re.compile(r"""[rRbBuUfF]*(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''"""
@@ -116,6 +128,7 @@ def unmounted(findings: Iterable[Finding], module_of: Callable[[str], str | None
     a name of its own."""
     places: dict[tuple[str, str], tuple[str, str]] = {}  # (path, context) -> (path, router)
     route_modules: dict[tuple[str, str], tuple[str, str]] = {}  # (path, context) -> (path, module)
+    common: dict[tuple[str, str], tuple[str, str]] = {}  # the same, for routers named `router`
     for finding in findings:
         if not finding.context.startswith(ROUTE_CONTEXTS):
             continue
@@ -124,8 +137,8 @@ def unmounted(findings: Iterable[Finding], module_of: Callable[[str], str | None
         for router, spans in routes.items():
             if any(first <= finding.line <= last for first, last in spans):
                 route_modules[(finding.path, finding.context)] = (finding.path, module)
-                if router != "router":
-                    places[(finding.path, finding.context)] = (finding.path, router)
+                (common if router == "router" else places)[(finding.path, finding.context)] = \
+                    (finding.path, router) if router != "router" else (finding.path, module)
     if not route_modules:
         return set()
     sources = texts()
@@ -134,8 +147,55 @@ def unmounted(findings: Iterable[Finding], module_of: Callable[[str], str | None
         return set()  # the app, or how it mounts its routers, is not among the files checked
     mounted = {owner for owner in set(places.values()) if written_elsewhere(*owner, sources)}
     unloaded = not_loaded(set(route_modules.values()), sources)
+    discovered = any(DISCOVERY.search(text) or IMPORTS_BY_NAME.search(text) for text in sources.values())
+    unbound = set() if discovered else {owner for owner in set(common.values()) if not router_bound(*owner, sources)}
     return ({place for place, owner in places.items() if owner not in mounted}
-            | {place for place, owner in route_modules.items() if owner in unloaded})
+            | {place for place, owner in route_modules.items() if owner in unloaded}
+            | {place for place, owner in common.items() if owner in unbound})
+
+
+def router_bound(path: str, module: str, texts: dict[str, str]) -> bool:
+    """Whether some other file may mount the `router` of `module`: it binds the module (`from app.api.routes import
+    nylas`, `import app.api.routes.nylas`) or its router (`from .nylas import router as nylas_router`) and writes
+    that name outside its imports, re-exports it (a package's `__init__`), or names the module in a string (a
+    loader's list). Not a file that imports only other names of it (`from app.api.routes.nylas import client`)."""
+    if "include_router(" in texts.get(path, "") or "FastAPI(" in texts.get(path, ""):
+        return True  # mounted where it is made
+    parts = module.split(".")
+    last = parts[-1]
+    loaded = re.compile(rf"""["'](?:[\w.]*\.)?{re.escape(last)}["']""")
+    attribute = re.compile(rf"\b{re.escape(last)}\.router\b")  # `routes.nylas.router`, `app.api.routes.nylas.router`
+    for other, text in texts.items():
+        if other == path or last not in text:
+            continue
+        code = IMPORT_STATEMENT.sub("", PROSE.sub("", text))
+        if attribute.search(code) or loaded.search(code):
+            return True
+        bound: set[str] = set()
+        for found in IMPORTS.finditer(text):
+            if found["modules"] is not None:
+                for item in found["modules"].split(","):
+                    name, _, alias = (piece.strip() for piece in item.partition(" as "))
+                    if alias and name.split(".")[-1] == last and _ends(parts, name.split(".")):
+                        bound.add(alias)
+                continue
+            source = CONTINUATION.sub("", found["source"]).lstrip(".").split(".")
+            for item in found["names"].strip("() \t\n").replace("\\", "").split(","):
+                name, _, alias = (piece.strip() for piece in item.partition(" as "))
+                if name == last and _ends(parts, [*filter(None, source), name]):
+                    bound.add(alias or name)
+                elif name in ("router", "*") and source[-1] == last and _ends(parts, source):
+                    bound.add(alias or "router")
+        if bound and other.endswith("__init__.py"):
+            return True
+        if any(re.search(rf"(?<![\w.]){re.escape(word)}\b", code) for word in bound):
+            return True
+    return False
+
+
+def _ends(parts: list[str], tail: list[str]) -> bool:
+    """Whether the dotted name `parts` ends with `tail` (a relative import's, or one from another root)."""
+    return len(tail) <= len(parts) and parts[len(parts) - len(tail):] == tail
 
 
 def not_loaded(modules: set[tuple[str, str]], texts: dict[str, str]) -> set[tuple[str, str]]:
@@ -168,31 +228,38 @@ def written_elsewhere(path: str, router: str, texts: dict[str, str]) -> bool:
     return False
 
 
-def off_the_app(findings: Iterable[Finding], modules: dict[str, str],
-                texts: Callable[[], dict[str, str]]) -> set[tuple[str, str]]:
+def off_the_app(findings: Iterable[Finding], modules: dict[str, str], texts: Callable[[], dict[str, str]],
+                libraries: frozenset[str] = frozenset()) -> set[tuple[str, str]]:
     """The (path, context) of each finding in a file that no file naming the app imports, at any depth, or in a
     function that nothing the app runs calls (`uncalled`). `modules` gives each checked file's module name by the
     path findings show; `texts` every checked file's text by that path, read only when some finding is in a checked
-    file. Files, not module names: each service of a monorepo has its own `app.main`."""
+    file; `libraries` the top-level names of libraries (the standard library's too), which a project module
+    shadows only from the top. Files, not module names: each service of a monorepo has its own `app.main`."""
     places = {(f.path, f.context) for f in findings if f.path in modules}
     if not places:
         return set()
     sources = texts()
     code = Code(sources)
-    reached = app_files(modules, sources, code, {path for path, _ in places})
+    reached = app_files(modules, sources, code, {path for path, _ in places}, libraries)
     if reached is None:
         return set()
     return {place for place in places if place[0] not in reached} | uncalled(places, sources, reached)
 
 
-def app_files(modules: dict[str, str], sources: dict[str, str], code: "Code", wanted: set[str]) -> set[str] | None:
+def app_files(modules: dict[str, str], sources: dict[str, str], code: "Code", wanted: set[str],
+              libraries: frozenset[str] = frozenset()) -> set[str] | None:
     """The files the app imports, at any depth, with every one of `wanted` whose module reached code names however,
     and all the files of the tree of one that discovers modules at run time (`pkgutil.walk_packages`, entry points);
     None where no checked file builds an app. An app built under `archive/` (`old/`, `deprecated/`...) is not one
-    where another is built elsewhere: a copy kept, not served."""
+    where another is built elsewhere: a copy kept, not served. An import of the standard library (`import
+    logging`) is no `tool/logging/` of the project unless it is a top-level name of it; one of another library
+    (`from starlette.middleware.base import ...`) no `pipelines/base.py` unless the project has a package of its name
+    (a service's `tools/` beside some library's)."""
     # each regular expression below runs only on the texts a substring test lets through
     if not any(("FastAPI(" in text or "Starlette(" in text) and BUILT_APP.search(text) for text in sources.values()):
         return None
+    named = {part for module in modules.values() for part in module.split(".")}
+    libraries = STANDARD_LIBRARY - {module.split(".", 1)[0] for module in modules.values()} | libraries - named
     by_suffix: dict[str, set[str]] = {}
     for path, module in modules.items():
         parts = module.split(".")
@@ -203,8 +270,8 @@ def app_files(modules: dict[str, str], sources: dict[str, str], code: "Code", wa
                if ("FastAPI" in text or "Starlette" in text or "include_router(" in text)
                and APP.search(IMPORT_STATEMENT.sub("", code[path]))]
     top = _common(list(sources))
-    served = [path for path in pending if not RETIRED & set(path[len(top):].split("/")[:-1])]
-    pending = served or pending  # an app kept in `archive/` beside the one served is not
+    served = [path for path in pending if not RETIRED & set(path[len(top):].split("/")[:-1]) and not is_test(path)]
+    pending = served or pending  # an app kept in `archive/` beside the one served, or a test's, is not
     while pending:
         while pending:
             path = pending.pop()
@@ -216,9 +283,14 @@ def app_files(modules: dict[str, str], sources: dict[str, str], code: "Code", wa
                 tree = _tree_of(path, sources)
                 pending.extend(other for other in sources if other.startswith(tree))
             for relative, named in _imported_names(text):
-                pending.extend(_files_named(path, relative, named, by_suffix, sources))
-            for package in FORMATTED_PACKAGE.findall(text):
-                pending.extend(other for other, module in modules.items() if f".{package}." in f".{module}.")
+                if relative or named.split(".", 1)[0] not in libraries:
+                    pending.extend(_files_named(path, relative, named, by_suffix, modules))
+            if IMPORTS_BY_NAME.search(text):  # `import_module(f"app.plugins.{name}")`, not a logger's name
+                for package in FORMATTED_PACKAGE.findall(text):
+                    pending.extend(other for other, module in modules.items() if f".{package}." in f".{module}.")
+            if LOADS_FILE.search(text):
+                for named in PY_FILE.findall(text):
+                    pending.extend(_nearest(path, {other for other in sources if other.endswith(f"/{named}")}))
             directory = posixpath.dirname(path)
             while directory and (package := posixpath.join(directory, "__init__.py")) in sources:
                 pending.append(package)  # importing a module runs its packages' `__init__` first
@@ -234,37 +306,61 @@ class Unit:
     name: str | None
     words: set[str] = field(default_factory=set)
     root: bool = False
+    special: bool = False
+    """A special method (`__init__`, `__call__`): it runs where its class is used."""
+    cls: str | None = None
+    """The class whose method it is: it runs only where something names that class too (builds it, subclasses it,
+    calls it through the class)."""
+    elsewhere: bool = False
+    """Registered to run in a worker (`ELSEWHERE`): nothing the app runs runs it."""
     code: list[str] = field(default_factory=list)
     """Its lines while the module is read, made `words` at the end."""
+
+    @property
+    def qualified(self) -> str | None:
+        """`Class.method` for a method, the name for a function."""
+        return f"{self.cls}.{self.name}" if self.cls is not None else self.name
 
 
 def uncalled(places: set[tuple[str, str]], sources: dict[str, str], reached: set[str]) -> set[tuple[str, str]]:
     """The places in functions that nothing the app runs names. What runs: the code of each module the app
-    imports (its top level and class bodies), and there every decorated function (a framework's registration),
-    special methods, methods of classes with a base from outside the project (a framework calls them); then every
-    function whose name what runs writes, in a call, a reference or a string, to the end. Textual and leaning to
-    keeping: one name written by running code keeps every function of that name. Comments, docstrings and import
-    statements name nothing: a call left in a comment, a helper only a worker script or a dead function calls."""
+    imports (its top level and class bodies), and there every function a decorator registers (not `@property` or
+    `@lru_cache`) but those a worker runs (a Temporal activity, a Celery task), methods of classes with a base from
+    outside the project (a framework calls them), special methods of the classes what runs names; then every
+    function of those modules whose name what runs writes, in a call, a reference or a string, to the end, a method
+    where the name of its class is written too. Textual and leaning to keeping: one name written by running code
+    keeps every function of that name. Comments, docstrings, import statements and `__all__` name nothing: a call
+    left in a comment, a helper only a worker script or a dead function calls."""
     if not any(defined_in(context) is not None for _, context in places):
         return set()
     hooked = framework_classes(sources)
-    units = [unit for path, text in sources.items() for unit in units_of(path, text, hooked)]
+    units = [unit for path, text in sources.items() if path in reached for unit in units_of(path, text, hooked)]
     by_name: dict[str, list[Unit]] = {}
     for unit in units:
-        if unit.name is not None:
+        if unit.name is not None and not unit.elsewhere:
             by_name.setdefault(unit.name, []).append(unit)
-    alive = [unit for unit in units if unit.path in reached and (unit.root or unit.name is None)]
+    alive = [unit for unit in units if unit.root and not unit.elsewhere or unit.name is None]
     live = {id(unit) for unit in alive}
     written: set[str] = set()
+    unnamed_class: dict[str, list[Unit]] = {}  # a class's methods whose name is written, waiting for the class's
+
+    def wake(unit: Unit) -> None:
+        if unit.cls is not None and unit.cls not in written:
+            unnamed_class.setdefault(unit.cls, []).append(unit)
+        elif id(unit) not in live:
+            live.add(id(unit))
+            alive.append(unit)
+
+    for unit in units:
+        if unit.special and not unit.elsewhere:
+            wake(unit)
     while alive:
         for word in alive.pop().words - written:
             written.add(word)
-            for unit in by_name.get(word, ()):
-                if id(unit) not in live:
-                    live.add(id(unit))
-                    alive.append(unit)
-    defined = {(unit.path, unit.name) for unit in units if unit.name is not None}
-    kept = {(unit.path, unit.name) for unit in units if id(unit) in live}
+            for unit in [*unnamed_class.pop(word, ()), *by_name.get(word, ())]:
+                wake(unit)
+    defined = {(unit.path, unit.qualified) for unit in units if unit.name is not None}
+    kept = {(unit.path, unit.qualified) for unit in units if id(unit) in live}
     return {(path, context) for path, context in places
             if (name := defined_in(context)) is not None and (path, name) in defined - kept}
 
@@ -290,13 +386,14 @@ def base_names(bases: str) -> set[str]:
 
 
 def defined_in(context: str) -> str | None:
-    """The name of the module-level function or method a finding's context is in (through nested functions)."""
+    """The name of the module-level function or method (`Class.method`) a finding's context is in (through nested
+    functions)."""
     while (nested := NESTED.fullmatch(context)) is not None:
         context = nested["outer"]
     if context.startswith("async function "):
         return context.removeprefix("async function ")
     if context.startswith("method "):
-        return context.removeprefix("method ").rpartition(".")[2]
+        return ".".join(context.removeprefix("method ").split(".")[-2:])
     return None
 
 
@@ -306,9 +403,11 @@ def units_of(path: str, text: str, hooked: set[str]) -> list[Unit]:
     import names nothing, but `import x as y` makes a `y` written name `x` too."""
     module = Unit(path, None)
     units = [module]
-    stack: list[tuple[int, Unit, bool, bool]] = []  # (indent, unit, in a function, in a class a framework calls)
+    stack: list[tuple[int, Unit, bool, bool, str | None]] = []
+    # (indent, unit, in a function, in a class a framework calls, the class whose body it is)
     depth = 0
-    importing = decorated = False
+    importing = False
+    decorators: list[str] = []
     aliases: dict[str, str] = {}
     for line in LITERAL.sub(_blank_prose, text).split("\n"):
         stripped = line.strip()
@@ -322,26 +421,31 @@ def units_of(path: str, text: str, hooked: set[str]) -> list[Unit]:
         indent = len(line) - len(line.lstrip())
         while stack and stack[-1][0] >= indent:
             stack.pop()
-        owner, in_function, outside_base = stack[-1][1:] if stack else (module, False, False)
+        owner, in_function, outside_base, in_class = stack[-1][1:] if stack else (module, False, False, None)
         definition = DEFINITION.match(stripped)
         importing = IMPORT_LINE.match(stripped) is not None
         if importing:
             aliases.update((alias, name) for name, alias in ALIAS.findall(stripped))
         elif definition is None:
             owner.code.append(stripped)
-        elif definition["class"] is not None:
-            owner.code.append(stripped)
-            stack.append((indent, owner, in_function, definition["class"] in hooked))
+        elif definition["class"] is not None:  # its bases; naming the class is what others do, or a decorator
+            registered = any(not PLAIN_DECORATOR.match(decorator) for decorator in decorators)
+            owner.code.append(stripped if registered else stripped[definition.end():])  # (`@register("salla")`)
+            stack.append((indent, owner, in_function, definition["class"] in hooked, definition["class"]))
         elif in_function:
             owner.code.append(stripped)
-            stack.append((indent, owner, True, False))
+            stack.append((indent, owner, True, False, None))
         else:
             name = definition["function"]
-            unit = Unit(path, name, root=decorated or (name.startswith("__") and name.endswith("__")) or outside_base)
+            special = name.startswith("__") and name.endswith("__")
+            registered = any(not PLAIN_DECORATOR.match(decorator) for decorator in decorators)
+            unit = Unit(path, name, root=registered or outside_base or special and in_class is None,
+                        special=special, cls=in_class,
+                        elsewhere=any(ELSEWHERE.match(decorator) for decorator in decorators))
             owner.code.append(stripped.partition("(")[2])  # defaults run where the def stands
             units.append(unit)
-            stack.append((indent, unit, True, False))
-        decorated = stripped.startswith("@")
+            stack.append((indent, unit, True, False, None))
+        decorators = [*decorators, stripped] if stripped.startswith("@") else []
         depth = max(0, _brackets(line))
     for unit in units:
         unit.words = set(WORD.findall("\n".join(unit.code)))
@@ -417,24 +521,51 @@ def _named_in_code(modules: dict[str, str], unreached: set[str], reached: set[st
 
 
 def _files_named(importer: str, relative: int, name: str, by_suffix: dict[str, set[str]],
-                 sources: dict[str, str]) -> Iterable[str]:
+                 modules: dict[str, str]) -> Iterable[str]:
     """The checked files a dotted name imported by `importer` may be: relative to its directory for a relative
     import (`relative` dots), else those whose module name ends with the name, or with its longest tail that some
-    file's does (a module named from another root than the importer's); of several, those nearest the importer."""
+    file's does (a module named from another root than the importer's); of several, the one nearest the importer,
+    none where several in different directories are as near (`import server` of two other services)."""
     if relative:
         directory = posixpath.dirname(importer)
         for _ in range(relative - 1):
             directory = posixpath.dirname(directory)
         base = posixpath.join(directory, *name.split(".")) if name else directory
-        return [candidate for candidate in (f"{base}.py", posixpath.join(base, "__init__.py")) if candidate in sources]
+        return [candidate for candidate in (f"{base}.py", posixpath.join(base, "__init__.py")) if candidate in modules]
     parts = name.split(".")
-    found = next((by_suffix[tail] for start in range(len(parts)) if (tail := ".".join(parts[start:])) in by_suffix),
-                 set())
+    start, found = next(((start, by_suffix[tail]) for start in range(len(parts))
+                         if (tail := ".".join(parts[start:])) in by_suffix), (0, set()))
+    own = _root_of(importer, modules[importer])
+    if start:  # `mcp.types` is no far `core/types.py`; `app.crm.router` is `app/crm/router.py` of root `app/`
+        spelled = "/".join(parts)
+        found = {path for path in found if _root_of(path, modules[path]) == own or _common([importer, path])
+                 or f"/{path}".endswith((f"/{spelled}.py", f"/{spelled}/__init__.py"))}
+    nearest = _nearest(importer, found)
+    return nearest if len({posixpath.dirname(path) for path in nearest}) < 2 else set()
+
+
+def _nearest(importer: str, found: set[str]) -> set[str]:
+    """Of the files `found`, those sharing the most directories with the importer: one service's `app.db`, not its
+    archived copy's."""
     if len(found) < 2:
         return found
-    near = {path: len(_common([importer, path])) for path in found}  # one service's `app.db`, not
-    nearest = max(near.values())  # its archived copy's
+    near = {path: len(_common([importer, path])) for path in found}
+    nearest = max(near.values())
     return {path for path, shared in near.items() if shared == nearest}
+
+
+def _root_of(path: str, module: str) -> str:
+    """The directory a file's module name starts from (`services/a/` of `services/a/app/main.py`, `app.main`)."""
+    depth = module.count(".") + (2 if path.endswith("/__init__.py") else 1)
+    return "/".join(path.split("/")[:-depth])
+
+
+def is_test(path: str) -> bool:
+    """Whether a file is a test's (`tests/`, `test_x.py`, `x_test.py`, `conftest.py`): an app it builds is the
+    test's."""
+    *directories, name = path.split("/")
+    return (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+            or any(directory in ("test", "tests") for directory in directories))
 
 
 def _imported_names(text: str) -> Iterable[tuple[int, str]]:

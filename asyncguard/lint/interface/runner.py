@@ -355,7 +355,7 @@ def unreached_coroutines(findings: list[Finding], files: list[SourceFile], setti
     texts = functools.cache(lambda: checked_texts(files))
     return (unreached(checked, module_of.get, project.outline_of, lambda: project.all_sources().values())
             | unmounted(checked, own.get, project.outline_of, texts)
-            | off_the_app(checked, module_of, texts))
+            | off_the_app(checked, module_of, texts, project.libraries))
 
 
 def checked_texts(files: list[SourceFile]) -> dict[str, str]:

@@ -70,7 +70,8 @@ OLDER_MAJORS := weaviate-client==3.26.7 elasticsearch==8.15.1 elasticsearch==7.1
 # Libraries the 2026-12-02 to 2026-12-04 measurements found services calling that the census did not rank.
 SEEN_IN_SERVICES := docker oss2 vercel-blob gspread youtube-transcript-api deep-translator tavily-python \
 	python-on-whales pymilvus dlt nltk broadlink langchain-postgres peewee nba_api geoip2 clerk-backend-api ipinfo \
-	garminconnect fints openmeteo-requests requests-cache nylas watchdog
+	garminconnect fints openmeteo-requests requests-cache nylas watchdog tinydb dadata xhtml2pdf kafka-python \
+	firebase-admin razorpay pywebpush resend imagekitio
 knowledge: $(INSTALLED)
 	$(BIN)/python -m asyncguard.lint.knowledge.learn --from asyncguard/lint/knowledge/learned/distributions.json \
 		$(OLDER_MAJORS) $(SEEN_IN_SERVICES) --report reports/learn-report.json --readme README.md

@@ -412,9 +412,34 @@ def manifest(name):
     return data
 
 
+_global_data = None
+_locale_cache = {}
+
+
+def get_global(key):
+    global _global_data
+    if _global_data is None:
+        with open("global.dat", "rb") as fileobj:
+            _global_data = fileobj.read()
+    return _global_data
+
+
+def load_locale(name):
+    try:
+        data = _locale_cache.get(name)
+        if not data:
+            with open(f"{name}.dat", "rb") as fileobj:
+                data = fileobj.read()
+            _locale_cache[name] = data
+        return data
+    except OSError:
+        return None
+
+
 async def users():
     query = sql("users")
     page = template("users")
+    number_format = get_global("decimal"), load_locale("en_US")
     rate = exchange_rate("EUR")  # AG800
     listing = manifest("MANIFEST")  # AG800
     raw = _read("users.sql")  # AG800
@@ -424,8 +449,9 @@ async def users():
 
 def test_a_cached_helper_that_only_reads_files_blocks_only_on_its_first_call():
     """`lru_cache`/`cache` on a helper that reads a SQL or template file: the read happens once per process, so a
-    chain through it is not reported; one behind a cache that does HTTP (or any other I/O) still is, and so is the
-    uncached reader called directly."""
+    chain through it is not reported, nor through a lazy global (babel's `get_global`) or a module-level cache
+    (`_cache[name] = data`); one behind a cache that does HTTP (or any other I/O) still is, and so is the uncached
+    reader called directly."""
     assert reported(CACHED_FILE_READS) == expected_findings(CACHED_FILE_READS)
 
 
@@ -866,3 +892,101 @@ def test_a_router_named_router_serves_where_something_mounts_it(tmp_path):
     which is imported but whose mount is commented out, serves nothing."""
     found = {f.path.rpartition("app/")[2] for f in check_tree(tmp_path, ROUTERS_MOUNTED_AND_NOT)}
     assert found == {"routes/users.py", "routes/billing.py"}
+
+
+TASK_RUNNING_ITS_OWN_LOOP = """\
+import asyncio
+import ftplib
+
+from fastapi import FastAPI
+
+from app.worker import celery
+
+app = FastAPI()
+
+
+@celery.task
+def run_import_task(path):
+    async def run_import():
+        ftplib.FTP("files.example.com").retrbinary(f"RETR {path}", print)
+
+    asyncio.run(run_import())
+
+
+def make_handler():
+    async def handler():
+        ftplib.FTP("files.example.com")  # AG103
+    return handler
+
+
+app.add_api_route("/fetch", make_handler())
+"""
+
+
+def test_a_coroutine_a_sync_function_runs_to_completion_holds_no_loop_of_the_app():
+    """`asyncio.run(run_import())` in a Celery task runs the coroutine on the worker's own loop (on the app's it
+    would raise); a nested coroutine the sync function returns runs wherever it is registered."""
+    assert reported(TASK_RUNNING_ITS_OWN_LOOP) == expected_findings(TASK_RUNNING_ITS_OWN_LOOP)
+
+
+LAZY_SINGLETONS = """\
+import os
+
+import boto3
+from jinja2 import Template
+
+_storage = None
+
+
+class StorageService:
+    def __init__(self):
+        os.makedirs("uploads", exist_ok=True)
+        self.client = boto3.client("s3")
+
+    def save(self, key, data):
+        self.client.put_object(Bucket="files", Key=key, Body=data)
+
+
+def get_storage():
+    global _storage
+    if _storage is None:
+        _storage = StorageService()
+    return _storage
+
+
+async def upload(key, data):
+    storage = get_storage()
+    storage.save(key, data)  # AG800
+    return Template("saved {{ key }}").render(key=key)
+"""
+
+
+def test_a_lazy_singleton_is_made_on_the_first_call_only():
+    """`get_storage()` builds its service once per process (a directory made, a client built): no chain runs
+    through it; what the service then does on each call still blocks. A template renders in memory."""
+    assert reported(LAZY_SINGLETONS) == expected_findings(LAZY_SINGLETONS)
+
+
+LAZY_MODEL = """\
+from ultralytics import YOLO
+
+_model = None
+
+
+def get_model():
+    global _model
+    if _model is None:
+        _model = YOLO("yolov8n.pt")
+    return _model
+
+
+async def detect(image):
+    model = get_model()  # AG800
+    return model(image)  # AG112
+"""
+
+
+def test_a_model_a_lazy_singleton_loads_holds_the_loop_on_the_first_request():
+    """Unlike a client built or a directory made, a model loaded by the first request's call holds its loop for
+    seconds (and so does a server asked, a vault's login)."""
+    assert reported(LAZY_MODEL) == expected_findings(LAZY_MODEL)

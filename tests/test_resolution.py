@@ -927,3 +927,94 @@ def test_a_middleware_is_built_with_the_keywords_add_middleware_gives(tmp_path):
                         "app.add_middleware(IdentityMiddleware, auth=Auth())\n"),
     })
     assert reported == expected
+
+
+def test_an_accessor_nested_in_an_app_factory_returns_what_it_declares(tmp_path):
+    """`def auth_service() -> AuthService` inside `create_app`, reading the service off `app.state`: its routes'
+    `auth_service().login(...)` runs the service's password check."""
+    reported, expected, _ = check(tmp_path, {
+        "app/services.py": ("from argon2 import PasswordHasher\n\nHASHER = PasswordHasher()\n\n\n"
+                            "class AuthService:\n    def login(self, password, stored):\n"
+                            "        return HASHER.verify(stored, password)\n"),
+        "app/main.py": ("from fastapi import FastAPI\n\nfrom app.services import AuthService\n\n\n"
+                        "def create_app() -> FastAPI:\n    app = FastAPI()\n\n"
+                        "    def auth_service() -> AuthService:\n"
+                        "        service = getattr(app.state, 'auth_service', None)\n"
+                        "        if not isinstance(service, AuthService):\n"
+                        "            raise RuntimeError('not started')\n        return service\n\n"
+                        "    @app.post('/login')\n    async def login(password: str):\n"
+                        "        return auth_service().login(password, '')  # AG800\n\n    return app\n\n\n"
+                        "app = create_app()\n"),
+    })
+    assert reported == expected
+
+
+def test_an_implementation_found_for_a_protocol_calls_its_own_methods(tmp_path):
+    """`self.email_sender.send_reset(...)` with `email_sender: EmailSender`, a Protocol that `ResendEmailSender`
+    implements without naming it: the implementation's `self._send()` is its own, not the Protocol's."""
+    reported, expected, _ = check(tmp_path, {
+        "app/email.py": ("from typing import Protocol\n\nimport resend\n\n\nclass EmailSender(Protocol):\n"
+                         "    def send_reset(self, to: str) -> None: ...\n\n\nclass ResendEmailSender:\n"
+                         "    def send_reset(self, to: str) -> None:\n        self._send(to)\n\n"
+                         "    def _send(self, to: str) -> None:\n        resend.Emails.send({'to': [to]})\n"),
+        "app/main.py": ("from fastapi import FastAPI\n\nfrom app.email import EmailSender, ResendEmailSender\n\n\n"
+                        "class AuthService:\n    def __init__(self, email_sender: EmailSender):\n"
+                        "        self.email_sender = email_sender\n\n    def reset(self, to):\n"
+                        "        self.email_sender.send_reset(to)\n\n\napp = FastAPI()\n"
+                        "service = AuthService(ResendEmailSender())\n\n\n@app.post('/reset')\n"
+                        "async def reset(to: str):\n    service.reset(to)  # AG800\n"),
+    })
+    assert reported == expected
+
+
+def test_each_service_of_a_monorepo_imports_its_own_module_of_a_shared_name(tmp_path):
+    """`apps/booking-api/app/auth.py` and `apps/marketplace-api/app/auth.py` are both `app.auth` to Python: the
+    booking service's `from app.auth import hash_password` is its own (bcrypt), not the other's."""
+    files = {
+        "app/apps/booking-api/app/__init__.py": "",
+        "app/apps/booking-api/app/auth.py": ("import bcrypt\n\n\ndef hash_password(password):\n"
+                                            "    return bcrypt.hashpw(password, bcrypt.gensalt())\n"),
+        "app/apps/booking-api/app/main.py": ("from fastapi import FastAPI\n\nfrom app.auth import hash_password\n\n"
+                                            "app = FastAPI()\n\n\n@app.post('/register')\nasync def register(p: str):\n"
+                                            "    return hash_password(p)  # AG800\n"),
+        "app/apps/marketplace-api/app/__init__.py": "",
+        "app/apps/marketplace-api/app/auth.py": "def create_token(user):\n    return str(user)\n",
+        "app/apps/marketplace-api/app/main.py": ("from fastapi import FastAPI\n\nfrom app.auth import create_token\n\n"
+                                                "app = FastAPI()\n\n\n@app.post('/token')\nasync def token(u: str):\n"
+                                                "    return create_token(u)\n"),
+    }
+    reported, expected, _ = check(tmp_path, files)
+    assert reported == expected
+
+
+def test_a_project_cursor_passed_to_a_helper_runs_its_own_execute(tmp_path):
+    """`_table_missing(cursor)` with `def _table_missing(cursor): cursor.execute(...)`: the route's cursor is the
+    project's `TrackedCursor`, whose `execute` runs sqlite3's."""
+    reported, expected, _ = check(tmp_path, {
+        "app/db.py": ("import sqlite3\n\n\nclass TrackedCursor:\n    def __init__(self, cursor: sqlite3.Cursor):\n"
+                      "        self.cursor = cursor\n\n    def execute(self, sql):\n"
+                      "        return self.cursor.execute(sql)\n\n\ndef tracked() -> TrackedCursor:\n"
+                      "    return TrackedCursor(sqlite3.connect('app.db').cursor())\n"),
+        "app/main.py": ("from fastapi import FastAPI\n\nfrom app.db import TrackedCursor, tracked\n\n"
+                        "app = FastAPI()\n\n\ndef _table_missing(cursor):\n"
+                        "    cursor.execute(\"SELECT 1 FROM sqlite_master WHERE name = 'cards'\")\n\n\n"
+                        "@app.get('/cards')\nasync def cards():\n    cursor: TrackedCursor = tracked()  # AG800\n"
+                        "    return _table_missing(cursor)  # AG800\n"),
+    })
+    assert reported == expected
+
+
+def test_a_name_a_try_binds_keeps_that_binding_over_its_except_fallback(tmp_path):
+    """`try: publisher = KafkaPublisher(producer)` / `except Exception: publisher = DummyPublisher()`: the services
+    call the publisher the set-up makes when it works."""
+    reported, expected, _ = check(tmp_path, {
+        "app/producer.py": ("from kafka import KafkaProducer\n\n\nclass KafkaPublisher:\n"
+                            "    def __init__(self, producer: KafkaProducer):\n        self.producer = producer\n\n"
+                            "    def publish(self, event):\n        self.producer.send('events', value=event)\n\n\n"
+                            "class DummyPublisher:\n    def publish(self, event):\n        return None\n\n\n"
+                            "try:\n    publisher = KafkaPublisher(KafkaProducer(bootstrap_servers='kafka:9092'))\n"
+                            "except Exception:\n    publisher = DummyPublisher()\n"),
+        "app/main.py": ("from fastapi import FastAPI\n\nfrom app.producer import publisher\n\napp = FastAPI()\n\n\n"
+                        "@app.post('/items')\nasync def create(item: dict):\n    publisher.publish(item)  # AG800\n"),
+    })
+    assert reported == expected

@@ -808,15 +808,18 @@ class ModuleIndex:
                                                       owner if owner in self.classes else None, given)
         return self._results_given[key]
 
-    def _index_block(self, body: Sequence[ast.stmt], scope: Scope, prefix: str) -> None:
+    def _index_block(self, body: Sequence[ast.stmt], scope: Scope, prefix: str, fallback: bool = False) -> None:
+        """Bind what the statements bind at module level; in a `fallback` block (an `except` handler) a name the
+        `try` bound keeps that value: `except ImportError: requests = None`, `except Exception: publisher =
+        DummyPublisher()` are what runs when the service's own set-up fails."""
         for statement in body:
             self._note_router(statement)
             for name, value in bindings_of(statement, scope, self.resolver, self.package):
                 if name == "*":
                     self.star_imports.append(value.path)
                     continue
-                if value is None and scope.names.get(name) is not None and assigns_none(statement):
-                    continue  # `except ImportError: requests = None` keeps the import
+                if scope.names.get(name) is not None and (fallback or value is None and assigns_none(statement)):
+                    continue
                 scope.bind(name, value)
             if isinstance(statement, FUNCTIONS):
                 path = f"{prefix}.{statement.name}"
@@ -832,8 +835,9 @@ class ModuleIndex:
             elif isinstance(statement, ast.If) and is_main_guard(statement):
                 continue
             else:
+                handlers = [id(handler.body) for handler in getattr(statement, "handlers", ())]
                 for block in nested_blocks(statement):
-                    self._index_block(block, scope, prefix)
+                    self._index_block(block, scope, prefix, fallback or id(block) in handlers)
 
     def _note_router(self, statement: ast.stmt) -> None:
         """`router = APIRouter(prefix="/users")`: the prefix of the router's path operations."""
@@ -1343,6 +1347,8 @@ class BlockingCallWalker:
         if self.frames:
             own = self._own_nested_owner(node, self.frame)
             self.scope.bind(node.name, Value(own) if own is not None else None)
+            if own is not None:  # what it returns is known as a module-level function's is (`-> AuthService`)
+                self.index.functions.setdefault(own, node)
         frame = FunctionFrame(node=node, name=node.name, is_async=isinstance(node, ast.AsyncFunctionDef),
                               class_path=enclosing_class, parent=self.frame, on_loop=self._runs_on_loop(node),
                               owner=self._summary_owner(node, enclosing_class))
@@ -1361,6 +1367,7 @@ class BlockingCallWalker:
             own = self._own_nested_owner(statement, frame) if isinstance(statement, ast.FunctionDef) else None
             if own is not None:
                 scope.bind(statement.name, Value(own))
+                self.index.functions.setdefault(own, statement)
         self.walk_block(node.body)
         self.scopes.pop()
         self.frames.pop()
@@ -1425,11 +1432,14 @@ class BlockingCallWalker:
         return self._own_nested_owner(node, parent)
 
     def _runs_on_loop(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-        """An `async def` runs on the loop, and so does a sync event handler; a nested `def` only when its on-loop
-        parent calls it directly."""
-        if isinstance(node, ast.AsyncFunctionDef) or id(node) in self.facts.sync_on_loop:
-            return True
+        """An `async def` runs on the loop, but one that a sync function runs to completion itself (`asyncio.run(
+        _import())` in a Celery task) runs on a loop of its own; a sync event handler runs on the loop; a nested
+        `def` only when its on-loop parent calls it directly."""
         parent = self.frame
+        if isinstance(node, ast.AsyncFunctionDef):
+            return parent is None or parent.is_async or not runs_to_completion(parent.node, node.name)
+        if id(node) in self.facts.sync_on_loop:
+            return True
         if parent is None or not parent.on_loop:
             return False
         return runs_where_called(node, parent)
@@ -1784,9 +1794,20 @@ def defines_coroutines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
 
 def memoizes_global(node: ast.FunctionDef) -> bool:
     """A lazy global, made on the first call only: `global _config` then `if _config is None: _config = Config()`
-    (or `if not _config:`) at the top level of the body."""
+    (or `if not _config:`, the assignment anywhere in the branch: `with open(...) as f: _config = load(f)`); or a
+    module-level cache (`data = _cache.get(name)`, `if not data: ... _cache[name] = data`). The `if` stands at the
+    top of the body, or in a `try` or `with` there (a lock held around it)."""
     rebound = declared_globals(node)
-    for statement in node.body:
+    local = {target.id for child in ast.walk(node) if isinstance(child, (ast.Assign, ast.AnnAssign))
+             for target in (child.targets if isinstance(child, ast.Assign) else [child.target])
+             if isinstance(target, ast.Name)}
+    from_cache = {child.targets[0].id: child.value.func.value.id for child in ast.walk(node)  # `d = _cache.get(k)`
+                  if isinstance(child, ast.Assign) and len(child.targets) == 1
+                  and isinstance(child.targets[0], ast.Name)
+                  and isinstance(child.value, ast.Call) and isinstance(child.value.func, ast.Attribute)
+                  and child.value.func.attr == "get" and isinstance(child.value.func.value, ast.Name)
+                  and child.value.func.value.id not in local}
+    for statement in _top_statements(node.body):
         if not isinstance(statement, ast.If):
             continue
         test = statement.test
@@ -1795,10 +1816,34 @@ def memoizes_global(node: ast.FunctionDef) -> bool:
                 and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None
                 else test.operand.id if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
                 and isinstance(test.operand, ast.Name) else None)
-        if name in rebound and any(isinstance(target, ast.Name) and target.id == name
-                                   for assigned in statement.body if isinstance(assigned, ast.Assign)
-                                   for target in assigned.targets):
+        if name is None:
+            continue
+        stores = [target for child in own_nodes(statement.body) if isinstance(child, ast.Assign)
+                  for target in child.targets]
+        if name in rebound and any(isinstance(target, ast.Name) and target.id == name for target in stores):
             return True
+        if name in from_cache and any(isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+                                      and target.value.id == from_cache[name] for target in stores):
+            return True
+    return False
+
+
+def _top_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """The statements of a body, those of its `try` and `with` blocks included."""
+    for statement in body:
+        yield statement
+        if isinstance(statement, (ast.Try, ast.With)):
+            yield from _top_statements(statement.body)
+
+
+def runs_to_completion(function: ast.AST, name: str) -> bool:
+    """Whether `function` hands its nested coroutine function `name` to an event loop runner of its own
+    (`asyncio.run(name())`, `loop.run_until_complete(name())`, `anyio.run(name)`)."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Call) and called_name(node) in ("run", "run_until_complete") and node.args:
+            entry = node.args[0].func if isinstance(node.args[0], ast.Call) else node.args[0]
+            if isinstance(entry, ast.Name) and entry.id == name:
+                return True
     return False
 
 

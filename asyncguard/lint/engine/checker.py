@@ -212,8 +212,8 @@ def summarize(result: AnalysisResult, module: str, tree: ast.Module, lines: Sequ
             functions[name] = {"line": definitions.get(name[len(module) + 1:], 1), "blocking": kept,
                                "calls": {callee: result.call_lines[id(call)]
                                          for callee, call in sorted(summary.calls.items())}}
-            if summary.cached:
-                functions[name]["cached"] = True
+            if summary.cached:  # "once": it takes nothing, so whatever it does, it does on the first call only
+                functions[name]["cached"] = True if summary.parameters else "once"
             if summary.self_calls:
                 functions[name]["self_calls"] = {method: result.call_lines[id(call)]
                                                  for method, call in sorted(summary.self_calls.items())}

@@ -253,11 +253,23 @@ class Program:
     def reached(self, function: str | None, receiver: str | None) -> str | None:
         """The node of the call graph for `function` called on an instance of `receiver`: the function itself, or,
         where it calls methods on `self` and `receiver` is another class (a subclass), `function#receiver`: its
-        `self.fetch()` then runs the subclass's `fetch`."""
+        `self.fetch()` then runs the subclass's `fetch`. Not where the receiver is an interface the function's class
+        implements (`sender.send()` of an `EmailSender` Protocol): its `self._send()` is its own class's."""
         if function is None or receiver is None or function.rpartition(".")[0] == receiver \
-                or not self.functions[function][1].get("self_calls"):
+                or not self.functions[function][1].get("self_calls") \
+                or not self._derives(receiver, function.rpartition(".")[0]):
             return function
         return f"{function}{RECEIVER}{receiver}"
+
+    def _derives(self, name: str, base: str) -> bool:
+        """Whether the class `name` has `base` among its bases, at any depth (as far as the summaries loaded say)."""
+        level, seen = list(self.classes.get(name, ())), set()
+        while level and len(seen) < MAX_BASES:
+            if base in level:
+                return True
+            seen.update(level)
+            level = [parent for current in level for parent in self.classes.get(current, ()) if parent not in seen]
+        return False
 
     @staticmethod
     def function(node: str) -> str:
@@ -311,13 +323,19 @@ class Program:
         return {name: self._chain(name, following, edges, leaves) for name in following}
 
     def _first_call_only(self, edges: dict[str, dict[str, int]]) -> set[str]:
-        """The cached helpers (`functools.lru_cache`, `cache`) whose every blocking call, through any callee, is file
-        I/O: a SQL or template file read once per process blocks only the first call, so no chain runs through
-        them. Behind a cache, a database or HTTP call (any other rule) still blocks: each new argument makes it."""
-        file_io = rules_by_category()["file"].code
+        """The cached helpers (`functools.lru_cache`, `cache`, a lazy global) that take no argument, or whose every
+        blocking call, through any callee, is file I/O (or the lock that guards the cache): a singleton is made on
+        the first call, a SQL or template file read once per process, so no chain runs through them. But a model
+        loaded or a server asked on the first request holds that request's loop (`get_yolo_model()`, a vault
+        client's login), and behind a cache of arguments a database or HTTP call (any other rule) still blocks:
+        each new argument makes it."""
+        by_category = rules_by_category()
+        file_io = {by_category["file"].code, by_category["thread"].code}
+        first_request = {by_category[category].code for category in ("compute", "http", "socket", "database")}
         once = set()
         for start in edges:
-            if not self.functions[self.function(start)][1].get("cached"):
+            cached = self.functions[self.function(start)][1].get("cached")
+            if not cached:
                 continue
             seen, stack, codes = {start}, [start], set()
             while stack:
@@ -326,7 +344,7 @@ class Program:
                 for callee in edges[current].keys() - seen:
                     seen.add(callee)
                     stack.append(callee)
-            if codes <= {file_io}:
+            if codes <= file_io or cached == "once" and not codes & first_request:
                 once.add(start)
         return once
 
@@ -464,7 +482,16 @@ class Program:
         passed = {parameters[int(key)] if key.isdigit() and int(key) < len(parameters) else key: instance
                   for key, instance in arguments.items()}
         for parameter, line, steps in summary.get("parameter_calls", []):
-            blocking = self.library.through(passed[parameter], steps) if parameter in passed else None
+            if parameter not in passed:
+                continue
+            method = self._project_method(passed[parameter], steps)
+            if method is not None:  # `_table_missing(cursor)` given the project's own `TrackedCursor`
+                found = self._evidence(method, None, {})
+                if found is not None:
+                    chain, *rest = found
+                    return [Step(target, record.path, line), *chain], *rest
+                continue
+            blocking = self.library.through(passed[parameter], steps)
             if blocking is not None and (self.enabled is None or blocking[1] in self.enabled):
                 return [Step(target, record.path, line), Step(blocking[0], record.path, line)], *blocking[1:]
         for callee, line, forwarded in summary.get("forwards", []):
@@ -474,6 +501,13 @@ class Program:
                 chain, *rest = found
                 return [Step(target, record.path, line), *chain], *rest
         return None
+
+    def _project_method(self, instance: str, steps: list) -> str | None:
+        """The project method a call on a parameter runs where the caller passes an instance of a project class
+        (`cursor.execute(...)` with the caller's `TrackedCursor`): one step, a call."""
+        if len(steps) != 1 or not steps[0][1] or self.module_of(instance) is None:
+            return None
+        return self.resolve(f"{instance}.{steps[0][0]}")
 
     def short(self, name: str) -> str:
         """A name in its module: `list_price`, `BillingClient.charge`."""

@@ -137,8 +137,10 @@ def unmounted(findings: Iterable[Finding], module_of: Callable[[str], str | None
         for router, spans in routes.items():
             if any(first <= finding.line <= last for first, last in spans):
                 route_modules[(finding.path, finding.context)] = (finding.path, module)
-                (common if router == "router" else places)[(finding.path, finding.context)] = \
-                    (finding.path, router) if router != "router" else (finding.path, module)
+                if router == "router":
+                    common[(finding.path, finding.context)] = (finding.path, module)
+                else:
+                    places[(finding.path, finding.context)] = (finding.path, router)
     if not route_modules:
         return set()
     sources = texts()
@@ -423,13 +425,13 @@ def units_of(path: str, text: str, hooked: set[str]) -> list[Unit]:
             stack.pop()
         owner, in_function, outside_base, in_class = stack[-1][1:] if stack else (module, False, False, None)
         definition = DEFINITION.match(stripped)
+        registered = any(not PLAIN_DECORATOR.match(decorator) for decorator in decorators)
         importing = IMPORT_LINE.match(stripped) is not None
         if importing:
             aliases.update((alias, name) for name, alias in ALIAS.findall(stripped))
         elif definition is None:
             owner.code.append(stripped)
         elif definition["class"] is not None:  # its bases; naming the class is what others do, or a decorator
-            registered = any(not PLAIN_DECORATOR.match(decorator) for decorator in decorators)
             owner.code.append(stripped if registered else stripped[definition.end():])  # (`@register("salla")`)
             stack.append((indent, owner, in_function, definition["class"] in hooked, definition["class"]))
         elif in_function:
@@ -438,7 +440,6 @@ def units_of(path: str, text: str, hooked: set[str]) -> list[Unit]:
         else:
             name = definition["function"]
             special = name.startswith("__") and name.endswith("__")
-            registered = any(not PLAIN_DECORATOR.match(decorator) for decorator in decorators)
             unit = Unit(path, name, root=registered or outside_base or special and in_class is None,
                         special=special, cls=in_class,
                         elsewhere=any(ELSEWHERE.match(decorator) for decorator in decorators))

@@ -19,7 +19,7 @@ from asyncguard.atomic import write_atomically
 from asyncguard.lifetime import deferred_signals
 
 CACHE_DIR = ".asyncguard_cache"
-CACHE_FORMAT = 22
+CACHE_FORMAT = 23
 """Version 2 added each file's summary and calls on the loop (the whole-program pass); 13 a summary per module name
 the file is imported under, and the whole-program pass's own findings; 14 properties in outlines; 15 the coroutines
 nothing runs; 16 summaries, loop calls and outlines in a file of their own, read only when the pass runs; 20 the

@@ -188,6 +188,24 @@ def module_name(path: str, root: str) -> str:
     return ".".join(parts)
 
 
+def distinct_module_names(files: list[SourceFile]) -> None:
+    """Files of a monorepo's services that Python imports by the same name (`app.auth` of `apps/booking-api/` and of
+    `apps/marketplace-api/`) are named by their path from the checked root instead (`apps.booking-api.app.auth`):
+    one name, one module, so each service's `from app.auth import ...` is resolved to its own (the nearest)."""
+    by_name: dict[str, list[SourceFile]] = {}
+    for source in files:
+        if source.problem is None:
+            by_name.setdefault(source.module, []).append(source)
+    for sharing in by_name.values():
+        if len({source.path for source in sharing}) < 2:
+            continue
+        for source in sharing:
+            relative = os.path.relpath(str(source.path), source.root)
+            if not relative.startswith(os.pardir):
+                parts = relative[:-3].split(os.sep)
+                source._module = ".".join(parts[:-1] if len(parts) > 1 and parts[-1] == "__init__" else parts)
+
+
 def display_path(path: str, cwd: str) -> str:
     shown = path[len(cwd):] if path.startswith(cwd) else path
     return shown.replace(os.sep, "/")

@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Iterator
 
 from asyncguard.lint.interface.cache import CacheEntry, FindingsCache, digest, program_key
 from asyncguard.lint.interface.config import Settings
-from asyncguard.lint.interface.files import SourceFile
+from asyncguard.lint.interface.files import SourceFile, distinct_module_names
 from asyncguard.lint.findings import NOTICES, Finding, internal_error, not_checked
 from asyncguard.lint.engine.program import LibraryCalls, ModuleRecord, Program, needed
 from asyncguard.lint.engine.names import Outline, Project, full_names, layout
@@ -190,6 +190,7 @@ def run(files: Iterable[SourceFile], settings: Settings, use_cache: bool = True,
 def _run(files: Iterable[SourceFile], settings: Settings, use_cache: bool,
          progress: Callable[[int], None] | None, buffers: dict[Path, bytes] | None) -> RunResult:
     files = list(files)
+    distinct_module_names(files)
     enabled = settings.enabled_codes()
     cache = FindingsCache(settings.project_root, settings.fingerprint(), enabled=use_cache)
     result = RunResult()

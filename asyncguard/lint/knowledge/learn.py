@@ -58,7 +58,11 @@ def learn_one(sources: Sources, out: Path, with_learned: list[Path]) -> dict:
     from asyncguard.lint.knowledge.learner import Learner, import_names
 
     knowledge = build_knowledge()
-    knowledge.learned = LearnedData(with_learned, without=frozenset(import_names(sources.root)))
+    own = frozenset(import_names(sources.root))
+    knowledge.learned = LearnedData(with_learned, without=own)
+    # the curated spellings of its own names (`pandas.core.frame.DataFrame` as `pandas.DataFrame`) are for its
+    # users: inside the library, its classes are where they are defined, with their bases
+    knowledge.aliases = [(prefix, name) for prefix, name in knowledge.aliases if prefix.split(".", 1)[0] not in own]
     _weaken(knowledge.blocking)
     return Learner(sources, knowledge).learn().to_json()
 

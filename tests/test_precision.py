@@ -990,3 +990,23 @@ def test_a_model_a_lazy_singleton_loads_holds_the_loop_on_the_first_request():
     """Unlike a client built or a directory made, a model loaded by the first request's call holds its loop for
     seconds (and so does a server asked, a vault's login)."""
     assert reported(LAZY_MODEL) == expected_findings(LAZY_MODEL)
+
+
+def test_services_whose_packages_share_a_name_import_their_own(tmp_path):
+    """`apps/booking-api/app/auth.py` and `apps/marketplace-api/app/auth.py` are both `app.auth` to Python: the
+    booking service's `from app.auth import hash_password` is its own (bcrypt), not the other's."""
+    files = {
+        "app/apps/booking-api/app/__init__.py": "",
+        "app/apps/booking-api/app/auth.py": ("import bcrypt\n\n\ndef hash_password(password):\n"
+                                            "    return bcrypt.hashpw(password, bcrypt.gensalt())\n"),
+        "app/apps/booking-api/app/main.py": ("from fastapi import FastAPI\n\nfrom app.auth import hash_password\n\n"
+                                            "app = FastAPI()\n\n\n@app.post('/register')\nasync def register(p: str):\n"
+                                            "    return hash_password(p)  # AG800\n"),
+        "app/apps/marketplace-api/app/__init__.py": "",
+        "app/apps/marketplace-api/app/auth.py": "def create_token(user):\n    return str(user)\n",
+        "app/apps/marketplace-api/app/main.py": ("from fastapi import FastAPI\n\nfrom app.auth import create_token\n\n"
+                                                "app = FastAPI()\n\n\n@app.post('/token')\nasync def token(u: str):\n"
+                                                "    return create_token(u)\n"),
+    }
+    found = {(f.path.partition("/app/")[2], f.line) for f in check_tree(tmp_path, files)}
+    assert found == {("apps/booking-api/app/main.py", 10)}

@@ -967,26 +967,6 @@ def test_an_implementation_found_for_a_protocol_calls_its_own_methods(tmp_path):
     assert reported == expected
 
 
-def test_each_service_of_a_monorepo_imports_its_own_module_of_a_shared_name(tmp_path):
-    """`apps/booking-api/app/auth.py` and `apps/marketplace-api/app/auth.py` are both `app.auth` to Python: the
-    booking service's `from app.auth import hash_password` is its own (bcrypt), not the other's."""
-    files = {
-        "app/apps/booking-api/app/__init__.py": "",
-        "app/apps/booking-api/app/auth.py": ("import bcrypt\n\n\ndef hash_password(password):\n"
-                                            "    return bcrypt.hashpw(password, bcrypt.gensalt())\n"),
-        "app/apps/booking-api/app/main.py": ("from fastapi import FastAPI\n\nfrom app.auth import hash_password\n\n"
-                                            "app = FastAPI()\n\n\n@app.post('/register')\nasync def register(p: str):\n"
-                                            "    return hash_password(p)  # AG800\n"),
-        "app/apps/marketplace-api/app/__init__.py": "",
-        "app/apps/marketplace-api/app/auth.py": "def create_token(user):\n    return str(user)\n",
-        "app/apps/marketplace-api/app/main.py": ("from fastapi import FastAPI\n\nfrom app.auth import create_token\n\n"
-                                                "app = FastAPI()\n\n\n@app.post('/token')\nasync def token(u: str):\n"
-                                                "    return create_token(u)\n"),
-    }
-    reported, expected, _ = check(tmp_path, files)
-    assert reported == expected
-
-
 def test_a_project_cursor_passed_to_a_helper_runs_its_own_execute(tmp_path):
     """`_table_missing(cursor)` with `def _table_missing(cursor): cursor.execute(...)`: the route's cursor is the
     project's `TrackedCursor`, whose `execute` runs sqlite3's."""

@@ -636,7 +636,9 @@ class Project:
     def nearest_module(self, module: str, importer: str) -> str | None:
         """The full name of `module` as `importer` imports it, where several services of a monorepo each have one
         (`from wrapper import Wrapper` in each of six services run from their own directories, so no `wrapper`
-        key is kept): the one that shares the most leading packages with the importer, if only one does."""
+        key is kept): the one whose file shares the most leading directories with the importer's, if only one does
+        (by path: a module named by its path because another service has one of its name, `apps.booking-api.app.auth`,
+        is still the nearest of `app.routers.auth` beside it)."""
         top = module.split(".", 1)[0]
         if module in self.modules or top in STANDARD_LIBRARY or top in self.libraries:
             return None  # `from sqlalchemy import select` beside two `infra/sqlalchemy/` packages is the library
@@ -648,9 +650,13 @@ class Project:
                       if name.endswith(f".{module}")]
         if len(candidates) < 2 or importer in candidates:  # a module never imports itself:
             return None  # `import requests` in each service's own `requests.py` is the library
-        importer_parts = importer.split(".")
-        shared = {name: next((i for i, (a, b) in enumerate(zip(name.split("."), importer_parts)) if a != b),
-                             min(name.count(".") + 1, len(importer_parts))) for name in candidates}
+        importer_path = self.modules.get(importer)
+        if importer_path is None:
+            return None
+        importer_parts = importer_path.parent.parts
+        shared = {name: next((i for i, (a, b) in enumerate(zip(self.modules[name].parent.parts, importer_parts))
+                              if a != b), min(len(self.modules[name].parent.parts), len(importer_parts)))
+                  for name in candidates}
         best = max(shared.values())
         nearest = [name for name, count in shared.items() if count == best]
         return nearest[0] if best and len(nearest) == 1 else None

@@ -190,20 +190,25 @@ def module_name(path: str, root: str) -> str:
 
 def distinct_module_names(files: list[SourceFile]) -> None:
     """Files of a monorepo's services that Python imports by the same name (`app.auth` of `apps/booking-api/` and of
-    `apps/marketplace-api/`) are named by their path from the checked root instead (`apps.booking-api.app.auth`):
-    one name, one module, so each service's `from app.auth import ...` is resolved to its own (the nearest)."""
-    by_name: dict[str, list[SourceFile]] = {}
-    for source in files:
-        if source.problem is None:
-            by_name.setdefault(source.module, []).append(source)
-    for sharing in by_name.values():
-        if len({source.path for source in sharing}) < 2:
-            continue
-        for source in sharing:
-            relative = os.path.relpath(str(source.path), source.root)
-            if not relative.startswith(os.pardir):
-                parts = relative[:-3].split(os.sep)
-                source._module = ".".join(parts[:-1] if len(parts) > 1 and parts[-1] == "__init__" else parts)
+    `apps/marketplace-api/`) are named by their path from the checked root instead (`apps.booking-api.app.auth`),
+    and so is every other module of their top-level packages there (`apps.booking-api.app.routers.auth`): one name,
+    one module, and each package's own imports and relative imports still meet (the nearest `app.auth` is its own)."""
+    def top_package(source: SourceFile) -> tuple[Path, str]:
+        """The directory holding the file's top-level package (or module), with that package's name."""
+        parts = source.module.split(".")
+        depth = len(parts) + (source.path.name == "__init__.py")
+        return source.path.parents[depth - 1], parts[0]
+
+    checked = [source for source in files if source.problem is None]
+    by_name: dict[str, set[tuple[Path, str]]] = {}
+    for source in checked:
+        by_name.setdefault(source.module, set()).add(top_package(source))
+    shared = {top for tops in by_name.values() if len({directory for directory, _ in tops}) > 1 for top in tops}
+    for source in checked:
+        directory, _ = found = top_package(source)
+        prefix = os.path.relpath(directory, source.root)
+        if found in shared and prefix != os.curdir and not prefix.startswith(os.pardir):
+            source._module = ".".join([*prefix.split(os.sep), source.module])
 
 
 def display_path(path: str, cwd: str) -> str:

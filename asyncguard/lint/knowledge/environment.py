@@ -114,10 +114,10 @@ def learned_directory(python: Path, cache: Path) -> Path:
 
 @functools.cache
 def learner_digest() -> str:
-    """Of the sources that decide what is learned: the engine, the learner and the curated base."""
+    """Of the sources that decide what is learned: the engine, the learner, its driver and the curated base."""
     package = Path(__file__).resolve().parents[1]
     sources = [*sorted((package / "engine").glob("*.py")), package / "knowledge" / "learner.py",
-               package / "knowledge" / "blocking_calls.toml"]
+               package / "knowledge" / "learn.py", package / "knowledge" / "blocking_calls.toml"]
     return hashlib.blake2b(b"".join(path.read_bytes() for path in sources), digest_size=8).hexdigest()
 
 

@@ -536,8 +536,8 @@ def _files_named(importer: str, relative: int, name: str, by_suffix: dict[str, s
     parts = name.split(".")
     start, found = next(((start, by_suffix[tail]) for start in range(len(parts))
                          if (tail := ".".join(parts[start:])) in by_suffix), (0, set()))
-    own = _root_of(importer, modules[importer])
     if start:  # `mcp.types` is no far `core/types.py`; `app.crm.router` is `app/crm/router.py` of root `app/`
+        own = _root_of(importer, modules[importer])
         spelled = "/".join(parts)
         found = {path for path in found if _root_of(path, modules[path]) == own or _common([importer, path])
                  or f"/{path}".endswith((f"/{spelled}.py", f"/{spelled}/__init__.py"))}

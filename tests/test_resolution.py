@@ -998,3 +998,41 @@ def test_a_name_a_try_binds_keeps_that_binding_over_its_except_fallback(tmp_path
                         "@app.post('/items')\nasync def create(item: dict):\n    publisher.publish(item)  # AG800\n"),
     })
     assert reported == expected
+
+
+def test_a_generated_grpc_stub_on_a_sync_channel_calls_the_server(tmp_path):
+    """`self.stub = RolesServiceStub(self.channel)` with `self.channel = grpc.insecure_channel(...)`: the generated
+    stub's `self.GetUserRole = channel.unary_unary(...)` is a sync multi-callable, so calling it waits for the
+    server; on a `grpc.aio` channel it is awaited and holds nothing."""
+    stub = ("class RolesServiceStub(object):\n    def __init__(self, channel):\n"
+            "        self.GetUserRole = channel.unary_unary('/roles.RolesService/GetUserRole')\n")
+    reported, expected, _ = check(tmp_path, {
+        "app/roles_pb2_grpc.py": stub,
+        "app/client.py": ("import grpc\n\nfrom app import roles_pb2_grpc as pb2_grpc\n\n\nclass RolesClient:\n"
+                          "    def __init__(self, host: str):\n        self.channel = grpc.insecure_channel(host)\n"
+                          "        self.stub = pb2_grpc.RolesServiceStub(self.channel)\n\n"
+                          "    def get_user_role(self, token):\n        return self.stub.GetUserRole(token)\n\n\n"
+                          "roles_client = RolesClient('roles:50051')\n"),
+        "app/main.py": ("import grpc\nfrom fastapi import FastAPI\n\nfrom app.client import roles_client\n"
+                        "from app.roles_pb2_grpc import RolesServiceStub\n\napp = FastAPI()\n\n\n"
+                        "@app.get('/me')\nasync def me(token: str):\n"
+                        "    return roles_client.get_user_role(token)  # AG800\n\n\n"
+                        "@app.get('/aio')\nasync def aio(token: str):\n"
+                        "    async with grpc.aio.insecure_channel('roles:50051') as channel:\n"
+                        "        return await RolesServiceStub(channel).GetUserRole(token)\n"),
+    })
+    assert reported == expected
+
+
+def test_an_untyped_parameter_of_a_static_coroutine_is_what_its_callers_pass(tmp_path):
+    """`await UserRepo.find(supabase, user_id)` with `async def find(client, user_id)` a static method: its
+    `client.table(...).execute()` is the caller's sync supabase client."""
+    reported, expected, _ = check(tmp_path, {
+        "app/repo.py": ("class UserRepo:\n    @staticmethod\n    async def find(client, user_id):\n"
+                        "        return client.table('users').select('*').eq('id', user_id).execute()  # AG106\n"),
+        "app/main.py": ("from fastapi import FastAPI\nfrom supabase import create_client\n\n"
+                        "from app.repo import UserRepo\n\napp = FastAPI()\nsupabase = create_client('url', 'key')\n\n\n"
+                        "@app.get('/users/{user_id}')\nasync def user(user_id: str):\n"
+                        "    return await UserRepo.find(supabase, user_id)\n"),
+    })
+    assert reported == expected

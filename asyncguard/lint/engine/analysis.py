@@ -745,20 +745,19 @@ class ModuleIndex:
 
     def passed_to(self, path: str, wanted: dict[str, int]) -> dict[str, Value]:
         """What this module's calls of `path` pass the `wanted` parameters (name → position), each from the first
-        call that passes an instance (`Resolver.passed_to`): calls at its top level and in its module-level
-        functions, their simple assignments followed."""
+        call that passes an instance (`Resolver.passed_to`): calls at its top level, in its module-level functions
+        and in the methods of its top-level classes (`pb2_grpc.RolesServiceStub(self.channel)`), their simple
+        assignments followed."""
         found: dict[str, Value] = {}
         if path in self._callers_read:  # a call of the factory inside itself, or a cycle: nothing
             return found
         self._callers_read.add(path)
         try:
-            bodies = [(self.module.body, None)] + [(statement.body, statement) for statement in self.module.body
-                                                   if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))]
-            for body, function in bodies:
+            for body, function, class_path in self._calling_bodies():
                 scope = self.scope
                 if function is not None:
                     scope = Scope(self.scope, "function")
-                    bind_parameters(function, scope, self.resolver, None)
+                    bind_parameters(function, scope, self.resolver, class_path)
                 for current in own_nodes(body):
                     if function is not None and isinstance(current, SIMPLE_BINDINGS):
                         for name, value in bindings_of(current, scope, self.resolver, self.package):
@@ -769,7 +768,8 @@ class ModuleIndex:
                                 if constructs == "middleware" else positional(current, position) or keyword(
                                     current, parameter)
                             value = self.resolver.infer(given, scope) if given is not None else None
-                            if value is None and function is not None and isinstance(given, ast.Name):
+                            if value is None and function is not None and class_path is None and \
+                                    isinstance(given, ast.Name):
                                 value = self._passed_on(function, given.id)
                             if value is not None and value.instance:
                                 found[parameter] = value
@@ -778,6 +778,18 @@ class ModuleIndex:
             return found
         finally:
             self._callers_read.discard(path)
+
+    def _calling_bodies(self) -> Iterator[tuple[list[ast.stmt], ast.FunctionDef | ast.AsyncFunctionDef | None,
+                                                str | None]]:
+        """The module's top level, its functions, and its top-level classes' methods (with their class)."""
+        yield self.module.body, None, None
+        for statement in self.module.body:
+            if isinstance(statement, FUNCTIONS):
+                yield statement.body, statement, None
+            elif isinstance(statement, ast.ClassDef):
+                for member in statement.body:
+                    if isinstance(member, FUNCTIONS):
+                        yield member.body, member, f"{self.prefix}{statement.name}"
 
     def _constructs(self, call: ast.Call, scope: Scope, path: str) -> str | None:
         """Whether the call runs `path`: "call" for `path(...)`, "middleware" for `app.add_middleware(path, auth=...)`
@@ -961,9 +973,10 @@ class ModuleIndex:
 
     def _bind_from_constructions(self, init: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope, path: str) -> None:
         """`self.conn = conn` of an `__init__` whose `conn` says nothing of its type: what the project's calls of
-        the class pass it (`PsycopgAdapter(psycopg2.connect(...))`), so `self.conn.cursor()` is understood."""
-        stored = {value.id for _, value, _ in self_assignments(init.body, Scope(scope, "function"), self.resolver,
-                                                                 self.package) if isinstance(value, ast.Name)}
+        the class pass it (`PsycopgAdapter(psycopg2.connect(...))`), so `self.conn.cursor()` is understood; and so
+        is `self.GetUserRole = channel.unary_unary(...)` of a generated gRPC stub given a sync channel."""
+        stored = {name.id for _, value, _ in self_assignments(init.body, Scope(scope, "function"), self.resolver,
+                                                                self.package) if (name := stored_receiver(value))}
         wanted = {param.arg: position - 1 for position, (param, _) in enumerate(parameters(init.args))
                   if position > 0 and param.arg in stored and param.annotation is None
                   and scope.names.get(param.arg) is None}
@@ -1145,6 +1158,14 @@ def self_assignments(body: list[ast.stmt], scope: Scope, resolver: Resolver, pac
             name = assigned(node.target)
             if name:
                 yield name, node.value, node.annotation
+
+
+def stored_receiver(value: ast.expr | None) -> ast.Name | None:
+    """The name an `__init__` keeps, or keeps what a call on it makes: `conn` of `self.conn = conn`, `channel` of
+    a generated gRPC stub's `self.GetUserRole = channel.unary_unary(...)`."""
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
+        value = value.func.value
+    return value if isinstance(value, ast.Name) else None
 
 
 def state_attribute(node: ast.expr) -> str | None:
@@ -1358,9 +1379,8 @@ class BlockingCallWalker:
                 self.cached.add(frame.owner)
         scope = Scope(self.scope, "function")
         bind_parameters(node, scope, self.resolver, enclosing_class)
-        if enclosing_class is None and self.scope.kind == "module" and (
-                defines_coroutines(node) or isinstance(node, ast.AsyncFunctionDef) and not node.decorator_list):
-            self._bind_from_callers(node, scope)
+        if self.frame is None and self._typed_by_callers(node, enclosing_class):
+            self._bind_from_callers(node, scope, enclosing_class)
         self.frames.append(frame)
         self.scopes.append(scope)
         for statement in node.body:  # a closure may call a helper defined after it
@@ -1372,20 +1392,32 @@ class BlockingCallWalker:
         self.scopes.pop()
         self.frames.pop()
 
-    def _bind_from_callers(self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope) -> None:
+    def _typed_by_callers(self, node: ast.FunctionDef | ast.AsyncFunctionDef, enclosing_class: str | None) -> bool:
+        """A module-level router factory or undecorated coroutine, or a coroutine method of a top-level class
+        (`@staticmethod async def find(client, user_id)` of a repository)."""
+        if enclosing_class is None:
+            return self.scope.kind == "module" and (
+                defines_coroutines(node) or isinstance(node, ast.AsyncFunctionDef) and not node.decorator_list)
+        return isinstance(node, ast.AsyncFunctionDef) and len(self.classes) == 1 and all(
+            (dotted_name(decorator) or "") in {"staticmethod", "classmethod"} for decorator in node.decorator_list)
+
+    def _bind_from_callers(self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope,
+                           enclosing_class: str | None) -> None:
         """A router factory's or a coroutine's parameters that say nothing of their type (`def build_router(service)`,
         its routes calling `service.render(...)`; `async def load(key, *, s3: Any)` calling `s3.get_object(...)`)
-        are what the project's calls of it pass (`build_router(app.state.service)`, `await load(key, s3=client)`)."""
-        untyped = {param.arg: position for position, (param, _) in enumerate(parameters(node.args))
-                   if scope.names.get(param.arg) is None and says_nothing(param)}
+        are what the project's calls of it pass (`build_router(app.state.service)`, `await load(key, s3=client)`,
+        `await UserRepo.find(supabase, user_id)`)."""
+        names = passed_parameters(node, enclosing_class)
+        untyped = {param.arg: names.index(param.arg) for param, _ in parameters(node.args)
+                   if param.arg in names and scope.names.get(param.arg) is None and says_nothing(param)}
         if not untyped:
             return
         receivers = {func.value.id for func in (child.func for child in ast.walk(node) if isinstance(child, ast.Call))
                      if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)}
         wanted = {parameter: position for parameter, position in untyped.items() if parameter in receivers}
         if wanted:
-            for parameter, passed in self.resolver.passed_to(f"{self.index.prefix}{node.name}", node.name,
-                                                             wanted).items():
+            path = f"{enclosing_class}.{node.name}" if enclosing_class else f"{self.index.prefix}{node.name}"
+            for parameter, passed in self.resolver.passed_to(path, node.name, wanted).items():
                 scope.bind(parameter, passed)
 
     def _own_nested_owner(self, node: ast.FunctionDef | ast.AsyncFunctionDef, parent: FunctionFrame) -> str | None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import re
+import signal
 import tokenize
 from pathlib import Path
 
@@ -9,6 +10,14 @@ import pytest
 
 from asyncguard.lint.knowledge.base import build_knowledge
 from asyncguard.lint.engine.checker import check_source
+
+@pytest.fixture(autouse=True, scope="session")
+def hangup_handled_by_default():
+    """Under `nohup` SIGHUP is ignored, and an ignored signal stays ignored in every child, where asyncguard leaves it
+    so (as `nohup` asks): the tests that send it to a run they start need the default disposition to inherit."""
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
 
 EXPECTATION = re.compile(r"#\s*(AG\d{3})\b")
 ROOT = Path(__file__).resolve().parent.parent

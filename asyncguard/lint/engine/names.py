@@ -48,8 +48,10 @@ service's, not a whole site-packages'."""
 
 
 def search_roots(modules: Iterable[tuple[str, Path]]) -> list[Path]:
-    """For `app/routers/users.py` imported as `app.routers.users`: the directory that holds `app/`."""
-    roots = {path.parents[name.count(".")] for name, path in modules if len(path.parents) > name.count(".")}
+    """For `app/routers/users.py` imported as `app.routers.users`, and for `app/__init__.py` imported as `app`: the
+    directory that holds `app/`."""
+    roots = {path.parents[depth] for name, path in modules
+             if len(path.parents) > (depth := name.count(".") + (path.name == "__init__.py"))}
     return sorted(roots)
 
 

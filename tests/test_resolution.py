@@ -14,14 +14,13 @@ from asyncguard.lint.interface.runner import run
 from conftest import expected_findings
 
 
-def check(root: Path, files: dict[str, str], checked: str = "app"):
-    """The findings on a tree (its `checked` directory, an `app` package unless told), and the ones its files mark
-    inline, both as (file, line, code)."""
-    for name, text in ({"app/__init__.py": "", **files} if checked == "app" else files).items():
+def check(root: Path, files: dict[str, str]):
+    """The findings on a tree, and the ones its files mark inline, both as (file, line, code)."""
+    for name, text in {"app/__init__.py": "", **files}.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    findings = run(list(discover([str(root / checked)], root, [])), Settings(project_root=root),
+    findings = run(list(discover([str(root / "app")], root, [])), Settings(project_root=root),
                    use_cache=False).findings
     reported = {(Path(f.path).resolve().relative_to(root.resolve()).as_posix(), f.line, f.code) for f in findings}
     expected = {(name, line, code) for name, text in files.items() for line, code in expected_findings(text)}
@@ -1037,39 +1036,3 @@ def test_an_untyped_parameter_of_a_static_coroutine_is_what_its_callers_pass(tmp
                         "    return await UserRepo.find(supabase, user_id)\n"),
     })
     assert reported == expected
-
-
-def test_a_static_coroutine_passing_its_untyped_parameter_on_hands_over_the_callers_client(tmp_path):
-    """`await UserRepo.limits(supabase, user_id)` whose `limits(client, user_id)` awaits `UserRepo.tiers(client)`:
-    the `client` of `tiers` is what the callers of `limits` pass, however many static methods it goes through."""
-    reported, expected, _ = check(tmp_path, {
-        "app/repo.py": ("class UserRepo:\n    @staticmethod\n    async def tiers(client):\n"
-                        "        return client.table('tiers').select('*').execute()  # AG106\n\n"
-                        "    @staticmethod\n    async def limits(client, user_id):\n"
-                        "        return await UserRepo.tiers(client)\n"),
-        "app/main.py": ("from fastapi import FastAPI\nfrom supabase import create_client\n\n"
-                        "from app.repo import UserRepo\n\napp = FastAPI()\nsupabase = create_client('url', 'key')\n\n\n"
-                        "@app.get('/users/{user_id}')\nasync def user(user_id: str):\n"
-                        "    return await UserRepo.limits(supabase, user_id)\n"),
-    })
-    assert reported == expected
-
-
-def test_a_package_every_service_of_a_monorepo_has_is_each_importers_own(tmp_path):
-    """`from grpc_files import roles_client` in each of three services run from their own `src/`: the name is
-    ambiguous for the project, so it is the importer's nearest package, not the first service's found on disk."""
-    files = {}
-    for service, leaf in (("menu", "time.sleep(1)"), ("restaurant", "requests.get(token)"),
-                          ("review", "open(token).read()")):
-        files[f"services/{service}/src/grpc_files/__init__.py"] = (
-            f"import requests\nimport time\n\n\nclass RolesClient:\n    def role(self, token):\n"
-            f"        return {leaf}\n\n\nroles_client = RolesClient()\n")
-        files[f"services/{service}/src/authentication.py"] = (
-            "from grpc_files import roles_client\n\n\n"
-            "async def authenticate(token):\n    return roles_client.role(token)  # AG800\n")
-    files["services/review/src/setup/__init__.py"] = ""  # a package of review's alone keeps its name,
-    files["services/review/src/setup/config.py"] = "DEBUG = False\n"  # so review's `src/` is where imports look
-    reported, expected, findings = check(tmp_path, files, checked="services")
-    assert reported == expected
-    leaves = sorted(f.message.split(" → ")[1].split(" (")[0] for f in findings)
-    assert leaves == ["open", "requests.get", "time.sleep"]

@@ -768,8 +768,9 @@ class ModuleIndex:
                                 if constructs == "middleware" else positional(current, position) or keyword(
                                     current, parameter)
                             value = self.resolver.infer(given, scope) if given is not None else None
-                            if value is None and function is not None and isinstance(given, ast.Name):
-                                value = self._passed_on(function, class_path, given.id)
+                            if value is None and function is not None and class_path is None and \
+                                    isinstance(given, ast.Name):
+                                value = self._passed_on(function, given.id)
                             if value is not None and value.instance:
                                 found[parameter] = value
                         if len(found) == len(wanted):
@@ -800,17 +801,12 @@ class ModuleIndex:
             return "middleware"
         return None
 
-    def _passed_on(self, function: ast.FunctionDef | ast.AsyncFunctionDef, class_path: str | None,
-                   name: str) -> Value | None:
-        """What the project's calls of `function` (a module-level function, or a method of `class_path`) pass its
-        untyped parameter `name`, which it passes on: `await UserRepo.tiers(client)` in a static method given
-        `client` by its own callers."""
-        passed = passed_parameters(function, class_path)
-        if name not in passed or not any(param.arg == name and says_nothing(param)
-                                         for param, _ in parameters(function.args)):
-            return None
-        path = f"{class_path}.{function.name}" if class_path else f"{self.prefix}{function.name}"
-        return self.resolver.passed_to(path, function.name, {name: passed.index(name)}).get(name)
+    def _passed_on(self, function: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> Value | None:
+        """What the project's calls of `function` pass its untyped parameter `name`, which it passes on."""
+        for position, (param, _) in enumerate(parameters(function.args)):
+            if param.arg == name and says_nothing(param):
+                return self.resolver.passed_to(f"{self.prefix}{function.name}", function.name, {name: position}).get(name)
+        return None
 
     def result_given(self, path: str, given: tuple[Value | None, ...]) -> Value | None:
         """What a function returns when its unannotated positional parameters are given instances of these types

@@ -48,10 +48,8 @@ service's, not a whole site-packages'."""
 
 
 def search_roots(modules: Iterable[tuple[str, Path]]) -> list[Path]:
-    """For `app/routers/users.py` imported as `app.routers.users`, and for `app/__init__.py` imported as `app`: the
-    directory that holds `app/`."""
-    roots = {path.parents[depth] for name, path in modules
-             if len(path.parents) > (depth := name.count(".") + (path.name == "__init__.py"))}
+    """For `app/routers/users.py` imported as `app.routers.users`: the directory that holds `app/`."""
+    roots = {path.parents[name.count(".")] for name, path in modules if len(path.parents) > name.count(".")}
     return sorted(roots)
 
 
@@ -644,7 +642,12 @@ class Project:
         top = module.split(".", 1)[0]
         if module in self.modules or top in STANDARD_LIBRARY or top in self.libraries:
             return None  # `from sqlalchemy import select` beside two `infra/sqlalchemy/` packages is the library
-        candidates = self._named_like(module)
+        if self._by_last_name is None:
+            self._by_last_name = {}
+            for name in full_names(self.modules).values():
+                self._by_last_name.setdefault(name.rpartition(".")[2], []).append(name)
+        candidates = [name for name in self._by_last_name.get(module.rpartition(".")[2], ())
+                      if name.endswith(f".{module}")]
         if len(candidates) < 2 or importer in candidates:  # a module never imports itself:
             return None  # `import requests` in each service's own `requests.py` is the library
         importer_path = self.modules.get(importer)
@@ -657,14 +660,6 @@ class Project:
         best = max(shared.values())
         nearest = [name for name, count in shared.items() if count == best]
         return nearest[0] if best and len(nearest) == 1 else None
-
-    def _named_like(self, module: str) -> list[str]:
-        """The full names of the checked modules that end with `module` (`menu.src.grpc_files` of `grpc_files`)."""
-        if self._by_last_name is None:
-            self._by_last_name = {}
-            for name in full_names(self.modules).values():
-                self._by_last_name.setdefault(name.rpartition(".")[2], []).append(name)
-        return [name for name in self._by_last_name.get(module.rpartition(".")[2], ()) if name.endswith(f".{module}")]
 
     def package_of(self, module: str) -> str:
         """What relative imports in `module` are relative to: the module itself where it is a package's
@@ -706,10 +701,7 @@ class Project:
         return name, path.split(".")[name.count(".") + 1:]
 
     def _find_on_disk(self, name: str) -> bool:
-        """Whether an unchecked module of the project is on disk, under a search root; a name several checked modules
-        end with (`grpc_files` of each service of a monorepo) is not looked for: `nearest_module` tells which one
-        an importer means, and the first root that holds one need not be its service's."""
-        if name in self.missing or not self.search_roots or len(self._named_like(name)) > 1:
+        if name in self.missing or not self.search_roots:
             return False
         top, _, rest = name.partition(".")
         relative = os.path.join(*name.split("."))
